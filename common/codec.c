@@ -1,0 +1,87 @@
+/* Header codec over the protoc-c generated code; see codec.h. */
+#include "common/codec.h"
+
+#include "common/dtype.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void ps_header_init(ps_header *h)
+{
+    sparkps__header__init(h);
+    h->has_version = 1;
+    h->version = PS_PROTOCOL_VERSION;
+}
+
+static int name_ok(const char *s)
+{
+    return s == NULL || strlen(s) <= PS_MAX_NAME;
+}
+
+static int spec_ok(const Sparkps__TableSpec *t)
+{
+    return t == NULL || (name_ok(t->job) && name_ok(t->name) &&
+                         t->n_shape <= PS_MAX_SHAPE);
+}
+
+int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    if (len == 0 || len > PS_MAX_HEADER_BYTES) {
+        snprintf(err, errlen, "header frame of %zu bytes (must be 1..%u)", len,
+                 PS_MAX_HEADER_BYTES);
+        return PS_EPROTO;
+    }
+    ps_header *h = sparkps__header__unpack(NULL, len, buf);
+    if (h == NULL) {
+        snprintf(err, errlen, "header frame is not a valid protobuf Header");
+        return PS_EPROTO;
+    }
+    int rc = PS_OK;
+    if (!h->has_version || h->version != PS_PROTOCOL_VERSION) {
+        snprintf(err, errlen,
+                 "protocol version %u not spoken (this side speaks %u)",
+                 h->has_version ? h->version : 0, PS_PROTOCOL_VERSION);
+        rc = PS_EVERSION;
+    } else if (h->type <= SPARKPS__MSG_TYPE__MSG_NONE ||
+               h->type > SPARKPS__MSG_TYPE__HEARTBEAT) {
+        snprintf(err, errlen, "unknown message type %d", (int)h->type);
+        rc = PS_EUNKNOWN;
+    } else if (ps_dtype_size((int)h->dtype) == 0) {
+        snprintf(err, errlen, "unknown dtype %d", (int)h->dtype);
+        rc = PS_EPROTO;
+    } else if (!name_ok(h->job) || !name_ok(h->name) || !spec_ok(h->table)) {
+        snprintf(err, errlen, "name longer than %u bytes or shape over %u "
+                 "dims", PS_MAX_NAME, PS_MAX_SHAPE);
+        rc = PS_EPROTO;
+    }
+    *out = h; /* also on error: the caller echoes the request id */
+    return rc;
+}
+
+void ps_header_free(ps_header *h)
+{
+    if (h != NULL)
+        sparkps__header__free_unpacked(h, NULL);
+}
+
+size_t ps_header_packed_size(const ps_header *h)
+{
+    return sparkps__header__get_packed_size(h);
+}
+
+size_t ps_header_pack(const ps_header *h, uint8_t *buf)
+{
+    return sparkps__header__pack(h, buf);
+}
+
+const char *ps_msg_type_name(int type)
+{
+    static const char *names[] = {
+        "NONE", "HELLO", "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB", "PUSH",
+        "PULL", "PUSHPULL", "CLOCK", "STATUS", "HEARTBEAT"};
+    if (type < 0 || type > SPARKPS__MSG_TYPE__HEARTBEAT)
+        return "?";
+    return names[type];
+}

@@ -1,0 +1,43 @@
+/* The one place that includes the protoc-c output: header encode/decode with
+ * the size and sanity limits every receiver relies on.
+ *
+ * Decoding never trusts its input: a frame that is empty, too large, not a
+ * valid protobuf, of another protocol version, or of an unknown type is
+ * refused with a code and a message. Field-level checks that need state
+ * (table ids, ranges) belong to the server. Thread-safe (no shared state). */
+#ifndef PS_CODEC_H
+#define PS_CODEC_H
+
+#include "common/sparkps_err.h"
+#include "sparkps.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PS_PROTOCOL_VERSION 1u
+#define PS_MAX_HEADER_BYTES (64u * 1024u) /* frame 0 never exceeds this */
+#define PS_MAX_NAME 256u                  /* job and table names, bytes */
+#define PS_MAX_SHAPE 8u                   /* dims in a TableSpec shape */
+
+typedef Sparkps__Header ps_header;
+
+/* Initialises a header on the stack: version set, everything else empty. */
+void ps_header_init(ps_header *h);
+
+/* Decodes frame 0 and fills err on failure. Errors: PS_EPROTO (empty,
+ * oversized, not a protobuf, bad names or dtype), PS_EVERSION, PS_EUNKNOWN
+ * (type). When the bytes were a protobuf at all, *out is set even on error,
+ * so the caller can echo request_id in its error reply; whenever *out is
+ * non-NULL it is the caller's to ps_header_free(). */
+int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
+                     size_t errlen);
+
+void ps_header_free(ps_header *h);
+
+size_t ps_header_packed_size(const ps_header *h);
+size_t ps_header_pack(const ps_header *h, uint8_t *buf);
+
+/* "PUSH", "PULL", ...; "?" for an unknown type. */
+const char *ps_msg_type_name(int type);
+
+#endif

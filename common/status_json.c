@@ -1,0 +1,102 @@
+/* Status -> JSON; see status_json.h. Field names follow the proto. */
+#include "common/status_json.h"
+
+#include <math.h>
+
+static const char *cons_name(int c)
+{
+    return c == SPARKPS__CONSISTENCY__SSP   ? "ssp"
+           : c == SPARKPS__CONSISTENCY__BSP ? "bsp"
+                                            : "asp";
+}
+
+static const char *optim_name(int k)
+{
+    static const char *names[] = {"sgd", "adagrad", "adam", "ftrl"};
+    return k >= 0 && k <= 3 ? names[k] : "?";
+}
+
+static void num(ps_strbuf *b, double v)
+{
+    if (isfinite(v))
+        ps_strbuf_printf(b, "%.9g", v);
+    else
+        ps_strbuf_add(b, "null", 4);
+}
+
+static void counters(ps_strbuf *b, const char *key, Sparkps__Counter **c,
+                     size_t n)
+{
+    ps_strbuf_printf(b, ",\"%s\":{", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            ps_strbuf_add(b, ",", 1);
+        ps_strbuf_json_str(b, c[i]->name);
+        ps_strbuf_printf(b, ":%llu", (unsigned long long)c[i]->value);
+    }
+    ps_strbuf_add(b, "}", 1);
+}
+
+void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
+{
+    const Sparkps__Hello *h = st->server;
+    ps_strbuf_add(b, "{\"cluster_id\":", 14);
+    ps_strbuf_json_str(b, h ? h->cluster_id : "");
+    if (h)
+        ps_strbuf_printf(b,
+                         ",\"shard\":%u,\"shards\":%u,\"protocol_version\":%u,"
+                         "\"consistency\":\"%s\",\"staleness\":%u,"
+                         "\"worker_timeout_ms\":%u,\"workers_expected\":%u",
+                         h->shard, h->shards, h->protocol_version,
+                         cons_name((int)h->consistency), h->staleness,
+                         h->worker_timeout_ms, h->workers);
+    ps_strbuf_printf(b,
+                     ",\"uptime_ms\":%llu,\"min_clock\":%lld,"
+                     "\"pending_pulls\":%llu,\"bytes_in\":%llu,"
+                     "\"bytes_out\":%llu,\"tables\":[",
+                     (unsigned long long)st->uptime_ms,
+                     (long long)st->min_clock,
+                     (unsigned long long)st->pending_pulls,
+                     (unsigned long long)st->bytes_in,
+                     (unsigned long long)st->bytes_out);
+    for (size_t i = 0; i < st->n_tables; i++) {
+        const Sparkps__TableInfo *t = st->tables[i];
+        ps_strbuf_add(b, i ? ",{\"job\":" : "{\"job\":", i ? 8 : 7);
+        ps_strbuf_json_str(b, t->job);
+        ps_strbuf_add(b, ",\"name\":", 8);
+        ps_strbuf_json_str(b, t->name);
+        ps_strbuf_printf(
+            b,
+            ",\"id\":%u,\"kind\":\"%s\",\"len\":%llu,\"dim\":%u,\"lo\":%llu,"
+            "\"hi\":%llu,\"rows\":%llu,\"bytes\":%llu,\"optimizer\":\"%s\","
+            "\"pushes\":%llu,\"pulls\":%llu}",
+            t->id, t->kind == SPARKPS__TABLE_KIND__SPARSE ? "sparse" : "dense",
+            (unsigned long long)t->len, t->dim, (unsigned long long)t->lo,
+            (unsigned long long)t->hi, (unsigned long long)t->rows,
+            (unsigned long long)t->bytes, optim_name((int)t->optim),
+            (unsigned long long)t->pushes, (unsigned long long)t->pulls);
+    }
+    ps_strbuf_add(b, "],\"workers\":[", 13);
+    for (size_t i = 0; i < st->n_workers; i++) {
+        const Sparkps__WorkerInfo *w = st->workers[i];
+        ps_strbuf_printf(b,
+                         "%s{\"id\":%u,\"clock\":%lld,\"alive\":%s,"
+                         "\"idle_ms\":%llu",
+                         i ? "," : "", w->id, (long long)w->clock,
+                         w->alive ? "true" : "false",
+                         (unsigned long long)w->idle_ms);
+        if (w->progress) {
+            ps_strbuf_printf(b, ",\"samples\":%llu,\"epoch\":%u,\"loss\":",
+                             (unsigned long long)w->progress->samples,
+                             w->progress->epoch);
+            num(b, w->progress->loss);
+            ps_strbuf_add(b, ",\"accuracy\":", 12);
+            num(b, w->progress->accuracy);
+        }
+        ps_strbuf_add(b, "}", 1);
+    }
+    ps_strbuf_add(b, "]", 1);
+    counters(b, "requests", st->requests, st->n_requests);
+    counters(b, "errors", st->errors, st->n_errors);
+    ps_strbuf_add(b, "}", 1);
+}

@@ -1,0 +1,12 @@
+/* Renders a shard's Status message as JSON, the format of `ps-ctl status
+ * --json`, the client's ps_client_status_json() and (later) HTTP /status.
+ * Pure function, thread-safe. */
+#ifndef PS_STATUS_JSON_H
+#define PS_STATUS_JSON_H
+
+#include "common/codec.h"
+#include "common/strbuf.h"
+
+void ps_status_json(const Sparkps__Status *st, ps_strbuf *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* Worker clocks and liveness for ASP / SSP / BSP.
+ *
+ * Each training worker (worker id >= 0) has a clock: the number of
+ * iterations it has finished, raised by CLOCK messages (values only go up,
+ * so a retried CLOCK is harmless). A worker is alive while it has sent
+ * anything in the last timeout_ms; a silent one stops counting for the
+ * minimum, so a lost worker never blocks the others, and counts again as
+ * soon as it speaks. With `expected` workers configured, ids 0..expected-1
+ * count from the shard's start (at clock 0) even before their first message,
+ * so an early worker cannot run ahead of late starters.
+ *
+ * Under SSP with staleness s a pull by a worker at clock c may be served
+ * when every live worker has clock >= c - s (BSP: s = 0). ASP serves at
+ * once. Single-threaded (the event loop). */
+#ifndef PS_CONSISTENCY_H
+#define PS_CONSISTENCY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { PS_CONS_ASP = 0, PS_CONS_SSP = 1, PS_CONS_BSP = 2 };
+
+#define PS_MAX_WORKER_ID 65535
+
+typedef struct ps_consist_cfg {
+    int mode;
+    int staleness;  /* SSP only; BSP forces 0 */
+    int expected;   /* workers to wait for; 0: only those seen */
+    int timeout_ms; /* silence after which a worker stops counting */
+} ps_consist_cfg;
+
+typedef struct ps_worker_state {
+    uint32_t id;
+    int64_t clock;
+    int alive;
+    int64_t last_seen_ms;
+    /* progress the worker reported */
+    uint64_t samples;
+    double loss;
+    uint32_t epoch;
+    double accuracy;
+    int has_progress;
+} ps_worker_state;
+
+typedef struct ps_consist ps_consist;
+
+int ps_consist_new(ps_consist **out, const ps_consist_cfg *cfg,
+                   int64_t now_ms);
+void ps_consist_free(ps_consist *c);
+
+/* Parses "asp", "bsp", "ssp:S" into cfg->mode/staleness; PS_EINVAL else. */
+int ps_consist_parse(const char *s, int *mode, int *staleness);
+
+/* A message arrived from worker id (<= PS_MAX_WORKER_ID, checked by the
+ * caller): marks it alive. PS_ENOMEM if it could not be tracked. */
+int ps_consist_touch(ps_consist *c, uint32_t id, int64_t now_ms);
+
+/* Raises the worker's clock to `clock` (never lowers it). */
+void ps_consist_set_clock(ps_consist *c, uint32_t id, int64_t clock);
+
+void ps_consist_set_progress(ps_consist *c, uint32_t id, uint64_t samples,
+                             double loss, uint32_t epoch, double accuracy);
+
+/* Marks workers silent for longer than the timeout as not alive; returns
+ * how many changed state, so the caller knows to retry deferred pulls. */
+int ps_consist_expire(ps_consist *c, int64_t now_ms);
+
+/* Smallest clock among live workers; INT64_MAX when none is alive. */
+int64_t ps_consist_min_clock(const ps_consist *c);
+
+/* Whether a pull at `clock` may be served now. */
+int ps_consist_can_serve(const ps_consist *c, int64_t clock);
+
+int ps_consist_mode(const ps_consist *c);
+int ps_consist_staleness(const ps_consist *c);
+
+/* Workers tracked, in id order (for status). NULL past the end. */
+const ps_worker_state *ps_consist_worker_at(const ps_consist *c, size_t i);
+size_t ps_consist_live(const ps_consist *c);
+
+#endif

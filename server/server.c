@@ -1,0 +1,962 @@
+/* The shard's event loop and request handlers; see server.h.
+ *
+ * Threading: one thread owns everything here. Each received multipart
+ * message is [routing id][header][bulk...]; handlers validate the header and
+ * frame sizes against the table before reading any bulk data, and answer
+ * with exactly one reply (HEARTBEAT excepted). A pull that SSP/BSP must hold
+ * back is answered at once with a `deferred` notice (so the client keeps
+ * waiting instead of retrying) and parked until the slowest live worker
+ * catches up or is declared dead. */
+#include "server.h"
+
+#include "common/codec.h"
+#include "common/dtype.h"
+#include "common/log.h"
+#include "common/partition.h"
+#include "common/timeutil.h"
+#include "common/transport.h"
+#include "consistency.h"
+#include "dedup.h"
+#include "table.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MS 100          /* upper bound on timer latency */
+#define DRAIN_MAX 100000     /* messages handled after a stop request */
+#define MSG_TYPES (SPARKPS__MSG_TYPE__HEARTBEAT + 1)
+
+/* A pull parked by SSP/BSP until the slowest worker catches up. */
+typedef struct parked {
+    zmq_msg_t rid;   /* the client's routing id */
+    zmq_msg_t keys;  /* sparse: the key frame (moved, not copied) */
+    int has_keys;
+    int type;
+    uint64_t request_id;
+    uint32_t table;
+    int dtype;
+    uint64_t offset, count;
+    int64_t clock;
+} parked;
+
+struct ps_server {
+    ps_server_cfg cfg;
+    void *ctx;
+    void *sock;
+    char endpoint[256];
+    ps_tables *tables;
+    ps_dedup *dedup;
+    ps_consist *consist;
+    parked *park;
+    size_t npark, park_cap;
+    int64_t start_ms;
+    uint64_t requests[MSG_TYPES];
+    uint64_t errors[PS_ERR_COUNT_];
+    uint64_t bytes_in, bytes_out;
+    /* Aligned scratch for bulk frames that arrive misaligned or in another
+     * dtype; grown on demand, bounded by max_message_bytes. */
+    void *scratch[2];
+    size_t scratch_cap[2];
+};
+
+/* Per-request state passed between the dispatcher and handlers. */
+typedef struct request {
+    ps_frames *f;
+    ps_header *h;
+    ps_header reply;
+    zmq_msg_t values;  /* bulk reply frame, when has_values */
+    int has_values;
+    char err[256];
+} request;
+
+static const char *cons_name(int mode)
+{
+    return mode == PS_CONS_SSP ? "ssp" : mode == PS_CONS_BSP ? "bsp" : "asp";
+}
+
+int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
+                  size_t errlen)
+{
+    if (cfg->shards == 0 || cfg->shard >= cfg->shards) {
+        snprintf(err, errlen, "--shard %u must be below --shards %u",
+                 cfg->shard, cfg->shards);
+        return PS_EINVAL;
+    }
+    if (cfg->cluster_id == NULL || strlen(cfg->cluster_id) == 0 ||
+        strlen(cfg->cluster_id) > PS_MAX_NAME) {
+        snprintf(err, errlen, "--cluster-id must be 1..%u bytes",
+                 PS_MAX_NAME);
+        return PS_EINVAL;
+    }
+    ps_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return PS_ENOMEM;
+    s->cfg = *cfg;
+    s->start_ms = ps_now_ms();
+    int rc = ps_tables_new(&s->tables, cfg->shard, cfg->shards,
+                           cfg->memory_limit);
+    if (rc == PS_OK)
+        rc = ps_dedup_new(&s->dedup, 1024);
+    ps_consist_cfg cc = {cfg->consistency, cfg->staleness, cfg->workers,
+                         cfg->worker_timeout_ms};
+    if (rc == PS_OK)
+        rc = ps_consist_new(&s->consist, &cc, s->start_ms);
+    if (rc != PS_OK) {
+        snprintf(err, errlen, "bad consistency settings or out of memory");
+        goto fail;
+    }
+    s->ctx = zmq_ctx_new();
+    s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
+    if (s->sock == NULL) {
+        snprintf(err, errlen, "cannot create a ZeroMQ socket: %s",
+                 zmq_strerror(zmq_errno()));
+        rc = PS_EZMQ;
+        goto fail;
+    }
+    /* Frames past twice the request limit are cut by libzmq itself (the
+     * connection is dropped) so a hostile peer cannot make us allocate
+     * without bound; up to that, oversized requests get a PS_ETOOBIG reply. */
+    int64_t hard = (int64_t)cfg->max_message_bytes * 2;
+    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &hard, sizeof(hard));
+    int linger = 1000;
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    int hwm = 100000;
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    ps_socket_heartbeat(s->sock, cfg->heartbeat_ms, cfg->heartbeat_ms * 3);
+    if (zmq_bind(s->sock, cfg->listen) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+                 zmq_strerror(zmq_errno()));
+        rc = PS_EZMQ;
+        goto fail;
+    }
+    ps_bound_endpoint(s->sock, s->endpoint, sizeof(s->endpoint));
+    *out = s;
+    return PS_OK;
+fail:
+    ps_server_free(s);
+    return rc;
+}
+
+const char *ps_server_endpoint(const ps_server *s)
+{
+    return s->endpoint;
+}
+
+static void park_release(parked *p)
+{
+    zmq_msg_close(&p->rid);
+    if (p->has_keys)
+        zmq_msg_close(&p->keys);
+}
+
+void ps_server_free(ps_server *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->npark; i++)
+        park_release(&s->park[i]);
+    free(s->park);
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->ctx)
+        zmq_ctx_term(s->ctx);
+    ps_tables_free(s->tables);
+    ps_dedup_free(s->dedup);
+    ps_consist_free(s->consist);
+    free(s->scratch[0]);
+    free(s->scratch[1]);
+    free(s);
+}
+
+/* ---- helpers ---- */
+
+static void *scratch(ps_server *s, int which, size_t bytes)
+{
+    if (bytes > s->scratch_cap[which]) {
+        void *p = realloc(s->scratch[which], bytes);
+        if (p == NULL)
+            return NULL;
+        s->scratch[which] = p;
+        s->scratch_cap[which] = bytes;
+    }
+    return s->scratch[which];
+}
+
+/* A view of a bulk frame as `align`-aligned memory: the frame itself when it
+ * is aligned, else a copy in scratch (libzmq slices small messages out of its
+ * receive buffer at arbitrary offsets). */
+static const void *aligned_view(ps_server *s, int which, const void *p,
+                                size_t bytes, size_t align)
+{
+    if (((uintptr_t)p % align) == 0)
+        return p;
+    void *dst = scratch(s, which, bytes);
+    if (dst != NULL)
+        memcpy(dst, p, bytes);
+    return dst;
+}
+
+static int send_reply(ps_server *s, zmq_msg_t *rid, request *r)
+{
+    zmq_msg_t id;
+    zmq_msg_init(&id);
+    zmq_msg_copy(&id, rid);
+    size_t out = zmq_msg_size(&id);
+    if (zmq_msg_send(&id, s->sock, ZMQ_SNDMORE) < 0) {
+        zmq_msg_close(&id);
+        return PS_EZMQ;
+    }
+    int rc = ps_send_header(s->sock, &r->reply, r->has_values);
+    out += ps_header_packed_size(&r->reply);
+    if (rc == PS_OK && r->has_values) {
+        out += zmq_msg_size(&r->values);
+        if (zmq_msg_send(&r->values, s->sock, 0) < 0)
+            rc = PS_EZMQ;
+        else
+            r->has_values = 0; /* ownership passed to libzmq */
+    }
+    s->bytes_out += out;
+    return rc;
+}
+
+static void fail(request *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(request *r, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    r->reply.has_error_code = 1;
+    r->reply.error_code = code;
+    r->reply.error_msg = r->err;
+}
+
+static int64_t reply_min_clock(ps_server *s)
+{
+    if (ps_consist_mode(s->consist) == PS_CONS_ASP)
+        return -1;
+    int64_t m = ps_consist_min_clock(s->consist);
+    return m == INT64_MAX ? -1 : m;
+}
+
+/* ---- HELLO, DEFINE, DROP ---- */
+
+static void fill_hello(ps_server *s, Sparkps__Hello *hello)
+{
+    sparkps__hello__init(hello);
+    hello->cluster_id = (char *)s->cfg.cluster_id;
+    hello->has_shard = hello->has_shards = 1;
+    hello->shard = s->cfg.shard;
+    hello->shards = s->cfg.shards;
+    hello->has_protocol_version = 1;
+    hello->protocol_version = PS_PROTOCOL_VERSION;
+    hello->has_consistency = hello->has_staleness = 1;
+    hello->consistency = (Sparkps__Consistency)ps_consist_mode(s->consist);
+    hello->staleness = (uint32_t)ps_consist_staleness(s->consist);
+    hello->has_worker_timeout_ms = 1;
+    hello->worker_timeout_ms = (uint32_t)s->cfg.worker_timeout_ms;
+    hello->has_workers = 1;
+    hello->workers = (uint32_t)s->cfg.workers;
+    hello->has_max_message_bytes = 1;
+    hello->max_message_bytes = s->cfg.max_message_bytes;
+}
+
+static void spec_to_def(const Sparkps__TableSpec *t, ps_table_def *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->job = t->job;
+    d->name = t->name;
+    d->kind = (int)t->kind;
+    d->len = t->len;
+    d->dim = t->dim;
+    d->nshape = t->n_shape;
+    for (size_t i = 0; i < t->n_shape && i < PS_TABLE_MAX_SHAPE; i++)
+        d->shape[i] = t->shape[i];
+    if (t->init) {
+        d->init.kind = (int)t->init->kind;
+        d->init.a = t->init->a;
+        d->init.b = t->init->b;
+        d->init.seed = t->init->seed;
+        d->init.fan_in = t->init->fan_in;
+        d->init.fan_out = t->init->fan_out;
+    }
+    if (t->optim) {
+        const Sparkps__Optim *o = t->optim;
+        d->optim.kind = (int)o->kind;
+        d->optim.lr = (float)o->lr;
+        d->optim.momentum = (float)o->momentum;
+        d->optim.beta1 = (float)o->beta1;
+        d->optim.beta2 = (float)o->beta2;
+        d->optim.eps = (float)o->eps;
+        d->optim.l1 = (float)o->l1;
+        d->optim.l2 = (float)o->l2;
+        d->optim.ftrl_beta = (float)o->ftrl_beta;
+        d->optim.weight_decay = (float)o->weight_decay;
+        d->optim.clip = (float)o->clip;
+        d->optim.initial_accumulator = (float)o->initial_accumulator;
+    }
+}
+
+static void handle_define(ps_server *s, request *r)
+{
+    const Sparkps__TableSpec *t = r->h->table;
+    if (t == NULL || t->job == NULL || t->name == NULL) {
+        fail(r, PS_EPROTO, "DEFINE_TABLE needs a table spec with job and name");
+        return;
+    }
+    ps_table_def d;
+    spec_to_def(t, &d);
+    uint32_t id;
+    int rc = ps_tables_define(s->tables, &d, &id, r->err, sizeof(r->err));
+    if (rc != PS_OK) {
+        fail(r, rc, "%s", r->err);
+        return;
+    }
+    ps_table *tab = ps_tables_get(s->tables, id);
+    r->reply.has_table_id = 1;
+    r->reply.table_id = id;
+    r->reply.has_lo = r->reply.has_hi = 1;
+    ps_table_range(tab, &r->reply.lo, &r->reply.hi);
+    ps_log(PS_LOG_DEBUG, "table defined job=%s name=%s id=%u", t->job,
+           t->name, id);
+}
+
+static void handle_drop(ps_server *s, request *r)
+{
+    const char *job = r->h->job;
+    if (job == NULL) {
+        fail(r, PS_EPROTO, "drop needs a job name");
+        return;
+    }
+    if (r->h->type == SPARKPS__MSG_TYPE__DROP_JOB) {
+        int n;
+        ps_tables_drop_job(s->tables, job, &n);
+        ps_log(PS_LOG_INFO, "job dropped job=%s tables=%d", job, n);
+        return;
+    }
+    if (r->h->name == NULL) {
+        fail(r, PS_EPROTO, "DROP_TABLE needs a table name");
+        return;
+    }
+    if (ps_tables_drop(s->tables, job, r->h->name) != PS_OK)
+        fail(r, PS_ENOTABLE, "no table '%s' in job '%s'", r->h->name, job);
+}
+
+/* ---- PUSH / PULL / PUSHPULL ---- */
+
+/* What a validated data request refers to. */
+typedef struct data_req {
+    ps_table *t;
+    int sparse;
+    size_t dim;          /* floats per key (dense: 1) */
+    size_t nvals;        /* floats moved */
+    const uint64_t *keys;
+    const float *grad;
+    zmq_msg_t *keys_msg; /* the key frame, to park it */
+} data_req;
+
+static int validate_data(ps_server *s, request *r, data_req *d)
+{
+    const ps_header *h = r->h;
+    ps_frames *f = r->f;
+    int has_push = h->type != SPARKPS__MSG_TYPE__PULL;
+    size_t dsize = ps_dtype_size((int)h->dtype);
+    memset(d, 0, sizeof(*d));
+    d->t = ps_tables_get(s->tables, h->table_id);
+    if (d->t == NULL) {
+        fail(r, PS_ENOTABLE, "unknown table id %u", h->table_id);
+        return -1;
+    }
+    d->sparse = ps_table_kind(d->t) == PS_TABLE_SPARSE;
+    d->dim = d->sparse ? ps_table_dim(d->t) : 1;
+    int nbulk = f->n - 2;
+    int want = (d->sparse ? 1 : 0) + (has_push ? 1 : 0);
+    if (nbulk != want) {
+        fail(r, PS_EPROTO, "%s on a %s table needs %d data frame(s), got %d",
+             ps_msg_type_name((int)h->type), d->sparse ? "sparse" : "dense",
+             want, nbulk);
+        return -1;
+    }
+    if (h->count == 0) {
+        fail(r, PS_ERANGE, "count is 0");
+        return -1;
+    }
+    if (d->sparse) {
+        if (h->count > SIZE_MAX / 8 / d->dim / dsize ||
+            ps_frame_size(f, 2) != h->count * 8) {
+            fail(r, PS_EPROTO, "key frame of %zu bytes for %llu keys",
+                 ps_frame_size(f, 2), (unsigned long long)h->count);
+            return -1;
+        }
+        d->keys_msg = &f->part[2];
+        d->keys = aligned_view(s, 0, ps_frame_data(f, 2), h->count * 8, 8);
+        if (d->keys == NULL) {
+            fail(r, PS_ENOMEM, "out of memory");
+            return -1;
+        }
+        for (size_t i = 0; i < h->count; i++) {
+            if (ps_key_shard(d->keys[i], s->cfg.shards) != s->cfg.shard) {
+                fail(r, PS_ERANGE, "key %llu belongs to shard %u, not %u",
+                     (unsigned long long)d->keys[i],
+                     ps_key_shard(d->keys[i], s->cfg.shards), s->cfg.shard);
+                return -1;
+            }
+        }
+    } else {
+        uint64_t lo, hi;
+        ps_table_range(d->t, &lo, &hi);
+        if (h->offset < lo || h->offset > hi || h->count > hi - h->offset) {
+            fail(r, PS_ERANGE,
+                 "range [%llu, +%llu) outside this shard's [%llu, %llu)",
+                 (unsigned long long)h->offset, (unsigned long long)h->count,
+                 (unsigned long long)lo, (unsigned long long)hi);
+            return -1;
+        }
+    }
+    d->nvals = (size_t)h->count * d->dim;
+    if (!has_push)
+        return 0;
+    int vf = f->n - 1;
+    if (ps_frame_size(f, vf) != d->nvals * dsize) {
+        fail(r, PS_EPROTO, "value frame of %zu bytes, expected %zu (%zu %s)",
+             ps_frame_size(f, vf), d->nvals * dsize, d->nvals,
+             ps_dtype_name((int)h->dtype));
+        return -1;
+    }
+    const void *raw = ps_frame_data(f, vf);
+    if (h->dtype == SPARKPS__DTYPE__F32) {
+        d->grad = aligned_view(s, 1, raw, d->nvals * 4, 4);
+    } else {
+        float *g = scratch(s, 1, d->nvals * 4);
+        if (g != NULL)
+            ps_dtype_to_f32((int)h->dtype, raw, g, d->nvals);
+        d->grad = g;
+    }
+    if (d->grad == NULL) {
+        fail(r, PS_ENOMEM, "out of memory");
+        return -1;
+    }
+    if (!ps_all_finite(d->grad, d->nvals)) {
+        fail(r, PS_EBADGRAD, "gradient contains NaN or Inf; not applied");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the requested values into a new reply frame in the request's dtype.
+ * `fused` holds the values already (pushpull), else they are read. */
+static int read_values(ps_server *s, ps_table *t, int dtype, int sparse,
+                       const uint64_t *keys, uint64_t offset, uint64_t count,
+                       size_t nvals, zmq_msg_t *msg)
+{
+    size_t dsize = ps_dtype_size(dtype);
+    if (zmq_msg_init_size(msg, nvals * dsize) != 0)
+        return PS_ENOMEM;
+    float *dst = zmq_msg_data(msg);
+    int direct = dtype == PS_DTYPE_F32 && ((uintptr_t)dst % 4) == 0;
+    if (!direct && (dst = scratch(s, 1, nvals * 4)) == NULL) {
+        zmq_msg_close(msg);
+        return PS_ENOMEM;
+    }
+    if (sparse)
+        ps_table_sparse_read(t, keys, (size_t)count, dst);
+    else
+        ps_table_dense_read(t, offset, count, dst);
+    if (!direct)
+        ps_dtype_from_f32(dtype, dst, zmq_msg_data(msg), nvals);
+    return PS_OK;
+}
+
+static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
+{
+    const ps_header *h = r->h;
+    size_t dsize = ps_dtype_size((int)h->dtype);
+    float *out = NULL;
+    if (want_values) {
+        if (zmq_msg_init_size(&r->values, d->nvals * dsize) != 0)
+            return PS_ENOMEM;
+        r->has_values = 1;
+        out = zmq_msg_data(&r->values);
+        if (h->dtype != SPARKPS__DTYPE__F32 || ((uintptr_t)out % 4) != 0)
+            if ((out = scratch(s, 0, d->nvals * 4)) == NULL)
+                return PS_ENOMEM;
+    }
+    if (d->sparse) {
+        /* keys may live in scratch 0; out then goes to a fresh buffer */
+        if (out != NULL && (void *)out == s->scratch[0] &&
+            (const void *)d->keys == s->scratch[0])
+            return PS_ENOMEM;
+        int rc = ps_table_sparse_push(d->t, d->keys, (size_t)h->count,
+                                      d->grad, out);
+        if (rc != PS_OK)
+            return rc;
+    } else {
+        ps_table_dense_push(d->t, h->offset, h->count, d->grad, out);
+    }
+    if (out != NULL && out != zmq_msg_data(&r->values))
+        ps_dtype_from_f32((int)h->dtype, out, zmq_msg_data(&r->values),
+                          d->nvals);
+    return PS_OK;
+}
+
+static int park_pull(ps_server *s, request *r, data_req *d)
+{
+    if (s->npark == s->park_cap) {
+        size_t cap = s->park_cap ? s->park_cap * 2 : 16;
+        parked *p = realloc(s->park, cap * sizeof(*p));
+        if (p == NULL)
+            return PS_ENOMEM;
+        s->park = p;
+        s->park_cap = cap;
+    }
+    parked *p = &s->park[s->npark++];
+    memset(p, 0, sizeof(*p));
+    zmq_msg_init(&p->rid);
+    zmq_msg_move(&p->rid, &r->f->part[0]);
+    if (d->sparse) {
+        zmq_msg_init(&p->keys);
+        zmq_msg_move(&p->keys, d->keys_msg);
+        p->has_keys = 1;
+    }
+    p->type = (int)r->h->type;
+    p->request_id = r->h->request_id;
+    p->table = r->h->table_id;
+    p->dtype = (int)r->h->dtype;
+    p->offset = r->h->offset;
+    p->count = r->h->count;
+    p->clock = r->h->clock;
+    return PS_OK;
+}
+
+static void handle_data(ps_server *s, request *r, int *parked_out)
+{
+    const ps_header *h = r->h;
+    data_req d;
+    if (validate_data(s, r, &d) != 0)
+        return;
+    int is_push = h->type != SPARKPS__MSG_TYPE__PULL;
+    int is_pull = h->type != SPARKPS__MSG_TYPE__PUSH;
+    int is_worker = h->worker_id >= 0;
+    int defer = is_pull && is_worker &&
+                !ps_consist_can_serve(s->consist, h->clock);
+
+    if (is_push) {
+        int status = PS_OK;
+        int dedup = h->client_id != 0 && h->seq != 0;
+        int seen = dedup ? ps_dedup_check(s->dedup, h->client_id, h->seq,
+                                          &status)
+                         : PS_DEDUP_NEW;
+        if (seen == PS_DEDUP_STALE) {
+            fail(r, PS_ESTALE, "sequence %llu is older than the dedup window",
+                 (unsigned long long)h->seq);
+            return;
+        }
+        if (seen == PS_DEDUP_NEW) {
+            status = apply_push(s, r, &d, is_pull && !defer);
+            if (dedup)
+                ps_dedup_record(s->dedup, h->client_id, h->seq, status);
+        } else if (is_pull && !defer && status == PS_OK) {
+            /* Retried pushpull: the push was applied once; answer with the
+             * current values. */
+            status = read_values(s, d.t, (int)h->dtype, d.sparse, d.keys,
+                                 h->offset, h->count, d.nvals, &r->values);
+            r->has_values = status == PS_OK;
+        }
+        if (status != PS_OK) {
+            if (r->has_values) {
+                zmq_msg_close(&r->values);
+                r->has_values = 0;
+            }
+            fail(r, status, "%s", status == PS_ENOMEM
+                                      ? "out of memory applying the push"
+                                      : ps_strerror(status));
+            return;
+        }
+    }
+    if (defer) {
+        if (park_pull(s, r, &d) != PS_OK) {
+            fail(r, PS_ENOMEM, "out of memory parking a pull");
+            return;
+        }
+        *parked_out = 1;
+        r->reply.has_deferred = 1;
+        r->reply.deferred = 1;
+        return;
+    }
+    if (is_pull && !r->has_values) {
+        int rc = read_values(s, d.t, (int)h->dtype, d.sparse, d.keys,
+                             h->offset, h->count, d.nvals, &r->values);
+        if (rc != PS_OK) {
+            fail(r, rc, "out of memory reading values");
+            return;
+        }
+        r->has_values = 1;
+    }
+    if (is_pull) {
+        r->reply.has_min_clock = 1;
+        r->reply.min_clock = reply_min_clock(s);
+    }
+}
+
+/* Serves parked pulls whose clock the slowest live worker now allows. */
+static void serve_parked(ps_server *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->npark; i++) {
+        parked *p = &s->park[i];
+        if (!ps_consist_can_serve(s->consist, p->clock)) {
+            s->park[kept++] = *p;
+            continue;
+        }
+        request r;
+        memset(&r, 0, sizeof(r));
+        ps_header_init(&r.reply);
+        r.reply.has_type = r.reply.has_request_id = 1;
+        r.reply.type = (Sparkps__MsgType)p->type;
+        r.reply.request_id = p->request_id;
+        ps_table *t = ps_tables_get(s->tables, p->table);
+        if (t == NULL) {
+            fail(&r, PS_ENOTABLE, "table %u was dropped", p->table);
+        } else {
+            size_t dim = p->has_keys ? ps_table_dim(t) : 1;
+            const uint64_t *keys =
+                p->has_keys ? aligned_view(s, 0, zmq_msg_data(&p->keys),
+                                           p->count * 8, 8)
+                            : NULL;
+            int rc = p->has_keys && keys == NULL
+                         ? PS_ENOMEM
+                         : read_values(s, t, p->dtype, p->has_keys, keys,
+                                       p->offset, p->count,
+                                       (size_t)p->count * dim, &r.values);
+            if (rc != PS_OK) {
+                fail(&r, rc, "out of memory reading values");
+            } else {
+                r.has_values = 1;
+                r.reply.has_min_clock = 1;
+                r.reply.min_clock = reply_min_clock(s);
+            }
+        }
+        send_reply(s, &p->rid, &r);
+        if (r.has_values)
+            zmq_msg_close(&r.values);
+        park_release(p);
+    }
+    s->npark = kept;
+}
+
+/* ---- CLOCK, STATUS ---- */
+
+static void handle_clock(ps_server *s, request *r)
+{
+    if (r->h->worker_id < 0) {
+        fail(r, PS_EINVAL, "CLOCK needs a worker id");
+        return;
+    }
+    if (r->h->clock < 0) {
+        fail(r, PS_EINVAL, "clock %lld is negative", (long long)r->h->clock);
+        return;
+    }
+    ps_consist_set_clock(s->consist, (uint32_t)r->h->worker_id, r->h->clock);
+}
+
+/* Everything a Status reply points into, owned by the request that sends it
+ * and freed after the reply is packed. */
+typedef struct status_parts {
+    Sparkps__Status st;
+    Sparkps__Hello hello;
+    Sparkps__TableInfo *ti, **tp;
+    Sparkps__WorkerInfo *wi, **wp;
+    Sparkps__Progress *pr;
+    Sparkps__Counter *rq, **rp, *er, **ep;
+} status_parts;
+
+static void status_parts_free(status_parts *p)
+{
+    free(p->ti);
+    free(p->tp);
+    free(p->wi);
+    free(p->wp);
+    free(p->pr);
+    free(p->rq);
+    free(p->rp);
+    free(p->er);
+    free(p->ep);
+}
+
+static void status_tables(ps_server *s, status_parts *p, size_t nt)
+{
+    ps_table_info info;
+    for (size_t i = 0; i < nt; i++) {
+        if (!ps_tables_info_at(s->tables, i, &info))
+            continue;
+        Sparkps__TableInfo *x = &p->ti[p->st.n_tables];
+        sparkps__table_info__init(x);
+        x->job = (char *)info.job;
+        x->name = (char *)info.name;
+        x->has_id = x->has_kind = x->has_len = x->has_dim = 1;
+        x->id = info.id;
+        x->kind = (Sparkps__TableKind)info.kind;
+        x->len = info.len;
+        x->dim = info.dim;
+        x->has_lo = x->has_hi = x->has_rows = x->has_bytes = 1;
+        x->lo = info.lo;
+        x->hi = info.hi;
+        x->rows = info.rows;
+        x->bytes = info.bytes;
+        x->has_optim = x->has_pushes = x->has_pulls = 1;
+        x->optim = (Sparkps__OptimKind)info.optim;
+        x->pushes = info.pushes;
+        x->pulls = info.pulls;
+        p->tp[p->st.n_tables++] = x;
+    }
+}
+
+static void status_workers(ps_server *s, status_parts *p, size_t nw,
+                           int64_t now)
+{
+    for (size_t i = 0; i < nw; i++) {
+        const ps_worker_state *w = ps_consist_worker_at(s->consist, i);
+        Sparkps__WorkerInfo *x = &p->wi[i];
+        sparkps__worker_info__init(x);
+        x->has_id = x->has_clock = x->has_alive = x->has_idle_ms = 1;
+        x->id = w->id;
+        x->clock = w->clock;
+        x->alive = w->alive != 0;
+        x->idle_ms = (uint64_t)(now - w->last_seen_ms);
+        if (w->has_progress) {
+            Sparkps__Progress *g = &p->pr[i];
+            sparkps__progress__init(g);
+            g->has_samples = g->has_loss = g->has_epoch = 1;
+            g->has_accuracy = 1;
+            g->samples = w->samples;
+            g->loss = w->loss;
+            g->epoch = w->epoch;
+            g->accuracy = w->accuracy;
+            x->progress = g;
+        }
+        p->wp[p->st.n_workers++] = x;
+    }
+}
+
+static void status_counters(ps_server *s, status_parts *p)
+{
+    for (int i = 1; i < MSG_TYPES; i++) {
+        sparkps__counter__init(&p->rq[i]);
+        p->rq[i].name = (char *)ps_msg_type_name(i);
+        p->rq[i].has_value = 1;
+        p->rq[i].value = s->requests[i];
+        p->rp[p->st.n_requests++] = &p->rq[i];
+    }
+    for (int i = 1; i < PS_ERR_COUNT_; i++) {
+        if (s->errors[i] == 0)
+            continue;
+        sparkps__counter__init(&p->er[i]);
+        p->er[i].name = (char *)ps_errname(i);
+        p->er[i].has_value = 1;
+        p->er[i].value = s->errors[i];
+        p->ep[p->st.n_errors++] = &p->er[i];
+    }
+}
+
+static void handle_status(ps_server *s, request *r, status_parts *p)
+{
+    size_t nt = ps_tables_slots(s->tables) + 1;
+    size_t nw = 1;
+    while (ps_consist_worker_at(s->consist, nw - 1) != NULL)
+        nw++;
+    p->ti = calloc(nt, sizeof(*p->ti));
+    p->tp = calloc(nt, sizeof(*p->tp));
+    p->wi = calloc(nw, sizeof(*p->wi));
+    p->wp = calloc(nw, sizeof(*p->wp));
+    p->pr = calloc(nw, sizeof(*p->pr));
+    p->rq = calloc(MSG_TYPES, sizeof(*p->rq));
+    p->rp = calloc(MSG_TYPES, sizeof(*p->rp));
+    p->er = calloc(PS_ERR_COUNT_, sizeof(*p->er));
+    p->ep = calloc(PS_ERR_COUNT_, sizeof(*p->ep));
+    if (!p->ti || !p->tp || !p->wi || !p->wp || !p->pr || !p->rq || !p->rp ||
+        !p->er || !p->ep) {
+        fail(r, PS_ENOMEM, "out of memory building status");
+        return;
+    }
+    Sparkps__Status *st = &p->st;
+    sparkps__status__init(st);
+    fill_hello(s, &p->hello);
+    st->server = &p->hello;
+    st->tables = p->tp;
+    st->workers = p->wp;
+    st->requests = p->rp;
+    st->errors = p->ep;
+    int64_t now = ps_now_ms();
+    status_tables(s, p, nt - 1);
+    status_workers(s, p, nw - 1, now);
+    status_counters(s, p);
+    st->has_min_clock = 1;
+    st->min_clock = reply_min_clock(s);
+    st->has_bytes_in = st->has_bytes_out = st->has_uptime_ms = 1;
+    st->bytes_in = s->bytes_in;
+    st->bytes_out = s->bytes_out;
+    st->uptime_ms = (uint64_t)(now - s->start_ms);
+    st->has_pending_pulls = 1;
+    st->pending_pulls = s->npark;
+    r->reply.status = st;
+}
+
+/* ---- dispatch ---- */
+
+static void handle_message(ps_server *s, ps_frames *f)
+{
+    request r;
+    memset(&r, 0, sizeof(r));
+    r.f = f;
+    ps_header_init(&r.reply);
+    s->bytes_in += f->bytes;
+    if (f->n < 2) {
+        s->errors[PS_EPROTO]++;
+        return; /* no header: nothing to answer to */
+    }
+    char err[256];
+    int rc = ps_header_decode(ps_frame_data(f, 1), ps_frame_size(f, 1), &r.h,
+                              err, sizeof(err));
+    r.reply.has_type = r.reply.has_request_id = 1;
+    if (r.h != NULL) {
+        r.reply.type = r.h->type;
+        r.reply.request_id = r.h->request_id;
+    }
+    status_parts st;
+    Sparkps__Hello hello;
+    memset(&st, 0, sizeof(st));
+    int was_parked = 0;
+    if (rc != PS_OK) {
+        fail(&r, rc, "%s", err);
+    } else if (f->overflow) {
+        fail(&r, PS_EPROTO, "more than %d frames", PS_MAX_FRAMES);
+    } else if (f->bytes > s->cfg.max_message_bytes) {
+        fail(&r, PS_ETOOBIG, "message of %zu bytes exceeds the %llu-byte limit",
+             f->bytes, (unsigned long long)s->cfg.max_message_bytes);
+    } else if (r.h->worker_id > PS_MAX_WORKER_ID) {
+        fail(&r, PS_EINVAL, "worker id %d above %d", r.h->worker_id,
+             PS_MAX_WORKER_ID);
+    } else {
+        const ps_header *h = r.h;
+        s->requests[h->type]++;
+        if (h->worker_id >= 0) {
+            ps_consist_touch(s->consist, (uint32_t)h->worker_id, ps_now_ms());
+            if (h->progress)
+                ps_consist_set_progress(
+                    s->consist, (uint32_t)h->worker_id, h->progress->samples,
+                    h->progress->loss, h->progress->epoch,
+                    h->progress->accuracy);
+        }
+        switch (h->type) {
+        case SPARKPS__MSG_TYPE__HELLO:
+            fill_hello(s, &hello);
+            r.reply.hello = &hello;
+            break;
+        case SPARKPS__MSG_TYPE__DEFINE_TABLE:
+            handle_define(s, &r);
+            break;
+        case SPARKPS__MSG_TYPE__DROP_TABLE:
+        case SPARKPS__MSG_TYPE__DROP_JOB:
+            handle_drop(s, &r);
+            break;
+        case SPARKPS__MSG_TYPE__PUSH:
+        case SPARKPS__MSG_TYPE__PULL:
+        case SPARKPS__MSG_TYPE__PUSHPULL:
+            handle_data(s, &r, &was_parked);
+            break;
+        case SPARKPS__MSG_TYPE__CLOCK:
+            handle_clock(s, &r);
+            break;
+        case SPARKPS__MSG_TYPE__STATUS:
+            handle_status(s, &r, &st);
+            break;
+        case SPARKPS__MSG_TYPE__HEARTBEAT:
+            ps_header_free(r.h);
+            return; /* liveness only: no reply */
+        default:
+            fail(&r, PS_EUNKNOWN, "unknown message type");
+        }
+    }
+    if (r.reply.has_error_code && r.reply.error_code != PS_OK) {
+        s->errors[r.reply.error_code < PS_ERR_COUNT_ ? r.reply.error_code
+                                                      : PS_EPROTO]++;
+        ps_log(PS_LOG_DEBUG, "request refused type=%s code=%s msg=\"%s\"",
+               ps_msg_type_name(r.h ? (int)r.h->type : 0),
+               ps_errname(r.reply.error_code), r.err);
+    }
+    /* A parked pull moved its routing id out of the frames; the deferred
+     * notice goes to the same peer through the parked copy. */
+    send_reply(s, was_parked ? &s->park[s->npark - 1].rid : &f->part[0], &r);
+    if (r.has_values)
+        zmq_msg_close(&r.values);
+    status_parts_free(&st);
+    ps_header_free(r.h);
+}
+
+/* ---- loop ---- */
+
+static void drain(ps_server *s)
+{
+    ps_frames f;
+    for (int i = 0; i < DRAIN_MAX; i++) {
+        if (ps_frames_recv(s->sock, &f, ZMQ_DONTWAIT) != PS_OK)
+            break;
+        handle_message(s, &f);
+        ps_frames_close(&f);
+    }
+    for (size_t i = 0; i < s->npark; i++) {
+        parked *p = &s->park[i];
+        request r;
+        memset(&r, 0, sizeof(r));
+        ps_header_init(&r.reply);
+        r.reply.has_type = r.reply.has_request_id = 1;
+        r.reply.type = (Sparkps__MsgType)p->type;
+        r.reply.request_id = p->request_id;
+        fail(&r, PS_ESHUTDOWN, "server shutting down");
+        send_reply(s, &p->rid, &r);
+        park_release(p);
+    }
+    s->npark = 0;
+}
+
+int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
+{
+    ps_log(PS_LOG_INFO,
+           "serving endpoint=%s shard=%u shards=%u cluster=%s "
+           "consistency=%s staleness=%d workers=%d",
+           s->endpoint, s->cfg.shard, s->cfg.shards, s->cfg.cluster_id,
+           cons_name(ps_consist_mode(s->consist)),
+           ps_consist_staleness(s->consist), s->cfg.workers);
+    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+    while (!*stop) {
+        int n = zmq_poll(&item, 1, POLL_MS);
+        if (n < 0 && zmq_errno() != EINTR) {
+            ps_log(PS_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
+            return PS_EZMQ;
+        }
+        /* Handle a bounded batch, then look at timers and parked pulls. */
+        ps_frames f;
+        for (int i = 0; n > 0 && i < 256 && !*stop; i++) {
+            if (ps_frames_recv(s->sock, &f, ZMQ_DONTWAIT) != PS_OK)
+                break;
+            handle_message(s, &f);
+            ps_frames_close(&f);
+        }
+        if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
+            ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
+                   ps_consist_live(s->consist),
+                   (long long)reply_min_clock(s));
+        if (s->npark > 0)
+            serve_parked(s);
+    }
+    ps_log(PS_LOG_INFO, "stopping: draining requests");
+    drain(s);
+    return PS_OK;
+}

@@ -1,0 +1,1417 @@
+/* libsparkps client; the contract is in sparkps.h.
+ *
+ * Design: every user request is split into one *piece* per shard it touches.
+ * A piece is one wire request with its own request id and (for pushes) its
+ * own sequence number, so the server can deduplicate a retried piece.
+ * In-flight pieces live in a table indexed by request id (ids are
+ * consecutive, so id % capacity rarely collides; the table doubles when it
+ * does). ps_client_wait() drives the sockets: it receives replies, matches
+ * them to pieces, and on a piece's deadline reconnects that shard (a fresh
+ * DEALER drops whatever the old connection still held) and re-sends every
+ * piece pending there.
+ *
+ * Bulk data is sent zero-copy from the caller's buffers (dense) or from
+ * per-piece gathered buffers (sparse). libzmq reports when it is done with a
+ * buffer through a free callback run on its I/O thread; a request is only
+ * handed back once every such buffer is released, so the caller may free
+ * its arrays as soon as wait returns.
+ *
+ * Threads: the user's thread owns the data sockets. An optional heartbeat
+ * thread owns one DEALER per shard of its own and is stopped over an
+ * inproc PAIR socket. */
+#include "sparkps.h"
+
+#include "common/codec.h"
+#include "common/dtype.h"
+#include "common/log.h"
+#include "common/partition.h"
+#include "common/rng.h"
+#include "common/status_json.h"
+#include "common/strbuf.h"
+#include "common/timeutil.h"
+#include "common/transport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Wire message types, by their short names. */
+enum {
+    PS_MSG_HELLO = SPARKPS__MSG_TYPE__HELLO,
+    PS_MSG_DEFINE_TABLE = SPARKPS__MSG_TYPE__DEFINE_TABLE,
+    PS_MSG_DROP_TABLE = SPARKPS__MSG_TYPE__DROP_TABLE,
+    PS_MSG_DROP_JOB = SPARKPS__MSG_TYPE__DROP_JOB,
+    PS_MSG_PUSH = SPARKPS__MSG_TYPE__PUSH,
+    PS_MSG_PULL = SPARKPS__MSG_TYPE__PULL,
+    PS_MSG_PUSHPULL = SPARKPS__MSG_TYPE__PUSHPULL,
+    PS_MSG_CLOCK = SPARKPS__MSG_TYPE__CLOCK,
+    PS_MSG_STATUS = SPARKPS__MSG_TYPE__STATUS,
+    PS_MSG_HEARTBEAT = SPARKPS__MSG_TYPE__HEARTBEAT
+};
+
+#define MAX_SHARDS 65536
+#define MAX_INFLIGHT_PIECES 1024 /* well inside the servers' dedup window */
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_RETRIES 5
+#define DEFAULT_HEARTBEAT_MS 1000
+
+typedef struct table_ref {
+    char *name;
+    int kind;
+    uint64_t len;
+    uint32_t dim;
+    uint32_t *id;    /* per shard */
+    uint64_t *lo;    /* dense: per shard range */
+    uint64_t *hi;
+} table_ref;
+
+typedef struct shard_conn {
+    char *endpoint;
+    void *sock;
+    uint32_t hello_shards;
+    int progress_due; /* the latest progress has not reached this shard */
+} shard_conn;
+
+typedef struct piece {
+    ps_request *req;
+    uint32_t shard;
+    uint64_t request_id;
+    uint64_t seq;         /* pushes: dedup sequence number; else 0 */
+    uint64_t offset, count;
+    const float *grad;    /* dense: into the caller's buffer */
+    float *out;           /* dense: into the caller's buffer */
+    uint64_t *keys;       /* sparse: this shard's keys (owned) */
+    float *gbuf;          /* sparse: gathered gradient (owned) */
+    float *obuf;          /* sparse: values before scatter (owned) */
+    size_t *pos;          /* sparse: each key's index in the caller's arrays */
+    void *wire_vals;      /* values converted to a 16-bit dtype (owned) */
+    int attempts;
+    int64_t deadline_ms;
+    int done;
+    int status;
+    int in_table;         /* registered in the in-flight table */
+} piece;
+
+struct ps_request {
+    ps_client *c;
+    int type;
+    int table;            /* index into c->tables; -1 for control messages */
+    piece *pieces;
+    int npieces;
+    int remaining;        /* pieces not done */
+    int status;           /* first error */
+    char errmsg[256];
+    size_t dim;
+    float *user_out;      /* sparse pulls: where obufs are scattered */
+    int64_t min_clock;
+    atomic_int zc_live;   /* zero-copy buffers libzmq still holds */
+    /* control messages */
+    Sparkps__TableSpec *spec;
+    const char *job, *name;
+    /* results of control messages */
+    Sparkps__Hello *hellos; /* per shard, copied (cluster_id strdup'd) */
+    uint32_t *ids;
+    uint64_t *lo, *hi;
+    char *status_json;
+};
+
+struct ps_client {
+    ps_client_cfg cfg;
+    char *job;
+    char *cluster_id;
+    void *ctx;
+    shard_conn *shards;
+    uint32_t nshards;
+    uint64_t client_id;
+    uint64_t next_request_id;
+    uint64_t next_seq;
+    piece **inflight; /* by request_id & (cap - 1) */
+    size_t inflight_cap, inflight_n;
+    table_ref *tables;
+    int ntables;
+    int consistency, staleness;
+    uint32_t worker_timeout_ms;
+    int64_t clock;
+    int64_t last_min_clock;
+    Sparkps__Progress progress;
+    int has_progress;
+    uint64_t retries;
+    uint64_t replies_seen; /* for the test_drop_every hook */
+    char errmsg[512];
+    /* heartbeat thread */
+    pthread_t hb_thread;
+    int hb_running;
+    void *hb_pipe; /* our end of the inproc PAIR */
+};
+
+/* ---- errors ---- */
+
+static int set_err(ps_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_err(ps_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *ps_client_errmsg(const ps_client *c)
+{
+    return c->errmsg;
+}
+
+/* ---- configuration ---- */
+
+void ps_client_cfg_init(ps_client_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->worker_id = -1;
+    cfg->expect_consistency = -1;
+    cfg->dtype = PS_F32;
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t r = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f != NULL) {
+        if (fread(&r, sizeof(r), 1, f) != 1)
+            r = 0;
+        fclose(f);
+    }
+    /* Mixed with time and pid so a missing /dev/urandom still differs. */
+    r ^= ps_mix64((uint64_t)ps_now_us() ^ ((uint64_t)getpid() << 32));
+    return r ? r : 1;
+}
+
+/* Splits "a,b,c" into endpoint strings. */
+static int parse_servers(ps_client *c, const char *list)
+{
+    if (list == NULL || *list == '\0')
+        return set_err(c, PS_EINVAL,
+                       "no servers given (cfg.servers or SPARKPS_SERVERS)");
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    if (n > MAX_SHARDS)
+        return set_err(c, PS_EINVAL, "more than %d servers", MAX_SHARDS);
+    c->shards = calloc(n, sizeof(*c->shards));
+    if (c->shards == NULL)
+        return PS_ENOMEM;
+    const char *p = list;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (*p == ' ')) {
+            p++;
+            len--;
+        }
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == 0 || len > 255)
+            return set_err(c, PS_EINVAL,
+                           "server %zu of '%s' is empty or too long", i,
+                           list);
+        c->shards[i].endpoint = strndup(p, len);
+        if (c->shards[i].endpoint == NULL)
+            return PS_ENOMEM;
+        c->nshards++;
+        p = end ? end + 1 : p + len;
+    }
+    return PS_OK;
+}
+
+static int open_socket(ps_client *c, shard_conn *s)
+{
+    if (s->sock != NULL)
+        zmq_close(s->sock);
+    s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (s->sock == NULL)
+        return set_err(c, PS_EZMQ, "cannot create socket: %s",
+                       zmq_strerror(zmq_errno()));
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+    /* Reconnect quickly after a server restart, but back off to 1 s. */
+    int ivl = 50, ivl_max = 1000;
+    zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+    zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
+    int hb = c->cfg.heartbeat_ms > 0 ? c->cfg.heartbeat_ms : 1000;
+    ps_socket_heartbeat(s->sock, hb, hb * 3);
+    if (zmq_connect(s->sock, s->endpoint) != 0)
+        return set_err(c, PS_EINVAL, "cannot connect to '%s': %s",
+                       s->endpoint, zmq_strerror(zmq_errno()));
+    return PS_OK;
+}
+
+/* ---- in-flight table ---- */
+
+static int inflight_put(ps_client *c, piece *p)
+{
+    for (;;) {
+        if (c->inflight_cap > 0) {
+            size_t i = p->request_id & (c->inflight_cap - 1);
+            if (c->inflight[i] == NULL) {
+                c->inflight[i] = p;
+                c->inflight_n++;
+                p->in_table = 1;
+                return PS_OK;
+            }
+        }
+        size_t cap = c->inflight_cap ? c->inflight_cap * 2 : 64;
+        piece **t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return PS_ENOMEM;
+        for (size_t i = 0; i < c->inflight_cap; i++)
+            if (c->inflight[i])
+                t[c->inflight[i]->request_id & (cap - 1)] = c->inflight[i];
+        free(c->inflight);
+        c->inflight = t;
+        c->inflight_cap = cap;
+    }
+}
+
+static piece *inflight_get(ps_client *c, uint64_t id)
+{
+    if (c->inflight_cap == 0)
+        return NULL;
+    piece *p = c->inflight[id & (c->inflight_cap - 1)];
+    return p && p->request_id == id ? p : NULL;
+}
+
+static void inflight_del(ps_client *c, piece *p)
+{
+    if (!p->in_table)
+        return;
+    c->inflight[p->request_id & (c->inflight_cap - 1)] = NULL;
+    c->inflight_n--;
+    p->in_table = 0;
+}
+
+/* ---- sending ---- */
+
+static void zc_release(void *data, void *hint)
+{
+    (void)data;
+    ps_request *r = hint;
+    atomic_fetch_sub_explicit(&r->zc_live, 1, memory_order_release);
+}
+
+static int send_zc(ps_request *r, void *sock, const void *data, size_t len,
+                   int more)
+{
+    atomic_fetch_add_explicit(&r->zc_live, 1, memory_order_relaxed);
+    int rc = ps_send_zerocopy(sock, data, len, zc_release, r, more);
+    if (rc == PS_ENOMEM) /* the message was never built: no callback */
+        atomic_fetch_sub_explicit(&r->zc_live, 1, memory_order_relaxed);
+    return rc;
+}
+
+static int send_piece(ps_client *c, piece *p)
+{
+    ps_request *r = p->req;
+    shard_conn *s = &c->shards[p->shard];
+    ps_header h;
+    ps_header_init(&h);
+    h.has_type = h.has_request_id = h.has_client_id = 1;
+    h.type = (Sparkps__MsgType)r->type;
+    h.request_id = p->request_id;
+    h.client_id = c->client_id;
+    if (p->seq) {
+        h.has_seq = 1;
+        h.seq = p->seq;
+    }
+    if (c->cfg.worker_id >= 0) {
+        h.has_worker_id = h.has_clock = 1;
+        h.worker_id = c->cfg.worker_id;
+        h.clock = c->clock;
+    }
+    int data = r->type == PS_MSG_PUSH || r->type == PS_MSG_PULL ||
+               r->type == PS_MSG_PUSHPULL;
+    int pushes = r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL;
+    if (data) {
+        table_ref *t = &c->tables[r->table];
+        h.has_table_id = h.has_offset = h.has_count = h.has_dtype = 1;
+        h.table_id = t->id[p->shard];
+        h.offset = p->offset;
+        h.count = p->count;
+        h.dtype = (Sparkps__DType)c->cfg.dtype;
+    }
+    Sparkps__Progress prog;
+    if (c->has_progress && s->progress_due &&
+        (pushes || r->type == PS_MSG_CLOCK)) {
+        prog = c->progress;
+        h.progress = &prog;
+        s->progress_due = 0;
+    }
+    h.table = r->spec;
+    h.job = (char *)r->job;
+    h.name = (char *)r->name;
+    if (r->type == PS_MSG_CLOCK) {
+        h.has_clock = 1;
+        h.clock = c->clock;
+    }
+    int nbulk = data ? (p->keys != NULL) + pushes : 0;
+    int rc = ps_send_header(s->sock, &h, nbulk > 0);
+    if (rc == PS_OK && data && p->keys != NULL)
+        rc = send_zc(r, s->sock, p->keys, p->count * 8, pushes);
+    if (rc == PS_OK && pushes) {
+        size_t n = p->keys ? p->count * r->dim : p->count;
+        const float *g = p->keys ? p->gbuf : p->grad;
+        const void *wire = g;
+        if (c->cfg.dtype != PS_F32) {
+            if (p->wire_vals == NULL) {
+                p->wire_vals = malloc(n * 2);
+                if (p->wire_vals == NULL)
+                    return PS_ENOMEM;
+                ps_dtype_from_f32((int)c->cfg.dtype, g, p->wire_vals, n);
+            }
+            wire = p->wire_vals;
+        }
+        rc = send_zc(r, s->sock, wire, n * ps_dtype_size((int)c->cfg.dtype),
+                     0);
+    }
+    p->deadline_ms = ps_now_ms() + c->cfg.timeout_ms;
+    return rc;
+}
+
+/* ---- building requests ---- */
+
+static ps_request *request_new(ps_client *c, int type, int table, int n)
+{
+    ps_request *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->pieces = calloc((size_t)n, sizeof(*r->pieces));
+    if (r->pieces == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->c = c;
+    r->type = type;
+    r->table = table;
+    r->npieces = n;
+    r->remaining = n;
+    r->min_clock = -1;
+    atomic_init(&r->zc_live, 0);
+    return r;
+}
+
+static void request_free(ps_request *r)
+{
+    if (r == NULL)
+        return;
+    for (int i = 0; i < r->npieces; i++) {
+        piece *p = &r->pieces[i];
+        inflight_del(r->c, p);
+        free(p->keys);
+        free(p->gbuf);
+        free(p->obuf);
+        free(p->pos);
+        free(p->wire_vals);
+    }
+    if (r->hellos) {
+        for (int i = 0; i < r->npieces; i++)
+            free(r->hellos[i].cluster_id);
+        free(r->hellos);
+    }
+    free(r->ids);
+    free(r->lo);
+    free(r->hi);
+    free(r->status_json);
+    free(r->pieces);
+    free(r);
+}
+
+/* Registers and sends every piece. On failure nothing of r stays registered
+ * and libzmq holds none of its buffers; the caller frees r. */
+static int request_start(ps_client *c, ps_request *r)
+{
+    for (int i = 0; i < r->npieces; i++) {
+        piece *p = &r->pieces[i];
+        p->req = r;
+        p->request_id = ++c->next_request_id;
+        if (r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL)
+            p->seq = ++c->next_seq;
+        int rc = inflight_put(c, p);
+        if (rc == PS_OK)
+            rc = send_piece(c, p);
+        if (rc != PS_OK) {
+            /* Pieces already sent stay harmless: their replies will find no
+             * matching request. Wait for libzmq to let go of our buffers. */
+            for (int j = 0; j < r->npieces; j++)
+                inflight_del(c, &r->pieces[j]);
+            while (atomic_load(&r->zc_live) > 0)
+                usleep(100);
+            return set_err(c, rc, "sending to %s failed: %s",
+                           c->shards[p->shard].endpoint, ps_strerror(rc));
+        }
+    }
+    return PS_OK;
+}
+
+/* Keeps in-flight pieces under the cap by completing older work first. */
+static int drive(ps_client *c, int timeout_ms);
+
+static int make_room(ps_client *c, size_t want)
+{
+    while (c->inflight_n + want > MAX_INFLIGHT_PIECES) {
+        int rc = drive(c, 100);
+        if (rc != PS_OK && rc != PS_ETIMEDOUT)
+            return rc;
+    }
+    return PS_OK;
+}
+
+/* ---- receiving ---- */
+
+static void piece_finish(ps_client *c, piece *p, int status, const char *msg)
+{
+    ps_request *r = p->req;
+    p->done = 1;
+    p->status = status;
+    inflight_del(c, p);
+    r->remaining--;
+    if (status != PS_OK && r->status == PS_OK) {
+        r->status = status;
+        snprintf(r->errmsg, sizeof(r->errmsg), "shard %u (%s): %s: %s",
+                 p->shard, c->shards[p->shard].endpoint, ps_errname(status),
+                 msg && *msg ? msg : ps_strerror(status));
+    }
+}
+
+static Sparkps__Hello *copy_hello(const Sparkps__Hello *src,
+                                  Sparkps__Hello *dst)
+{
+    *dst = *src;
+    dst->base.unknown_fields = NULL;
+    dst->base.n_unknown_fields = 0;
+    dst->cluster_id = strdup(src->cluster_id ? src->cluster_id : "");
+    return dst->cluster_id ? dst : NULL;
+}
+
+static int take_values(ps_client *c, piece *p, ps_frames *f)
+{
+    ps_request *r = p->req;
+    size_t n = p->keys ? p->count * r->dim : p->count;
+    size_t dsize = ps_dtype_size((int)c->cfg.dtype);
+    if (f->n != 2 || ps_frame_size(f, 1) != n * dsize)
+        return PS_EPROTO;
+    float *dst = p->keys ? p->obuf : p->out;
+    ps_dtype_to_f32((int)c->cfg.dtype, ps_frame_data(f, 1), dst, n);
+    return PS_OK;
+}
+
+static void handle_reply(ps_client *c, ps_frames *f)
+{
+    ps_header *h = NULL;
+    char err[256];
+    if (f->n < 1 || ps_header_decode(ps_frame_data(f, 0), ps_frame_size(f, 0),
+                                     &h, err, sizeof(err)) != PS_OK) {
+        ps_header_free(h);
+        ps_log(PS_LOG_WARN, "dropped a malformed reply");
+        return;
+    }
+    piece *p = inflight_get(c, h->request_id);
+    if (p == NULL) { /* a late copy of a retried piece */
+        ps_header_free(h);
+        return;
+    }
+    ps_request *r = p->req;
+    if (h->deferred) {
+        /* The server holds the pull for slower workers: it is alive, so
+         * the piece waits without spending its retries. */
+        p->attempts = 0;
+        p->deadline_ms =
+            ps_now_ms() + c->cfg.timeout_ms + (int64_t)c->worker_timeout_ms;
+        ps_header_free(h);
+        return;
+    }
+    int code = h->has_error_code ? h->error_code : PS_OK;
+    if (code == PS_OK) {
+        switch (r->type) {
+        case PS_MSG_HELLO:
+            if (h->hello == NULL ||
+                copy_hello(h->hello, &r->hellos[p - r->pieces]) == NULL)
+                code = PS_EPROTO;
+            break;
+        case PS_MSG_DEFINE_TABLE:
+            r->ids[p - r->pieces] = h->table_id;
+            r->lo[p - r->pieces] = h->lo;
+            r->hi[p - r->pieces] = h->hi;
+            break;
+        case PS_MSG_PULL:
+        case PS_MSG_PUSHPULL:
+            code = take_values(c, p, f);
+            if (h->has_min_clock &&
+                (r->min_clock < 0 || h->min_clock < r->min_clock))
+                r->min_clock = h->min_clock;
+            break;
+        case PS_MSG_STATUS:
+            if (h->status == NULL) {
+                code = PS_EPROTO;
+            } else {
+                ps_strbuf b;
+                ps_strbuf_init(&b, 0);
+                ps_status_json(h->status, &b);
+                r->status_json = ps_strbuf_take(&b);
+                code = r->status_json ? PS_OK : PS_ENOMEM;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    piece_finish(c, p, code,
+                 code == PS_EPROTO && !h->error_msg ? "malformed reply"
+                                                    : h->error_msg);
+    ps_header_free(h);
+}
+
+/* Re-sends every pending piece of one shard over a fresh connection. */
+static void reconnect(ps_client *c, uint32_t shard)
+{
+    ps_log(PS_LOG_WARN, "no answer from shard in time, reconnecting shard=%u "
+                        "endpoint=%s",
+           shard, c->shards[shard].endpoint);
+    if (open_socket(c, &c->shards[shard]) != PS_OK)
+        return; /* pieces keep their deadlines and fail after retries */
+    c->shards[shard].progress_due = c->has_progress;
+    for (size_t i = 0; i < c->inflight_cap; i++) {
+        piece *p = c->inflight[i];
+        if (p && p->shard == shard && !p->done) {
+            c->retries++;
+            if (send_piece(c, p) != PS_OK)
+                piece_finish(c, p, PS_EZMQ, "re-send failed");
+        }
+    }
+}
+
+/* Handles timed-out pieces: count an attempt, give up or reconnect. */
+static void check_deadlines(ps_client *c, int64_t now)
+{
+    for (size_t i = 0; i < c->inflight_cap; i++) {
+        piece *p = c->inflight[i];
+        if (p == NULL || p->done || now < p->deadline_ms)
+            continue;
+        if (++p->attempts > c->cfg.retries) {
+            piece_finish(c, p, PS_ETIMEDOUT, "no reply after retries");
+            continue;
+        }
+        reconnect(c, p->shard);
+    }
+}
+
+/* One round of I/O: waits up to timeout_ms for replies on any shard,
+ * handles what arrived and the deadlines that passed. */
+static int drive(ps_client *c, int timeout_ms)
+{
+    zmq_pollitem_t stack_items[16];
+    zmq_pollitem_t *items = stack_items;
+    if (c->nshards > 16) {
+        items = calloc(c->nshards, sizeof(*items));
+        if (items == NULL)
+            return PS_ENOMEM;
+    }
+    for (uint32_t i = 0; i < c->nshards; i++)
+        items[i] = (zmq_pollitem_t){c->shards[i].sock, 0, ZMQ_POLLIN, 0};
+    int64_t now = ps_now_ms();
+    int64_t next = now + timeout_ms;
+    for (size_t i = 0; i < c->inflight_cap; i++)
+        if (c->inflight[i] && c->inflight[i]->deadline_ms < next)
+            next = c->inflight[i]->deadline_ms;
+    long wait = next > now ? (long)(next - now) : 0;
+    int n = zmq_poll(items, (int)c->nshards, timeout_ms < 0 && c->inflight_n == 0 ? -1 : wait);
+    int rc = PS_OK;
+    if (n < 0 && zmq_errno() != EINTR)
+        rc = ps_zmq_err();
+    for (uint32_t i = 0; n > 0 && i < c->nshards; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN))
+            continue;
+        ps_frames f;
+        while (ps_frames_recv(c->shards[i].sock, &f, ZMQ_DONTWAIT) == PS_OK) {
+            c->replies_seen++;
+            if (c->cfg.test_drop_every > 0 &&
+                c->replies_seen % (uint64_t)c->cfg.test_drop_every == 0) {
+                ps_frames_close(&f); /* test hook: this reply is "lost" */
+                continue;
+            }
+            handle_reply(c, &f);
+            ps_frames_close(&f);
+        }
+    }
+    check_deadlines(c, ps_now_ms());
+    if (items != stack_items)
+        free(items);
+    return rc;
+}
+
+/* ---- waiting ---- */
+
+static int finish_request(ps_client *c, ps_request *r)
+{
+    /* libzmq may still hold our zero-copy buffers for a moment after the
+     * reply arrived (its I/O thread releases them). */
+    while (atomic_load_explicit(&r->zc_live, memory_order_acquire) > 0)
+        usleep(20);
+    if (r->status == PS_OK && r->user_out != NULL) {
+        for (int i = 0; i < r->npieces; i++) {
+            piece *p = &r->pieces[i];
+            for (size_t k = 0; k < p->count; k++)
+                memcpy(r->user_out + p->pos[k] * r->dim,
+                       p->obuf + k * r->dim, r->dim * sizeof(float));
+        }
+    }
+    int rc = r->status;
+    if (rc != PS_OK)
+        set_err(c, rc, "%s", r->errmsg);
+    if (r->type == PS_MSG_PULL || r->type == PS_MSG_PUSHPULL)
+        c->last_min_clock = r->min_clock;
+    return rc;
+}
+
+int ps_client_wait(ps_client *c, ps_request *r, int timeout_ms)
+{
+    if (r == NULL)
+        return set_err(c, PS_EINVAL, "wait on a NULL request");
+    int64_t end = timeout_ms < 0 ? INT64_MAX : ps_now_ms() + timeout_ms;
+    while (r->remaining > 0) {
+        int64_t now = ps_now_ms();
+        if (now >= end)
+            return PS_ETIMEDOUT;
+        int slice = end - now > 1000 ? 1000 : (int)(end - now);
+        int rc = drive(c, slice);
+        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
+            /* Transport failure: fail what is left of this request. */
+            for (int i = 0; i < r->npieces; i++)
+                if (!r->pieces[i].done)
+                    piece_finish(c, &r->pieces[i], rc, "transport error");
+        }
+    }
+    int rc = finish_request(c, r);
+    request_free(r);
+    return rc;
+}
+
+/* Starts r and waits for it; for the blocking control calls. Does not free
+ * r (the caller reads its results). */
+static int run_blocking(ps_client *c, ps_request *r)
+{
+    for (int i = 0; i < r->npieces; i++)
+        r->pieces[i].shard = (uint32_t)i;
+    int rc = request_start(c, r);
+    if (rc != PS_OK)
+        return rc;
+    while (r->remaining > 0) {
+        rc = drive(c, 1000);
+        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
+            for (int i = 0; i < r->npieces; i++)
+                if (!r->pieces[i].done)
+                    piece_finish(c, &r->pieces[i], rc, "transport error");
+        }
+    }
+    return finish_request(c, r);
+}
+
+/* ---- heartbeat thread ---- */
+
+typedef struct hb_args {
+    void *ctx;
+    char **endpoints;
+    uint32_t n;
+    int worker_id;
+    int period_ms;
+    uint64_t client_id;
+} hb_args;
+
+/* Sends HEARTBEAT to every shard each period, from sockets of its own, until
+ * anything arrives on the inproc pipe. */
+static void *heartbeat_main(void *arg)
+{
+    hb_args *a = arg;
+    void *pipe = zmq_socket(a->ctx, ZMQ_PAIR);
+    zmq_connect(pipe, "inproc://sparkps-hb");
+    void **socks = calloc(a->n, sizeof(*socks));
+    for (uint32_t i = 0; socks && i < a->n; i++) {
+        socks[i] = zmq_socket(a->ctx, ZMQ_DEALER);
+        int linger = 0, hwm = 4;
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_setsockopt(socks[i], ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        zmq_connect(socks[i], a->endpoints[i]);
+    }
+    ps_header h;
+    ps_header_init(&h);
+    h.has_type = h.has_worker_id = h.has_client_id = 1;
+    h.type = SPARKPS__MSG_TYPE__HEARTBEAT;
+    h.worker_id = a->worker_id;
+    h.client_id = a->client_id;
+    zmq_pollitem_t item = {pipe, 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        for (uint32_t i = 0; socks && i < a->n; i++) {
+            zmq_msg_t m;
+            size_t len = ps_header_packed_size(&h);
+            if (zmq_msg_init_size(&m, len) != 0)
+                continue;
+            ps_header_pack(&h, zmq_msg_data(&m));
+            /* Never block: a heartbeat that cannot go now is pointless. */
+            if (zmq_msg_send(&m, socks[i], ZMQ_DONTWAIT) < 0)
+                zmq_msg_close(&m);
+        }
+        if (zmq_poll(&item, 1, a->period_ms) != 0)
+            break; /* stop request (or the context is going away) */
+    }
+    for (uint32_t i = 0; socks && i < a->n; i++)
+        zmq_close(socks[i]);
+    free(socks);
+    zmq_close(pipe);
+    free(a->endpoints);
+    free(a);
+    return NULL;
+}
+
+static int heartbeat_start(ps_client *c)
+{
+    hb_args *a = calloc(1, sizeof(*a));
+    char **eps = calloc(c->nshards, sizeof(*eps));
+    c->hb_pipe = zmq_socket(c->ctx, ZMQ_PAIR);
+    if (a == NULL || eps == NULL || c->hb_pipe == NULL ||
+        zmq_bind(c->hb_pipe, "inproc://sparkps-hb") != 0) {
+        free(a);
+        free(eps);
+        return set_err(c, PS_ENOMEM, "cannot start the heartbeat thread");
+    }
+    for (uint32_t i = 0; i < c->nshards; i++)
+        eps[i] = c->shards[i].endpoint; /* outlive the thread: joined first */
+    *a = (hb_args){c->ctx, eps, c->nshards, c->cfg.worker_id,
+                   c->cfg.heartbeat_ms, c->client_id};
+    if (pthread_create(&c->hb_thread, NULL, heartbeat_main, a) != 0) {
+        free(a);
+        free(eps);
+        return set_err(c, PS_ENOMEM, "cannot start the heartbeat thread");
+    }
+    c->hb_running = 1;
+    return PS_OK;
+}
+
+static void heartbeat_stop(ps_client *c)
+{
+    if (c->hb_running) {
+        zmq_send(c->hb_pipe, "", 0, 0);
+        pthread_join(c->hb_thread, NULL);
+        c->hb_running = 0;
+    }
+    if (c->hb_pipe) {
+        zmq_close(c->hb_pipe);
+        c->hb_pipe = NULL;
+    }
+}
+
+/* ---- connect ---- */
+
+static const char *cons_text(int mode, int staleness, char *buf, size_t len)
+{
+    if (mode == PS_SSP)
+        snprintf(buf, len, "ssp:%d", staleness);
+    else
+        snprintf(buf, len, "%s", mode == PS_BSP ? "bsp" : "asp");
+    return buf;
+}
+
+/* Checks every shard's Hello against the list order and each other. */
+static int check_hellos(ps_client *c, const Sparkps__Hello *hs)
+{
+    const char *cluster =
+        c->cfg.cluster_id ? c->cfg.cluster_id : hs[0].cluster_id;
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        const Sparkps__Hello *h = &hs[i];
+        const char *ep = c->shards[i].endpoint;
+        if (h->protocol_version != PS_PROTOCOL_VERSION)
+            return set_err(c, PS_EVERSION,
+                           "server %u (%s) speaks protocol version %u, this "
+                           "client speaks %u",
+                           i, ep, h->protocol_version, PS_PROTOCOL_VERSION);
+        if (strcmp(h->cluster_id, cluster) != 0)
+            return set_err(c, PS_EMISMATCH,
+                           "server %u (%s) belongs to cluster '%s', expected "
+                           "'%s'",
+                           i, ep, h->cluster_id, cluster);
+        if (h->shards != c->nshards)
+            return set_err(c, PS_EMISMATCH,
+                           "server %u (%s) is part of a %u-shard cluster, "
+                           "but %u servers were listed",
+                           i, ep, h->shards, c->nshards);
+        if (h->shard != i)
+            return set_err(c, PS_EMISMATCH,
+                           "server %u of the list (%s) says it is shard %u: "
+                           "list the servers in shard order",
+                           i, ep, h->shard);
+        if (h->consistency != hs[0].consistency ||
+            h->staleness != hs[0].staleness)
+            return set_err(c, PS_ECONSIST,
+                           "shards 0 and %u (%s) run different consistency "
+                           "models",
+                           i, ep);
+    }
+    c->consistency = (int)hs[0].consistency;
+    c->staleness = (int)hs[0].staleness;
+    c->worker_timeout_ms = hs[0].worker_timeout_ms;
+    c->cluster_id = strdup(cluster);
+    if (c->cluster_id == NULL)
+        return PS_ENOMEM;
+    if (c->cfg.expect_consistency >= 0) {
+        int want = c->cfg.expect_consistency;
+        int want_s = want == PS_SSP ? c->cfg.expect_staleness : 0;
+        if (want != c->consistency ||
+            (want == PS_SSP && want_s != c->staleness)) {
+            char a[32], b[32];
+            return set_err(c, PS_ECONSIST,
+                           "this client asked for %s but the servers run %s "
+                           "(the servers' --consistency is the one in force)",
+                           cons_text(want, want_s, a, sizeof(a)),
+                           cons_text(c->consistency, c->staleness, b,
+                                     sizeof(b)));
+        }
+    }
+    return PS_OK;
+}
+
+static int handshake(ps_client *c)
+{
+    ps_request *r = request_new(c, PS_MSG_HELLO, -1, (int)c->nshards);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->hellos = calloc(c->nshards, sizeof(*r->hellos));
+    if (r->hellos == NULL) {
+        request_free(r);
+        return PS_ENOMEM;
+    }
+    int rc = run_blocking(c, r);
+    if (rc == PS_OK)
+        rc = check_hellos(c, r->hellos);
+    request_free(r);
+    return rc;
+}
+
+int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
+                  size_t errlen)
+{
+    ps_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return PS_ENOMEM;
+    c->cfg = *cfg;
+    if (c->cfg.timeout_ms <= 0)
+        c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
+    if (c->cfg.retries == 0)
+        c->cfg.retries = DEFAULT_RETRIES;
+    else if (c->cfg.retries < 0)
+        c->cfg.retries = 0;
+    if (c->cfg.heartbeat_ms == 0)
+        c->cfg.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+    c->client_id = random_u64();
+    c->last_min_clock = -1;
+    int rc = PS_OK;
+    const char *job = cfg->job ? cfg->job : "default";
+    if (strlen(job) == 0 || strlen(job) > PS_MAX_NAME) {
+        rc = set_err(c, PS_EINVAL, "job name must be 1..%u bytes",
+                     PS_MAX_NAME);
+        goto fail;
+    }
+    if (ps_dtype_size((int)cfg->dtype) == 0 || cfg->worker_id < -1 ||
+        cfg->worker_id > 65535) {
+        rc = set_err(c, PS_EINVAL, "bad dtype or worker id (0..65535)");
+        goto fail;
+    }
+    c->job = strdup(job);
+    c->ctx = zmq_ctx_new();
+    if (c->job == NULL || c->ctx == NULL) {
+        rc = PS_ENOMEM;
+        goto fail;
+    }
+    rc = parse_servers(c, cfg->servers ? cfg->servers
+                                       : getenv("SPARKPS_SERVERS"));
+    for (uint32_t i = 0; rc == PS_OK && i < c->nshards; i++)
+        rc = open_socket(c, &c->shards[i]);
+    if (rc == PS_OK)
+        rc = handshake(c);
+    if (rc == PS_OK && c->cfg.worker_id >= 0 && c->cfg.heartbeat_ms > 0)
+        rc = heartbeat_start(c);
+    if (rc != PS_OK)
+        goto fail;
+    *out = c;
+    return PS_OK;
+fail:
+    if (errbuf != NULL)
+        snprintf(errbuf, errlen, "%s",
+                 c->errmsg[0] ? c->errmsg : ps_strerror(rc));
+    ps_client_free(c);
+    return rc;
+}
+
+void ps_client_free(ps_client *c)
+{
+    if (c == NULL)
+        return;
+    heartbeat_stop(c);
+    for (uint32_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].sock)
+            zmq_close(c->shards[i].sock);
+    /* Terminating the context waits until libzmq has released every
+     * zero-copy buffer, so abandoned requests can be freed after it. */
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    ps_request **abandoned = NULL;
+    size_t nab = 0;
+    for (size_t i = 0; i < c->inflight_cap; i++) {
+        piece *p = c->inflight[i];
+        if (p == NULL)
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < nab; k++)
+            seen |= abandoned[k] == p->req;
+        if (!seen) {
+            ps_request **a = realloc(abandoned, (nab + 1) * sizeof(*a));
+            if (a != NULL) {
+                abandoned = a;
+                abandoned[nab++] = p->req;
+            }
+        }
+        inflight_del(c, p);
+    }
+    for (size_t k = 0; k < nab; k++)
+        request_free(abandoned[k]);
+    free(abandoned);
+    for (uint32_t i = 0; i < c->nshards; i++)
+        free(c->shards[i].endpoint);
+    free(c->shards);
+    for (int i = 0; i < c->ntables; i++) {
+        free(c->tables[i].name);
+        free(c->tables[i].id);
+        free(c->tables[i].lo);
+        free(c->tables[i].hi);
+    }
+    free(c->tables);
+    free(c->inflight);
+    free(c->job);
+    free(c->cluster_id);
+    free(c);
+}
+
+int ps_client_num_shards(const ps_client *c)
+{
+    return (int)c->nshards;
+}
+
+uint64_t ps_client_id(const ps_client *c)
+{
+    return c->client_id;
+}
+
+ps_consistency ps_client_consistency(const ps_client *c, int *staleness)
+{
+    if (staleness)
+        *staleness = c->staleness;
+    return (ps_consistency)c->consistency;
+}
+
+uint64_t ps_client_retries(const ps_client *c)
+{
+    return c->retries;
+}
+
+int64_t ps_client_last_min_clock(const ps_client *c)
+{
+    return c->last_min_clock;
+}
+
+int64_t ps_client_get_clock(const ps_client *c)
+{
+    return c->clock;
+}
+
+/* ---- tables ---- */
+
+static int define_on_shards(ps_client *c, const ps_table_spec *spec,
+                            ps_request *r)
+{
+    Sparkps__Init init = SPARKPS__INIT__INIT;
+    Sparkps__Optim optim = SPARKPS__OPTIM__INIT;
+    Sparkps__TableSpec ts = SPARKPS__TABLE_SPEC__INIT;
+    init.has_kind = init.has_a = init.has_b = init.has_seed = 1;
+    init.has_fan_in = init.has_fan_out = 1;
+    init.kind = (Sparkps__InitKind)spec->init.kind;
+    init.a = spec->init.a;
+    init.b = spec->init.b;
+    init.seed = spec->init.seed;
+    init.fan_in = spec->init.fan_in;
+    init.fan_out = spec->init.fan_out;
+    const ps_optim *o = &spec->optim;
+    optim.has_kind = optim.has_lr = optim.has_momentum = 1;
+    optim.has_beta1 = optim.has_beta2 = optim.has_eps = 1;
+    optim.has_l1 = optim.has_l2 = optim.has_ftrl_beta = 1;
+    optim.has_weight_decay = optim.has_clip = 1;
+    optim.has_initial_accumulator = 1;
+    optim.kind = (Sparkps__OptimKind)o->kind;
+    optim.lr = o->lr;
+    optim.momentum = o->momentum;
+    optim.beta1 = o->beta1;
+    optim.beta2 = o->beta2;
+    optim.eps = o->eps;
+    optim.l1 = o->l1;
+    optim.l2 = o->l2;
+    optim.ftrl_beta = o->ftrl_beta;
+    optim.weight_decay = o->weight_decay;
+    optim.clip = o->clip;
+    optim.initial_accumulator = o->initial_accumulator;
+    uint64_t shape[8];
+    size_t nshape = 0;
+    while (nshape < 8 && spec->shape[nshape] != 0) {
+        shape[nshape] = spec->shape[nshape];
+        nshape++;
+    }
+    ts.job = c->job;
+    ts.name = (char *)spec->name;
+    ts.has_kind = ts.has_len = ts.has_dim = 1;
+    ts.kind = (Sparkps__TableKind)spec->kind;
+    ts.len = spec->len;
+    ts.dim = spec->dim;
+    ts.n_shape = nshape;
+    ts.shape = shape;
+    ts.init = &init;
+    ts.optim = &optim;
+    r->spec = &ts;
+    int rc = run_blocking(c, r);
+    r->spec = NULL; /* points into this frame */
+    return rc;
+}
+
+int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
+{
+    if (spec == NULL || spec->name == NULL || *spec->name == '\0' ||
+        strlen(spec->name) > PS_MAX_NAME)
+        return set_err(c, PS_EINVAL, "table needs a name of 1..%u bytes",
+                       PS_MAX_NAME);
+    if (spec->kind == PS_DENSE && spec->len == 0 && spec->shape[0] != 0) {
+        return set_err(c, PS_EINVAL, "dense table '%s': set len",
+                       spec->name);
+    }
+    ps_request *r = request_new(c, PS_MSG_DEFINE_TABLE, -1, (int)c->nshards);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->ids = calloc(c->nshards, sizeof(*r->ids));
+    r->lo = calloc(c->nshards, sizeof(*r->lo));
+    r->hi = calloc(c->nshards, sizeof(*r->hi));
+    table_ref *tabs = realloc(c->tables, (size_t)(c->ntables + 1) *
+                                             sizeof(*tabs));
+    if (tabs != NULL)
+        c->tables = tabs;
+    if (!r->ids || !r->lo || !r->hi || tabs == NULL) {
+        request_free(r);
+        return PS_ENOMEM;
+    }
+    int rc = define_on_shards(c, spec, r);
+    if (rc != PS_OK) {
+        request_free(r);
+        return rc;
+    }
+    /* Defining the same name again refreshes the handle (ids may change
+     * after a drop and re-define). */
+    int idx = c->ntables;
+    for (int i = 0; i < c->ntables; i++)
+        if (strcmp(c->tables[i].name, spec->name) == 0)
+            idx = i;
+    table_ref *t = &c->tables[idx];
+    if (idx == c->ntables) {
+        memset(t, 0, sizeof(*t));
+        t->name = strdup(spec->name);
+        if (t->name == NULL) {
+            request_free(r);
+            return PS_ENOMEM;
+        }
+        c->ntables++;
+    } else {
+        free(t->id);
+        free(t->lo);
+        free(t->hi);
+    }
+    t->kind = spec->kind;
+    t->len = spec->len;
+    t->dim = spec->dim;
+    t->id = r->ids;
+    t->lo = r->lo;
+    t->hi = r->hi;
+    r->ids = NULL;
+    r->lo = r->hi = NULL;
+    request_free(r);
+    *table = idx;
+    return PS_OK;
+}
+
+static int control_all(ps_client *c, int type, const char *job,
+                       const char *name)
+{
+    ps_request *r = request_new(c, type, -1, (int)c->nshards);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->job = job;
+    r->name = name;
+    int rc = run_blocking(c, r);
+    request_free(r);
+    return rc;
+}
+
+int ps_client_drop_table(ps_client *c, const char *name)
+{
+    if (name == NULL)
+        return set_err(c, PS_EINVAL, "drop_table needs a name");
+    return control_all(c, PS_MSG_DROP_TABLE, c->job, name);
+}
+
+int ps_client_drop_job(ps_client *c, const char *job)
+{
+    return control_all(c, PS_MSG_DROP_JOB, job ? job : c->job, NULL);
+}
+
+int ps_client_clock(ps_client *c)
+{
+    if (c->cfg.worker_id < 0)
+        return set_err(c, PS_EINVAL, "only a worker (worker_id >= 0) has a "
+                                     "clock");
+    c->clock++;
+    return control_all(c, PS_MSG_CLOCK, NULL, NULL);
+}
+
+void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
+                            uint32_t epoch, double accuracy)
+{
+    sparkps__progress__init(&c->progress);
+    c->progress.has_samples = c->progress.has_loss = 1;
+    c->progress.has_epoch = c->progress.has_accuracy = 1;
+    c->progress.samples = samples;
+    c->progress.loss = loss;
+    c->progress.epoch = epoch;
+    c->progress.accuracy = accuracy;
+    c->has_progress = 1;
+    for (uint32_t i = 0; i < c->nshards; i++)
+        c->shards[i].progress_due = 1;
+}
+
+int ps_client_status_json(ps_client *c, int shard, char **json)
+{
+    if (shard < 0 || (uint32_t)shard >= c->nshards)
+        return set_err(c, PS_EINVAL, "shard %d out of range (0..%u)", shard,
+                       c->nshards - 1);
+    ps_request *r = request_new(c, PS_MSG_STATUS, -1, 1);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->pieces[0].shard = (uint32_t)shard;
+    int rc = request_start(c, r);
+    while (rc == PS_OK && r->remaining > 0) {
+        int d = drive(c, 1000);
+        if (d != PS_OK && d != PS_ETIMEDOUT)
+            piece_finish(c, &r->pieces[0], d, "transport error");
+    }
+    if (rc == PS_OK)
+        rc = finish_request(c, r);
+    if (rc == PS_OK) {
+        *json = r->status_json;
+        r->status_json = NULL;
+    }
+    request_free(r);
+    return rc;
+}
+
+/* ---- push / pull ---- */
+
+static int check_table(ps_client *c, int table, int kind)
+{
+    if (table < 0 || table >= c->ntables)
+        return set_err(c, PS_ENOTABLE, "no table handle %d", table);
+    if (c->tables[table].kind != kind)
+        return set_err(c, PS_EINVAL, "table '%s' is %s",
+                       c->tables[table].name,
+                       kind == PS_DENSE ? "sparse" : "dense");
+    return PS_OK;
+}
+
+static int dense_request(ps_client *c, int type, int table, uint64_t offset,
+                         uint64_t count, const float *grad, float *out,
+                         ps_request **req)
+{
+    int rc = check_table(c, table, PS_DENSE);
+    if (rc != PS_OK)
+        return rc;
+    table_ref *t = &c->tables[table];
+    if (count == 0 || offset > t->len || count > t->len - offset)
+        return set_err(c, PS_ERANGE,
+                       "range [%llu, +%llu) outside table '%s' of %llu",
+                       (unsigned long long)offset, (unsigned long long)count,
+                       t->name, (unsigned long long)t->len);
+    if ((type != PS_MSG_PULL && grad == NULL) ||
+        (type != PS_MSG_PUSH && out == NULL))
+        return set_err(c, PS_EINVAL, "missing gradient or output buffer");
+    /* Shards whose range intersects [offset, offset + count). */
+    uint32_t first = ps_dense_shard_of(t->len, c->nshards, offset);
+    uint32_t last = ps_dense_shard_of(t->len, c->nshards, offset + count - 1);
+    int n = (int)(last - first + 1);
+    if ((rc = make_room(c, (size_t)n)) != PS_OK)
+        return rc;
+    ps_request *r = request_new(c, type, table, n);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->dim = 1;
+    int k = 0;
+    for (uint32_t s = first; s <= last; s++) {
+        uint64_t lo = t->lo[s] > offset ? t->lo[s] : offset;
+        uint64_t hi = t->hi[s] < offset + count ? t->hi[s] : offset + count;
+        if (hi <= lo) {
+            r->npieces--;
+            r->remaining--;
+            continue;
+        }
+        piece *p = &r->pieces[k++];
+        p->shard = s;
+        p->offset = lo;
+        p->count = hi - lo;
+        p->grad = grad ? grad + (lo - offset) : NULL;
+        p->out = out ? out + (lo - offset) : NULL;
+    }
+    rc = request_start(c, r);
+    if (rc != PS_OK) {
+        request_free(r);
+        return rc;
+    }
+    *req = r;
+    return PS_OK;
+}
+
+int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
+                   const float *grad, ps_request **req)
+{
+    return dense_request(c, PS_MSG_PUSH, table, offset, count, grad, NULL,
+                         req);
+}
+
+int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
+                   float *out, ps_request **req)
+{
+    return dense_request(c, PS_MSG_PULL, table, offset, count, NULL, out,
+                         req);
+}
+
+int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
+                       uint64_t count, const float *grad, float *out,
+                       ps_request **req)
+{
+    return dense_request(c, PS_MSG_PUSHPULL, table, offset, count, grad, out,
+                         req);
+}
+
+/* Groups keys by shard: each piece gets its keys, their positions in the
+ * caller's arrays and (for pushes) the gathered gradient rows. */
+static int sparse_request(ps_client *c, int type, int table,
+                          const uint64_t *keys, size_t nkeys,
+                          const float *grad, float *out, ps_request **req)
+{
+    int rc = check_table(c, table, PS_SPARSE);
+    if (rc != PS_OK)
+        return rc;
+    if (nkeys == 0 || keys == NULL)
+        return set_err(c, PS_EINVAL, "no keys");
+    if ((type != PS_MSG_PULL && grad == NULL) ||
+        (type != PS_MSG_PUSH && out == NULL))
+        return set_err(c, PS_EINVAL, "missing gradient or output buffer");
+    size_t dim = c->tables[table].dim;
+    uint32_t *owner = malloc(nkeys * sizeof(*owner));
+    size_t *per = calloc(c->nshards, sizeof(*per));
+    int *slot = malloc(c->nshards * sizeof(*slot));
+    ps_request *r = NULL;
+    if (owner == NULL || per == NULL || slot == NULL) {
+        rc = PS_ENOMEM;
+        goto out;
+    }
+    int n = 0;
+    for (size_t i = 0; i < nkeys; i++) {
+        owner[i] = ps_key_shard(keys[i], c->nshards);
+        if (per[owner[i]]++ == 0)
+            n++;
+    }
+    if ((rc = make_room(c, (size_t)n)) != PS_OK)
+        goto out;
+    r = request_new(c, type, table, n);
+    if (r == NULL) {
+        rc = PS_ENOMEM;
+        goto out;
+    }
+    r->dim = dim;
+    r->user_out = out;
+    int k = 0;
+    for (uint32_t s = 0; s < c->nshards; s++) {
+        slot[s] = -1;
+        if (per[s] == 0)
+            continue;
+        piece *p = &r->pieces[k];
+        slot[s] = k++;
+        p->shard = s;
+        p->keys = malloc(per[s] * sizeof(*p->keys));
+        p->pos = malloc(per[s] * sizeof(*p->pos));
+        if (grad)
+            p->gbuf = malloc(per[s] * dim * sizeof(float));
+        if (out)
+            p->obuf = malloc(per[s] * dim * sizeof(float));
+        if (!p->keys || !p->pos || (grad && !p->gbuf) || (out && !p->obuf)) {
+            rc = PS_ENOMEM;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        piece *p = &r->pieces[slot[owner[i]]];
+        p->keys[p->count] = keys[i];
+        p->pos[p->count] = i;
+        if (grad)
+            memcpy(p->gbuf + p->count * dim, grad + i * dim,
+                   dim * sizeof(float));
+        p->count++;
+    }
+    rc = request_start(c, r);
+    if (rc == PS_OK) {
+        *req = r;
+        r = NULL;
+    }
+out:
+    request_free(r);
+    free(owner);
+    free(per);
+    free(slot);
+    return rc == PS_ENOMEM ? set_err(c, rc, "out of memory") : rc;
+}
+
+int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
+                          size_t nkeys, const float *grad, ps_request **req)
+{
+    return sparse_request(c, PS_MSG_PUSH, table, keys, nkeys, grad, NULL,
+                          req);
+}
+
+int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
+                          size_t nkeys, float *out, ps_request **req)
+{
+    return sparse_request(c, PS_MSG_PULL, table, keys, nkeys, NULL, out,
+                          req);
+}
+
+int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
+                              size_t nkeys, const float *grad, float *out,
+                              ps_request **req)
+{
+    return sparse_request(c, PS_MSG_PUSHPULL, table, keys, nkeys, grad, out,
+                          req);
+}

@@ -1,0 +1,195 @@
+/* libsparkps: the client of a sparkps parameter-server cluster.
+ *
+ * A client connects to the N shards of one cluster (checking, shard by
+ * shard, that the list is in order and speaks our protocol), defines tables
+ * in a job namespace, and pushes gradients / pulls weights asynchronously:
+ * every push/pull/pushpull returns a request handle at once and
+ * ps_client_wait() completes it. Requests are split by shard and gathered
+ * transparently; each piece is retried on timeout (the server deduplicates
+ * retried pushes, so a push is never applied twice) and a shard whose
+ * connection goes quiet is reconnected.
+ *
+ * Threads: a ps_client is used by one thread at a time (it owns its ZeroMQ
+ * sockets); several clients in one process are independent. A background
+ * heartbeat thread per client keeps a training worker counted as alive by
+ * the servers while it computes; it touches only its own sockets.
+ *
+ * Buffers: the arrays passed to push/pull/pushpull are borrowed, not
+ * copied: they must stay valid, and (for pulls) untouched, until the
+ * request's ps_client_wait() returns something other than PS_ETIMEDOUT.
+ *
+ * Errors: functions return a ps_err code; ps_client_errmsg() holds the text
+ * of the client's last error (naming the shard and endpoint involved). */
+#ifndef SPARKPS_H
+#define SPARKPS_H
+
+#include "sparkps_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ps_client ps_client;
+typedef struct ps_request ps_request;
+
+typedef enum ps_table_kind { PS_DENSE = 0, PS_SPARSE = 1 } ps_table_kind;
+
+typedef enum ps_init_kind {
+    PS_INIT_ZEROS = 0,
+    PS_INIT_CONSTANT = 1, /* a */
+    PS_INIT_UNIFORM = 2,  /* U(a, b) */
+    PS_INIT_NORMAL = 3,   /* N(mean a, stddev b) */
+    PS_INIT_XAVIER = 4,   /* U(-r, r), r = sqrt(6 / (fan_in + fan_out)) */
+    PS_INIT_HE = 5        /* N(0, sqrt(2 / fan_in)) */
+} ps_init_kind;
+
+typedef enum ps_optim_kind {
+    PS_OPT_SGD = 0, /* w -= lr * v, v = momentum * v + g (v = g if 0) */
+    PS_OPT_ADAGRAD = 1,
+    PS_OPT_ADAM = 2,
+    PS_OPT_FTRL = 3 /* FTRL-Proximal: lr is alpha; l1, l2, ftrl_beta */
+} ps_optim_kind;
+
+typedef enum ps_consistency {
+    PS_ASP = 0, /* fully asynchronous */
+    PS_SSP = 1, /* a pull at clock c waits until every live worker is at
+                   c - staleness or later */
+    PS_BSP = 2  /* SSP with staleness 0 */
+} ps_consistency;
+
+typedef enum ps_dtype { PS_F32 = 0, PS_F16 = 1, PS_BF16 = 2 } ps_dtype;
+
+typedef struct ps_init {
+    ps_init_kind kind;
+    double a, b;
+    uint64_t seed;
+    uint64_t fan_in, fan_out; /* 0: from the shape (shape[0], shape[1]) */
+} ps_init;
+
+typedef struct ps_optim {
+    ps_optim_kind kind;
+    double lr;
+    double momentum;            /* SGD */
+    double beta1, beta2, eps;   /* Adam (0: 0.9, 0.999, 1e-8) */
+    double l1, l2, ftrl_beta;   /* FTRL (ftrl_beta 0: 1.0) */
+    double weight_decay;        /* L2 on the weights (AdamW-style for Adam) */
+    double clip;                /* element-wise |g| <= clip; 0: off */
+    double initial_accumulator; /* Adagrad (0: 0.1) */
+} ps_optim;
+
+typedef struct ps_table_spec {
+    const char *name;   /* unique within the client's job */
+    ps_table_kind kind;
+    uint64_t len;       /* dense: elements (product of shape if given) */
+    uint64_t shape[8];  /* dense, optional: dims, 0-terminated */
+    uint32_t dim;       /* sparse: floats per key */
+    ps_init init;
+    ps_optim optim;
+} ps_table_spec;
+
+typedef struct ps_client_cfg {
+    const char *servers;   /* "tcp://h0:7000,tcp://h1:7000"; NULL: the
+                              SPARKPS_SERVERS environment variable */
+    const char *job;       /* table namespace; NULL: "default" */
+    const char *cluster_id;/* NULL: accept the first shard's */
+    int worker_id;         /* >= 0: a training worker with a clock; -1: a
+                              tool or benchmark (no clock) */
+    int timeout_ms;        /* per attempt; 0: 5000 */
+    int retries;           /* attempts after the first; <0: 0, 0: 5 */
+    int heartbeat_ms;      /* worker heartbeat period; 0: 1000, <0: off */
+    int expect_consistency;/* -1: accept the servers'; else a ps_consistency
+                              and staleness the servers must match */
+    int expect_staleness;
+    ps_dtype dtype;        /* values on the wire (tables stay float32) */
+    int test_drop_every;   /* testing only: pretend every Nth reply was lost
+                              (forces retries); 0: off */
+} ps_client_cfg;
+
+/* Fills a cfg with the defaults above (worker_id -1, accept consistency). */
+void ps_client_cfg_init(ps_client_cfg *cfg);
+
+/* Connects to every shard and checks its Hello answer: shard i of the list
+ * must say it is shard i of N, with N the list's length, one cluster id and
+ * our protocol version; PS_EMISMATCH / PS_EVERSION / PS_ECONSIST otherwise,
+ * naming both sides. Blocks up to timeout * (retries + 1). On failure *out
+ * is untouched and, when errbuf is not NULL, the reason is written there. */
+int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
+                  size_t errlen);
+
+/* Closes sockets and stops the heartbeat thread; outstanding requests are
+ * abandoned. Accepts NULL. */
+void ps_client_free(ps_client *c);
+
+/* Text of the last error on this client (borrowed, valid until the next
+ * call on it); "" if none. */
+const char *ps_client_errmsg(const ps_client *c);
+
+int ps_client_num_shards(const ps_client *c);
+uint64_t ps_client_id(const ps_client *c);
+/* The servers' consistency model and staleness, learnt at connect. */
+ps_consistency ps_client_consistency(const ps_client *c, int *staleness);
+
+/* Defines a table on every shard (idempotent: the same spec again succeeds;
+ * a different spec under the same name fails with PS_ECONFLICT). Blocks.
+ * *table receives a handle for the calls below. */
+int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table);
+
+/* Frees one table of the client's job on every shard; blocks. */
+int ps_client_drop_table(ps_client *c, const char *name);
+/* Frees every table of `job` (NULL: the client's) on every shard; blocks. */
+int ps_client_drop_job(ps_client *c, const char *job);
+
+/* Dense: elements [offset, offset + count) of the table. */
+int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
+                   const float *grad, ps_request **req);
+int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
+                   float *out, ps_request **req);
+/* Pushes grad, then returns the updated values in out; one round trip. */
+int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
+                       uint64_t count, const float *grad, float *out,
+                       ps_request **req);
+
+/* Sparse: nkeys keys, dim floats per key in key order. A key listed twice in
+ * one push is applied twice. */
+int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
+                          size_t nkeys, const float *grad, ps_request **req);
+int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
+                          size_t nkeys, float *out, ps_request **req);
+int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
+                              size_t nkeys, const float *grad, float *out,
+                              ps_request **req);
+
+/* Waits up to timeout_ms (-1: until done or failed after retries) for a
+ * request. Returns PS_ETIMEDOUT if it is still running (the handle stays
+ * valid: wait again); any other return completes the request and frees the
+ * handle: PS_OK, or the first error of any of its shard pieces. */
+int ps_client_wait(ps_client *c, ps_request *req, int timeout_ms);
+
+/* For pulls under SSP/BSP: the smallest worker clock the answering shards
+ * had when they served it (valid after a successful wait, before the next
+ * call that completes a request). -1 under ASP. */
+int64_t ps_client_last_min_clock(const ps_client *c);
+
+/* Worker clock: ps_client_clock() ends an iteration (clock + 1) on every
+ * shard; blocks until all acknowledged. Pulls carry the current clock. */
+int ps_client_clock(ps_client *c);
+int64_t ps_client_get_clock(const ps_client *c);
+
+/* Progress a worker reports; piggybacked on its next push or clock. */
+void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
+                            uint32_t epoch, double accuracy);
+
+/* The state of shard `shard` as JSON (tables, workers and clocks, counters,
+ * progress). *json is the caller's to free(). Blocks. */
+int ps_client_status_json(ps_client *c, int shard, char **json);
+
+/* Retries fired so far (pieces re-sent after a timeout). */
+uint64_t ps_client_retries(const ps_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
