@@ -88,16 +88,15 @@ static inline void adagrad_span(float *restrict w, float *restrict a,
     }
 }
 
-/* Parameters i..n-1 all at step count t (after this step): the bias
- * corrections are computed once for the run. */
-static void adam_span(const adam_params *p, float *restrict w,
-                      float *restrict m, float *restrict v, float *restrict ts,
-                      const float *restrict g, size_t n, float t)
+/* Parameters all at step count t (after this step), with the bias
+ * corrections' inverses computed once by the caller. */
+static inline void adam_span(const adam_params *p, float *restrict w,
+                             float *restrict m, float *restrict v,
+                             float *restrict ts, const float *restrict g,
+                             size_t n, float t, float inv_bc1, float inv_bc2)
 {
     const float lr = p->lr, b1 = p->b1, b2 = p->b2, eps = p->eps;
     const float lrwd = p->lrwd;
-    const float inv_bc1 = (float)(1.0 / (1.0 - pow(b1, t)));
-    const float inv_bc2 = (float)(1.0 / (1.0 - pow(b2, t)));
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -111,9 +110,9 @@ static void adam_span(const adam_params *p, float *restrict w,
     }
 }
 
-static void ftrl_span(const ps_optim_cfg *c, float *restrict w,
-                      float *restrict z, float *restrict nacc,
-                      const float *restrict g, size_t n)
+static inline void ftrl_span(const ps_optim_cfg *c, float *restrict w,
+                             float *restrict z, float *restrict nacc,
+                             const float *restrict g, size_t n)
 {
     const float alpha = c->lr, l1 = c->l1, l2 = c->l2, beta = c->ftrl_beta;
     for (size_t i = 0; i < n; i++) {
@@ -161,13 +160,19 @@ static void adam_chunk(const adam_params *p, float *w, float *state,
     /* A dense table's parameters usually share one step count, so walk runs
      * of equal counts and pay for pow() once per run. */
     while (i < n) {
-        float t = ts[i];
         size_t j = i + 1;
-        while (j < n && ts[j] == t)
+        while (j < n && ts[j] == ts[i])
             j++;
         /* A float counts exactly to 2^24 steps; past that t stops growing,
          * which is harmless: the bias corrections are 1 long before. */
-        adam_span(p, w + i, m + i, v + i, ts + i, g + i, j - i, t + 1.0f);
+        float t = ts[i] + 1.0f;
+        float inv_bc1 = (float)(1.0 / (1.0 - pow(p->b1, t)));
+        float inv_bc2 = (float)(1.0 / (1.0 - pow(p->b2, t)));
+        for (; i + BLOCK <= j; i += BLOCK)
+            adam_span(p, w + i, m + i, v + i, ts + i, g + i, BLOCK, t, inv_bc1,
+                      inv_bc2);
+        adam_span(p, w + i, m + i, v + i, ts + i, g + i, j - i, t, inv_bc1,
+                  inv_bc2);
         i = j;
     }
 }
@@ -198,7 +203,9 @@ static void apply_chunk(const ps_optim_cfg *c, const adam_params *ap, float *w,
         adam_chunk(ap, w, state, stride, g, n);
         break;
     case PS_OPTIM_FTRL:
-        ftrl_span(c, w, state, state + stride, g, n);
+        for (; i + BLOCK <= n; i += BLOCK)
+            ftrl_span(c, w + i, state + i, state + stride + i, g + i, BLOCK);
+        ftrl_span(c, w + i, state + i, state + stride + i, g + i, n - i);
         break;
     default:
         assert(!"optimizer kind not checked");

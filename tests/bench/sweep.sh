@@ -111,6 +111,7 @@ ZMQ_ECHO=$(find_bin zmq-echo ZMQ_ECHO_BIN)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ps-sweep.XXXXXX")
 SERVER_PIDS=()
 
+# shellcheck disable=SC2317 # stop_server and cleanup run from the trap
 stop_server() {
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || return 0
@@ -122,6 +123,7 @@ stop_server() {
     wait "$pid" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317
 cleanup() {
     local pid
     for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
@@ -220,9 +222,6 @@ for s in "${SIZES[@]}"; do
     [ "$s" = 1024 ] && CONFIGS+=("$s:8")
 done
 
-FMT="%-6s %8s %6s %11s %9s %11s %9s %6s %9s %9s\n"
-printf "$FMT" size inflight shards "echo rt/s" "echo GB/s" "ps ops/s" "ps GB/s" \
-    ratio "p50 us" "p99 us"
 
 declare -A ECHO_OPS ECHO_GBS
 sweep_phase() { # SHARDS SERVERS
@@ -243,13 +242,18 @@ sweep_phase() { # SHARDS SERVERS
         read -r po pg p50 p99 <<<"$(field "$b" ops_per_s gbytes_per_s p50_us p99_us)"
         r=$(ratio "$po" "$eo")
         save "$b" "{\"phase\":\"sweep\",\"echo_ops_per_s\":$eo,\"ratio\":$r}"
-        printf "$FMT" "$(human_size "$bytes")" "$inflight" "$shards" "$eo" "$eg" \
+        row "$(human_size "$bytes")" "$inflight" "$shards" "$eo" "$eg" \
             "$po" "$pg" "$r" "$p50" "$p99"
     done
 }
 
 start_server 0 1
 ONE=$ENDPOINT
+row() {
+    printf '%-6s %8s %6s %11s %9s %11s %9s %6s %9s %9s\n' "$@"
+}
+row size inflight shards "echo rt/s" "echo GB/s" "ps ops/s" "ps GB/s" \
+    ratio "p50 us" "p99 us"
 sweep_phase 1 "$ONE"
 
 start_server 0 2

@@ -7,8 +7,8 @@
 
 /* Fails unless |got - want| <= rtol * max(|want|, 1e-30); prints both
  * values, which cmocka's float assertion would round away. */
-#define assert_near(got, want, rtol)                                          \
-    ps_test_assert_near((double)(got), (double)(want), (rtol), __FILE__,      \
+#define assert_near(got, want, rtol)                                           \
+    ps_test_assert_near((double)(got), (double)(want), (rtol), __FILE__,       \
                         __LINE__)
 
 static inline void ps_test_assert_near(double got, double want, double rtol,

@@ -259,9 +259,9 @@ static void test_codec_decode_rejects_garbage(void **st)
         ps_header *out = NULL;
         char err[128] = "";
         size_t len = i == 3 ? 4 : sizeof(garbage[i]);
-        assert_int_equal(ps_header_decode(garbage[i], len, &out, err,
-                                          sizeof(err)),
-                         PS_EPROTO);
+        assert_int_equal(
+            ps_header_decode(garbage[i], len, &out, err, sizeof(err)),
+            PS_EPROTO);
         assert_null(out);
         assert_true(strlen(err) > 0);
     }

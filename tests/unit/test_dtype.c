@@ -42,11 +42,11 @@ static void test_dtype_f16_exact_values(void **st)
     } cases[] = {
         {0.0f, 0x0000},        {1.0f, 0x3c00},
         {-2.0f, 0xc000},       {0.5f, 0x3800},
-        {3.140625f, 0x4248},   {65504.0f, 0x7bff},   /* largest half */
-        {0x1p-14f, 0x0400},    /* smallest normal */
-        {0x1p-24f, 0x0001},    /* smallest subnormal */
-        {0x3ffp-24f, 0x03ff},  /* largest subnormal */
-        {-0x155p-24f, 0x8155}, /* a negative subnormal */
+        {3.140625f, 0x4248},   {65504.0f, 0x7bff}, /* largest half */
+        {0x1p-14f, 0x0400},                        /* smallest normal */
+        {0x1p-24f, 0x0001},                        /* smallest subnormal */
+        {0x3ffp-24f, 0x03ff},                      /* largest subnormal */
+        {-0x155p-24f, 0x8155},                     /* a negative subnormal */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_f16(cases[i].f, cases[i].h);
@@ -94,8 +94,8 @@ static void test_dtype_f16_subnormal_rounding(void **st)
 static void test_dtype_f16_overflow_to_inf(void **st)
 {
     (void)st;
-    assert_f16(65519.0f, 0x7bff);        /* below the halfway point */
-    assert_f16(65520.0f, 0x7c00);        /* halfway to 65536: to even, inf */
+    assert_f16(65519.0f, 0x7bff); /* below the halfway point */
+    assert_f16(65520.0f, 0x7c00); /* halfway to 65536: to even, inf */
     assert_f16(1e10f, 0x7c00);
     assert_f16(-1e10f, 0xfc00);
     assert_f16(FLT_MAX, 0x7c00);
@@ -210,7 +210,8 @@ static void test_dtype_bf16_conversions(void **st)
     /* NaN stays NaN, even with its payload only in the low 16 bits. */
     uint32_t nans[] = {0x7fc00000u, 0x7f800001u, 0xff800001u};
     for (size_t i = 0; i < sizeof(nans) / sizeof(nans[0]); i++)
-        assert_true(isnan(ps_bf16_to_f32(ps_f32_to_bf16(f32_of_bits(nans[i])))));
+        assert_true(
+            isnan(ps_bf16_to_f32(ps_f32_to_bf16(f32_of_bits(nans[i])))));
     /* Every non-NaN bfloat16 comes back bit for bit. */
     for (uint32_t h = 0; h <= 0xffff; h++) {
         float f = ps_bf16_to_f32((uint16_t)h);

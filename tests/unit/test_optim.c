@@ -210,6 +210,15 @@ static void test_optim_apply_adamw_decoupled_decay(void **st)
     step1(&c, &w, s, 0.5f);
     assert_near(w, 0.989, RTOL);
     assert_near(s[0], 0.05, RTOL);
+
+    /* With clipping on too: g = min(3, 1) = 1 reaches m unchanged,
+     * m = 0.1 * 1 = 0.1 (coupled decay would make it 0.1 * 1.1 = 0.11). */
+    c.clip = 1.0f;
+    w = 1.0f;
+    s[0] = s[1] = s[2] = 0;
+    step1(&c, &w, s, 3.0f);
+    assert_near(s[0], 0.1, RTOL);
+    assert_near(w, 0.989, RTOL);
 }
 
 static void test_optim_apply_adam_partial_push_step_counts(void **st)
@@ -494,6 +503,8 @@ static void test_optim_check_rejects_bad_values(void **st)
     expect_rejected(c, "momentum");
     c = ok, c.beta1 = 1.0f;
     expect_rejected(c, "beta1");
+    c = ok, c.beta2 = 1.0f;
+    expect_rejected(c, "beta2");
     c = ok, c.beta2 = 1.5f;
     expect_rejected(c, "beta2");
     c = ok, c.beta2 = NAN;

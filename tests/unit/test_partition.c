@@ -15,10 +15,21 @@
 __extension__ typedef unsigned __int128 u128;
 
 static const uint64_t lens[] = {
-    1,         2,         3,          7,
-    10,        100,       1000,       4096,
-    1000003,   1ull << 32, (1ull << 32) + 1, 1ull << 40,
-    (1ull << 40) + 7, UINT64_MAX / 3, UINT64_MAX,
+    1,
+    2,
+    3,
+    7,
+    10,
+    100,
+    1000,
+    4096,
+    1000003,
+    1ull << 32,
+    (1ull << 32) + 1,
+    1ull << 40,
+    (1ull << 40) + 7,
+    UINT64_MAX / 3,
+    UINT64_MAX,
 };
 static const uint32_t ns[] = {1, 2, 3, 4, 5, 7, 8, 16, 100, 1000, 65537};
 
@@ -132,8 +143,7 @@ static void check_balance(uint64_t stride)
     /* Each within 5% of 25000 (a binomial's sd here is 137). */
     for (int s = 0; s < 4; s++) {
         if (count[s] < 23750 || count[s] > 26250) {
-            print_error("shard %d holds %u of %u keys\n", s, count[s],
-                        NKEYS);
+            print_error("shard %d holds %u of %u keys\n", s, count[s], NKEYS);
             fail();
         }
     }

@@ -1,0 +1,184 @@
+/* Real-process harness for integration tests; see harness.h. */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *server_bin(void)
+{
+    const char *b = getenv("PS_SERVER_BIN");
+    return b && *b ? b : "ps-server";
+}
+
+static void build_argv(const char **argv, size_t max, const char *const *args)
+{
+    size_t n = 0;
+    argv[n++] = server_bin();
+    for (size_t i = 0; args && args[i] && n + 1 < max; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+}
+
+/* Reads one line from fd within timeout_ms. */
+static int read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            return -1;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r <= 0)
+            return -1;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+int ps_server_start(ps_test_server *s, const char *const *args)
+{
+    int out[2];
+    if (pipe(out) != 0)
+        return -1;
+    const char *argv[64];
+    build_argv(argv, 64, args);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execvp(argv[0], (char *const *)argv);
+        perror("exec ps-server");
+        _exit(127);
+    }
+    close(out[1]);
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    int rc = read_line(out[0], s->endpoint, sizeof(s->endpoint), 10000);
+    close(out[0]);
+    if (rc != 0 || strncmp(s->endpoint, "tcp://", 6) != 0) {
+        fprintf(stderr, "harness: ps-server gave no endpoint line\n");
+        ps_server_kill(s);
+        return -1;
+    }
+    const char *colon = strrchr(s->endpoint, ':');
+    s->port = colon ? atoi(colon + 1) : 0;
+    return 0;
+}
+
+int ps_server_stop(ps_test_server *s, int timeout_ms)
+{
+    if (s->pid <= 0)
+        return 0;
+    kill(s->pid, SIGTERM);
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        int st;
+        pid_t r = waitpid(s->pid, &st, WNOHANG);
+        if (r == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(10000);
+    }
+    ps_server_kill(s);
+    return -1;
+}
+
+void ps_server_kill(ps_test_server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+int ps_cluster_start(ps_cluster *c, int n, const char *const *extra)
+{
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < n; i++) {
+        char shard[16], shards[16];
+        snprintf(shard, sizeof(shard), "%d", i);
+        snprintf(shards, sizeof(shards), "%d", n);
+        const char *args[48] = {"--listen", "tcp://127.0.0.1:0", "--shard",
+                                shard,      "--shards",          shards};
+        size_t k = 6;
+        for (size_t j = 0; extra && extra[j] && k + 1 < 48; j++)
+            args[k++] = extra[j];
+        args[k] = NULL;
+        if (ps_server_start(&c->srv[i], args) != 0) {
+            ps_cluster_stop(c);
+            return -1;
+        }
+        c->n++;
+        size_t len = strlen(c->servers);
+        snprintf(c->servers + len, sizeof(c->servers) - len, "%s%s",
+                 i ? "," : "", c->srv[i].endpoint);
+    }
+    return 0;
+}
+
+int ps_cluster_stop(ps_cluster *c)
+{
+    int bad = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->srv[i].pid > 0 && ps_server_stop(&c->srv[i], 10000) != 0)
+            bad = 1;
+    c->n = 0;
+    return bad ? -1 : 0;
+}
+
+int ps_server_run_capture(const char *const *args, char *buf, size_t len,
+                          int timeout_ms)
+{
+    int err[2];
+    if (pipe(err) != 0)
+        return -1;
+    const char *argv[64];
+    build_argv(argv, 64, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        dup2(err[1], STDOUT_FILENO);
+        close(err[0]);
+        close(err[1]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(err[1]);
+    size_t n = 0;
+    for (;;) {
+        struct pollfd p = {err[0], POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        ssize_t r = read(err[0], buf + n, len - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n + 1 >= len)
+            break;
+    }
+    buf[n] = '\0';
+    close(err[0]);
+    int st;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}

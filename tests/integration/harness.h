@@ -1,0 +1,49 @@
+/* Test harness: real ps-server processes on loopback with free ports.
+ *
+ * The server binary comes from $PS_SERVER_BIN (ctest sets it). Servers bind
+ * tcp://127.0.0.1:0 and report their endpoint on stdout's first line. Every
+ * started server is stopped by ps_cluster_stop(), which also checks that a
+ * SIGTERM made it exit 0. */
+#ifndef PS_HARNESS_H
+#define PS_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PS_HARNESS_MAX 8
+
+typedef struct ps_test_server {
+    pid_t pid;
+    char endpoint[128];
+    int port;
+} ps_test_server;
+
+typedef struct ps_cluster {
+    ps_test_server srv[PS_HARNESS_MAX];
+    int n;
+    char servers[PS_HARNESS_MAX * 130]; /* "ep0,ep1,..." in shard order */
+} ps_cluster;
+
+/* Starts one ps-server with the given extra arguments (NULL-terminated
+ * argv tail) and waits for its endpoint line. Returns 0 or -1. */
+int ps_server_start(ps_test_server *s, const char *const *args);
+
+/* SIGTERM, wait; returns the exit status (0 clean), or -1 if it had to be
+ * killed after timeout_ms. */
+int ps_server_stop(ps_test_server *s, int timeout_ms);
+
+/* SIGKILL, wait. */
+void ps_server_kill(ps_test_server *s);
+
+/* Starts n shards (--shard i --shards n) plus the extra arguments. */
+int ps_cluster_start(ps_cluster *c, int n, const char *const *extra);
+
+/* Stops every shard; returns 0 when all exited cleanly with status 0. */
+int ps_cluster_stop(ps_cluster *c);
+
+/* Runs a command line of ps-server with args, capturing stderr into buf;
+ * returns the exit status (used for CLI error tests). */
+int ps_server_run_capture(const char *const *args, char *buf, size_t len,
+                          int timeout_ms);
+
+#endif
