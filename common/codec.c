@@ -20,8 +20,8 @@ static int name_ok(const char *s)
 
 static int spec_ok(const Sparkps__TableSpec *t)
 {
-    return t == NULL || (name_ok(t->job) && name_ok(t->name) &&
-                         t->n_shape <= PS_MAX_SHAPE);
+    return t == NULL ||
+           (name_ok(t->job) && name_ok(t->name) && t->n_shape <= PS_MAX_SHAPE);
 }
 
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
@@ -52,8 +52,10 @@ int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
         snprintf(err, errlen, "unknown dtype %d", (int)h->dtype);
         rc = PS_EPROTO;
     } else if (!name_ok(h->job) || !name_ok(h->name) || !spec_ok(h->table)) {
-        snprintf(err, errlen, "name longer than %u bytes or shape over %u "
-                 "dims", PS_MAX_NAME, PS_MAX_SHAPE);
+        snprintf(err, errlen,
+                 "name longer than %u bytes or shape over %u "
+                 "dims",
+                 PS_MAX_NAME, PS_MAX_SHAPE);
         rc = PS_EPROTO;
     }
     *out = h; /* also on error: the caller echoes the request id */
@@ -79,8 +81,8 @@ size_t ps_header_pack(const ps_header *h, uint8_t *buf)
 const char *ps_msg_type_name(int type)
 {
     static const char *names[] = {
-        "NONE", "HELLO", "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB", "PUSH",
-        "PULL", "PUSHPULL", "CLOCK", "STATUS", "HEARTBEAT"};
+        "NONE", "HELLO",    "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB", "PUSH",
+        "PULL", "PUSHPULL", "CLOCK",        "STATUS",     "HEARTBEAT"};
     if (type < 0 || type > SPARKPS__MSG_TYPE__HEARTBEAT)
         return "?";
     return names[type];

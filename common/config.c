@@ -51,8 +51,8 @@ static int set_value(const ps_setting *s, void *cfg, const char *value,
             return PS_EINVAL;
         }
         if ((double)v < s->min || (double)v > s->max) {
-            snprintf(err, errlen, "%s: %lld is outside [%.0f, %.0f]", source,
-                     v, s->min, s->max);
+            snprintf(err, errlen, "%s: %lld is outside [%.0f, %.0f]", source, v,
+                     s->min, s->max);
             return PS_EINVAL;
         }
         int64_t x = v;
@@ -79,8 +79,8 @@ static int set_value(const ps_setting *s, void *cfg, const char *value,
     return PS_EINVAL;
 }
 
-static const ps_setting *find(const ps_setting *tab, size_t n,
-                              const char *name, size_t len)
+static const ps_setting *find(const ps_setting *tab, size_t n, const char *name,
+                              size_t len)
 {
     for (size_t i = 0; i < n; i++)
         if (strlen(tab[i].name) == len && strncmp(tab[i].name, name, len) == 0)

@@ -20,8 +20,8 @@ typedef enum ps_setting_type {
 } ps_setting_type;
 
 typedef struct ps_setting {
-    const char *name;    /* "worker-timeout": --worker-timeout, and
-                            SPARKPS_WORKER_TIMEOUT */
+    const char *name; /* "worker-timeout": --worker-timeout, and
+                         SPARKPS_WORKER_TIMEOUT */
     ps_setting_type type;
     const char *def;     /* default as text; NULL: unset (strings only) */
     double min, max;     /* numeric range, inclusive */

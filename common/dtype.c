@@ -70,7 +70,7 @@ uint16_t ps_f32_to_f16(float f)
         return (uint16_t)(sign | 0x7e00u);
     if (abs >= 0x477ff000u) /* rounds to >= 65520: infinity */
         return (uint16_t)(sign | 0x7c00u);
-    if (abs < 0x38800000u) { /* below 2^-14: subnormal half or zero */
+    if (abs < 0x38800000u) {   /* below 2^-14: subnormal half or zero */
         if (abs < 0x33000000u) /* below half the smallest subnormal */
             return (uint16_t)sign;
         uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
@@ -107,17 +107,26 @@ float ps_f16_to_f32(uint16_t h)
     return bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
+/* Wire buffers may be oddly aligned (libzmq slices small messages out of its
+ * receive buffer), so 16-bit values are loaded and stored with memcpy. */
+static uint16_t load16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
 void ps_dtype_to_f32(int dtype, const void *src, float *dst, size_t n)
 {
-    const uint16_t *h = src;
+    const unsigned char *h = src;
     switch (dtype) {
     case PS_DTYPE_F16:
         for (size_t i = 0; i < n; i++)
-            dst[i] = ps_f16_to_f32(h[i]);
+            dst[i] = ps_f16_to_f32(load16(h + 2 * i));
         break;
     case PS_DTYPE_BF16:
         for (size_t i = 0; i < n; i++)
-            dst[i] = ps_bf16_to_f32(h[i]);
+            dst[i] = ps_bf16_to_f32(load16(h + 2 * i));
         break;
     default:
         memcpy(dst, src, n * sizeof(float));
@@ -126,15 +135,20 @@ void ps_dtype_to_f32(int dtype, const void *src, float *dst, size_t n)
 
 void ps_dtype_from_f32(int dtype, const float *src, void *dst, size_t n)
 {
-    uint16_t *h = dst;
+    unsigned char *h = dst;
+    uint16_t v;
     switch (dtype) {
     case PS_DTYPE_F16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = ps_f32_to_f16(src[i]);
+        for (size_t i = 0; i < n; i++) {
+            v = ps_f32_to_f16(src[i]);
+            memcpy(h + 2 * i, &v, 2);
+        }
         break;
     case PS_DTYPE_BF16:
-        for (size_t i = 0; i < n; i++)
-            h[i] = ps_f32_to_bf16(src[i]);
+        for (size_t i = 0; i < n; i++) {
+            v = ps_f32_to_bf16(src[i]);
+            memcpy(h + 2 * i, &v, 2);
+        }
         break;
     default:
         memcpy(dst, src, n * sizeof(float));

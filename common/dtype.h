@@ -1,6 +1,7 @@
 /* Value encodings on the wire: float32, and float16 / bfloat16 to halve the
  * bytes moved. Tables always hold float32; conversion happens at the edge.
- * Values are little-endian (checked at build time: we only support LE hosts). */
+ * Values are little-endian (checked at build time: we only support LE hosts).
+ */
 #ifndef PS_DTYPE_H
 #define PS_DTYPE_H
 

@@ -12,27 +12,27 @@ extern "C" {
 
 typedef enum ps_err {
     PS_OK = 0,
-    PS_ENOMEM = 1,      /* out of memory */
-    PS_EINVAL = 2,      /* invalid argument or configuration */
-    PS_EPROTO = 3,      /* malformed message */
-    PS_ETIMEDOUT = 4,   /* no answer in time (after retries) */
-    PS_ENOTABLE = 5,    /* unknown table */
-    PS_ERANGE = 6,      /* offset/count/key outside what the table holds */
-    PS_ECONFLICT = 7,   /* table exists with a different spec */
-    PS_EBADGRAD = 8,    /* gradient holds NaN or Inf */
-    PS_ETOOBIG = 9,     /* message larger than the configured maximum */
-    PS_EVERSION = 10,   /* protocol version not spoken */
-    PS_EMISMATCH = 11,  /* server list does not match the cluster */
-    PS_ECONSIST = 12,   /* client and servers disagree on consistency */
-    PS_EIO = 13,        /* file or socket error */
-    PS_EZMQ = 14,       /* ZeroMQ call failed */
-    PS_ESHUTDOWN = 15,  /* server is stopping */
-    PS_EDTYPE = 16,     /* unsupported dtype for this request */
-    PS_ESTALE = 17,     /* sequence number older than the dedup window */
-    PS_EUNKNOWN = 18,   /* unknown message type */
-    PS_ECUDA = 19,      /* CUDA or cuBLAS failed */
-    PS_ENOTCONN = 20,   /* not connected / handshake not done */
-    PS_EDEFERRED = 21,  /* internal: pull queued behind slower workers */
+    PS_ENOMEM = 1,     /* out of memory */
+    PS_EINVAL = 2,     /* invalid argument or configuration */
+    PS_EPROTO = 3,     /* malformed message */
+    PS_ETIMEDOUT = 4,  /* no answer in time (after retries) */
+    PS_ENOTABLE = 5,   /* unknown table */
+    PS_ERANGE = 6,     /* offset/count/key outside what the table holds */
+    PS_ECONFLICT = 7,  /* table exists with a different spec */
+    PS_EBADGRAD = 8,   /* gradient holds NaN or Inf */
+    PS_ETOOBIG = 9,    /* message larger than the configured maximum */
+    PS_EVERSION = 10,  /* protocol version not spoken */
+    PS_EMISMATCH = 11, /* server list does not match the cluster */
+    PS_ECONSIST = 12,  /* client and servers disagree on consistency */
+    PS_EIO = 13,       /* file or socket error */
+    PS_EZMQ = 14,      /* ZeroMQ call failed */
+    PS_ESHUTDOWN = 15, /* server is stopping */
+    PS_EDTYPE = 16,    /* unsupported dtype for this request */
+    PS_ESTALE = 17,    /* sequence number older than the dedup window */
+    PS_EUNKNOWN = 18,  /* unknown message type */
+    PS_ECUDA = 19,     /* CUDA or cuBLAS failed */
+    PS_ENOTCONN = 20,  /* not connected / handshake not done */
+    PS_EDEFERRED = 21, /* internal: pull queued behind slower workers */
     PS_ERR_COUNT_ = 22
 } ps_err;
 

@@ -50,15 +50,14 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
                          h->shard, h->shards, h->protocol_version,
                          cons_name((int)h->consistency), h->staleness,
                          h->worker_timeout_ms, h->workers);
-    ps_strbuf_printf(b,
-                     ",\"uptime_ms\":%llu,\"min_clock\":%lld,"
-                     "\"pending_pulls\":%llu,\"bytes_in\":%llu,"
-                     "\"bytes_out\":%llu,\"tables\":[",
-                     (unsigned long long)st->uptime_ms,
-                     (long long)st->min_clock,
-                     (unsigned long long)st->pending_pulls,
-                     (unsigned long long)st->bytes_in,
-                     (unsigned long long)st->bytes_out);
+    ps_strbuf_printf(
+        b,
+        ",\"uptime_ms\":%llu,\"min_clock\":%lld,"
+        "\"pending_pulls\":%llu,\"bytes_in\":%llu,"
+        "\"bytes_out\":%llu,\"tables\":[",
+        (unsigned long long)st->uptime_ms, (long long)st->min_clock,
+        (unsigned long long)st->pending_pulls, (unsigned long long)st->bytes_in,
+        (unsigned long long)st->bytes_out);
     for (size_t i = 0; i < st->n_tables; i++) {
         const Sparkps__TableInfo *t = st->tables[i];
         ps_strbuf_add(b, i ? ",{\"job\":" : "{\"job\":", i ? 8 : 7);

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 typedef struct ps_strbuf {
-    char *data;   /* NUL-terminated while !failed */
+    char *data; /* NUL-terminated while !failed */
     size_t len;
     size_t cap;   /* allocated bytes */
     size_t limit; /* maximum len; 0 means 64 MiB */

@@ -34,8 +34,7 @@ int ps_frames_recv(void *sock, ps_frames *f, int flags)
         zmq_msg_init(m);
         /* Only the first frame may be absent; the rest of a multipart
          * message is delivered atomically. */
-        if (zmq_msg_recv(m, sock, f->n == 0 && !f->overflow ? flags : 0) <
-            0) {
+        if (zmq_msg_recv(m, sock, f->n == 0 && !f->overflow ? flags : 0) < 0) {
             int rc = ps_zmq_err();
             zmq_msg_close(m);
             ps_frames_close(f);
@@ -75,8 +74,8 @@ int ps_send_header(void *sock, const ps_header *h, int more)
     return PS_OK;
 }
 
-int ps_send_zerocopy(void *sock, const void *data, size_t len,
-                     zmq_free_fn *ffn, void *hint, int more)
+int ps_send_zerocopy(void *sock, const void *data, size_t len, zmq_free_fn *ffn,
+                     void *hint, int more)
 {
     zmq_msg_t m;
     /* libzmq copies messages under 33 bytes anyway (VSM) and never writes to

@@ -42,8 +42,8 @@ int ps_send_header(void *sock, const ps_header *h, int more);
 /* Sends a bulk frame without copying: `data` must stay valid until ZeroMQ
  * calls `ffn(data, hint)` (NULL ffn: the caller guarantees the lifetime by
  * other means, e.g. until the request completes). */
-int ps_send_zerocopy(void *sock, const void *data, size_t len,
-                     zmq_free_fn *ffn, void *hint, int more);
+int ps_send_zerocopy(void *sock, const void *data, size_t len, zmq_free_fn *ffn,
+                     void *hint, int more);
 
 /* Sends a copy of len bytes. */
 int ps_send_copy(void *sock, const void *data, size_t len, int more);

@@ -53,8 +53,7 @@ static ps_worker_state *find_or_add(ps_consist *c, uint32_t id, int64_t now)
     return &c->w[lo];
 }
 
-int ps_consist_new(ps_consist **out, const ps_consist_cfg *cfg,
-                   int64_t now_ms)
+int ps_consist_new(ps_consist **out, const ps_consist_cfg *cfg, int64_t now_ms)
 {
     if (cfg->mode < PS_CONS_ASP || cfg->mode > PS_CONS_BSP ||
         cfg->staleness < 0 || cfg->expected < 0 ||

@@ -44,8 +44,7 @@ typedef struct ps_worker_state {
 
 typedef struct ps_consist ps_consist;
 
-int ps_consist_new(ps_consist **out, const ps_consist_cfg *cfg,
-                   int64_t now_ms);
+int ps_consist_new(ps_consist **out, const ps_consist_cfg *cfg, int64_t now_ms);
 void ps_consist_free(ps_consist *c);
 
 /* Parses "asp", "bsp", "ssp:S" into cfg->mode/staleness; PS_EINVAL else. */

@@ -26,14 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLL_MS 100          /* upper bound on timer latency */
-#define DRAIN_MAX 100000     /* messages handled after a stop request */
+#define POLL_MS 100      /* upper bound on timer latency */
+#define DRAIN_MAX 100000 /* messages handled after a stop request */
 #define MSG_TYPES (SPARKPS__MSG_TYPE__HEARTBEAT + 1)
 
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
 typedef struct parked {
-    zmq_msg_t rid;   /* the client's routing id */
-    zmq_msg_t keys;  /* sparse: the key frame (moved, not copied) */
+    zmq_msg_t rid;  /* the client's routing id */
+    zmq_msg_t keys; /* sparse: the key frame (moved, not copied) */
     int has_keys;
     int type;
     uint64_t request_id;
@@ -68,7 +68,7 @@ typedef struct request {
     ps_frames *f;
     ps_header *h;
     ps_header reply;
-    zmq_msg_t values;  /* bulk reply frame, when has_values */
+    zmq_msg_t values; /* bulk reply frame, when has_values */
     int has_values;
     char err[256];
 } request;
@@ -88,8 +88,7 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
     }
     if (cfg->cluster_id == NULL || strlen(cfg->cluster_id) == 0 ||
         strlen(cfg->cluster_id) > PS_MAX_NAME) {
-        snprintf(err, errlen, "--cluster-id must be 1..%u bytes",
-                 PS_MAX_NAME);
+        snprintf(err, errlen, "--cluster-id must be 1..%u bytes", PS_MAX_NAME);
         return PS_EINVAL;
     }
     ps_server *s = calloc(1, sizeof(*s));
@@ -97,8 +96,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
         return PS_ENOMEM;
     s->cfg = *cfg;
     s->start_ms = ps_now_ms();
-    int rc = ps_tables_new(&s->tables, cfg->shard, cfg->shards,
-                           cfg->memory_limit);
+    int rc =
+        ps_tables_new(&s->tables, cfg->shard, cfg->shards, cfg->memory_limit);
     if (rc == PS_OK)
         rc = ps_dedup_new(&s->dedup, 1024);
     ps_consist_cfg cc = {cfg->consistency, cfg->staleness, cfg->workers,
@@ -314,9 +313,10 @@ static void handle_define(ps_server *s, request *r)
     ps_table_def d;
     spec_to_def(t, &d);
     uint32_t id;
-    int rc = ps_tables_define(s->tables, &d, &id, r->err, sizeof(r->err));
+    char why[256] = "";
+    int rc = ps_tables_define(s->tables, &d, &id, why, sizeof(why));
     if (rc != PS_OK) {
-        fail(r, rc, "%s", r->err);
+        fail(r, rc, "%s", why[0] ? why : ps_strerror(rc));
         return;
     }
     ps_table *tab = ps_tables_get(s->tables, id);
@@ -324,8 +324,8 @@ static void handle_define(ps_server *s, request *r)
     r->reply.table_id = id;
     r->reply.has_lo = r->reply.has_hi = 1;
     ps_table_range(tab, &r->reply.lo, &r->reply.hi);
-    ps_log(PS_LOG_DEBUG, "table defined job=%s name=%s id=%u", t->job,
-           t->name, id);
+    ps_log(PS_LOG_DEBUG, "table defined job=%s name=%s id=%u", t->job, t->name,
+           id);
 }
 
 static void handle_drop(ps_server *s, request *r)
@@ -355,8 +355,8 @@ static void handle_drop(ps_server *s, request *r)
 typedef struct data_req {
     ps_table *t;
     int sparse;
-    size_t dim;          /* floats per key (dense: 1) */
-    size_t nvals;        /* floats moved */
+    size_t dim;   /* floats per key (dense: 1) */
+    size_t nvals; /* floats moved */
     const uint64_t *keys;
     const float *grad;
     zmq_msg_t *keys_msg; /* the key frame, to park it */
@@ -493,8 +493,8 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
         if (out != NULL && (void *)out == s->scratch[0] &&
             (const void *)d->keys == s->scratch[0])
             return PS_ENOMEM;
-        int rc = ps_table_sparse_push(d->t, d->keys, (size_t)h->count,
-                                      d->grad, out);
+        int rc =
+            ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad, out);
         if (rc != PS_OK)
             return rc;
     } else {
@@ -544,15 +544,15 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
     int is_push = h->type != SPARKPS__MSG_TYPE__PULL;
     int is_pull = h->type != SPARKPS__MSG_TYPE__PUSH;
     int is_worker = h->worker_id >= 0;
-    int defer = is_pull && is_worker &&
-                !ps_consist_can_serve(s->consist, h->clock);
+    int defer =
+        is_pull && is_worker && !ps_consist_can_serve(s->consist, h->clock);
 
     if (is_push) {
         int status = PS_OK;
         int dedup = h->client_id != 0 && h->seq != 0;
-        int seen = dedup ? ps_dedup_check(s->dedup, h->client_id, h->seq,
-                                          &status)
-                         : PS_DEDUP_NEW;
+        int seen = dedup
+                       ? ps_dedup_check(s->dedup, h->client_id, h->seq, &status)
+                       : PS_DEDUP_NEW;
         if (seen == PS_DEDUP_STALE) {
             fail(r, PS_ESTALE, "sequence %llu is older than the dedup window",
                  (unsigned long long)h->seq);
@@ -574,9 +574,9 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
                 zmq_msg_close(&r->values);
                 r->has_values = 0;
             }
-            fail(r, status, "%s", status == PS_ENOMEM
-                                      ? "out of memory applying the push"
-                                      : ps_strerror(status));
+            fail(r, status, "%s",
+                 status == PS_ENOMEM ? "out of memory applying the push"
+                                     : ps_strerror(status));
             return;
         }
     }
@@ -591,8 +591,8 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
         return;
     }
     if (is_pull && !r->has_values) {
-        int rc = read_values(s, d.t, (int)h->dtype, d.sparse, d.keys,
-                             h->offset, h->count, d.nvals, &r->values);
+        int rc = read_values(s, d.t, (int)h->dtype, d.sparse, d.keys, h->offset,
+                             h->count, d.nvals, &r->values);
         if (rc != PS_OK) {
             fail(r, rc, "out of memory reading values");
             return;
@@ -630,11 +630,11 @@ static void serve_parked(ps_server *s)
                 p->has_keys ? aligned_view(s, 0, zmq_msg_data(&p->keys),
                                            p->count * 8, 8)
                             : NULL;
-            int rc = p->has_keys && keys == NULL
-                         ? PS_ENOMEM
-                         : read_values(s, t, p->dtype, p->has_keys, keys,
-                                       p->offset, p->count,
-                                       (size_t)p->count * dim, &r.values);
+            int rc =
+                p->has_keys && keys == NULL
+                    ? PS_ENOMEM
+                    : read_values(s, t, p->dtype, p->has_keys, keys, p->offset,
+                                  p->count, (size_t)p->count * dim, &r.values);
             if (rc != PS_OK) {
                 fail(&r, rc, "out of memory reading values");
             } else {
@@ -849,10 +849,10 @@ static void handle_message(ps_server *s, ps_frames *f)
         if (h->worker_id >= 0) {
             ps_consist_touch(s->consist, (uint32_t)h->worker_id, ps_now_ms());
             if (h->progress)
-                ps_consist_set_progress(
-                    s->consist, (uint32_t)h->worker_id, h->progress->samples,
-                    h->progress->loss, h->progress->epoch,
-                    h->progress->accuracy);
+                ps_consist_set_progress(s->consist, (uint32_t)h->worker_id,
+                                        h->progress->samples, h->progress->loss,
+                                        h->progress->epoch,
+                                        h->progress->accuracy);
         }
         switch (h->type) {
         case SPARKPS__MSG_TYPE__HELLO:
@@ -886,7 +886,7 @@ static void handle_message(ps_server *s, ps_frames *f)
     }
     if (r.reply.has_error_code && r.reply.error_code != PS_OK) {
         s->errors[r.reply.error_code < PS_ERR_COUNT_ ? r.reply.error_code
-                                                      : PS_EPROTO]++;
+                                                     : PS_EPROTO]++;
         ps_log(PS_LOG_DEBUG, "request refused type=%s code=%s msg=\"%s\"",
                ps_msg_type_name(r.h ? (int)r.h->type : 0),
                ps_errname(r.reply.error_code), r.err);
@@ -951,8 +951,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
         }
         if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
             ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
-                   ps_consist_live(s->consist),
-                   (long long)reply_min_clock(s));
+                   ps_consist_live(s->consist), (long long)reply_min_clock(s));
         if (s->npark > 0)
             serve_parked(s);
     }

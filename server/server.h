@@ -26,7 +26,7 @@ typedef struct ps_server_cfg {
     int worker_timeout_ms;  /* silence after which a worker stops counting */
     int heartbeat_ms;       /* ZMTP heartbeat interval (timeout 3x) */
     uint64_t max_message_bytes; /* larger requests: PS_ETOOBIG */
-    uint64_t memory_limit;  /* bytes of table data; 0: no limit */
+    uint64_t memory_limit;      /* bytes of table data; 0: no limit */
 } ps_server_cfg;
 
 typedef struct ps_server ps_server;

@@ -136,9 +136,8 @@ static int check_def(const ps_table_def *d, char *err, size_t errlen)
             }
             if (prod != d->len) {
                 snprintf(err, errlen,
-                         "table '%s': shape product %llu != len %llu",
-                         d->name, (unsigned long long)prod,
-                         (unsigned long long)d->len);
+                         "table '%s': shape product %llu != len %llu", d->name,
+                         (unsigned long long)prod, (unsigned long long)d->len);
                 return PS_EINVAL;
             }
         }
@@ -159,8 +158,7 @@ static int check_def(const ps_table_def *d, char *err, size_t errlen)
 }
 
 /* Names the first field where an existing table differs from a new spec. */
-static const char *spec_difference(const ps_table_def *a,
-                                   const ps_table_def *b)
+static const char *spec_difference(const ps_table_def *a, const ps_table_def *b)
 {
     if (a->kind != b->kind)
         return "kind";
@@ -467,8 +465,7 @@ static int add_row(ps_table *t, uint64_t key, uint32_t *row)
         index_grow(t) != PS_OK)
         return PS_ENOMEM;
     if (t->nrows / ROWS_PER_CHUNK == t->nchunks) {
-        float **chunks =
-            realloc(t->chunks, (t->nchunks + 1) * sizeof(*chunks));
+        float **chunks = realloc(t->chunks, (t->nchunks + 1) * sizeof(*chunks));
         if (chunks == NULL)
             return PS_ENOMEM;
         t->chunks = chunks;

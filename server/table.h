@@ -42,9 +42,9 @@ typedef struct ps_table_info {
     int kind;
     uint64_t len;
     uint32_t dim;
-    uint64_t lo, hi;  /* dense: this shard's range */
-    uint64_t rows;    /* sparse: rows stored here */
-    uint64_t bytes;   /* weights + optimizer state */
+    uint64_t lo, hi; /* dense: this shard's range */
+    uint64_t rows;   /* sparse: rows stored here */
+    uint64_t bytes;  /* weights + optimizer state */
     int optim;
     uint64_t pushes, pulls;
 } ps_table_info;

@@ -65,8 +65,8 @@ typedef struct table_ref {
     int kind;
     uint64_t len;
     uint32_t dim;
-    uint32_t *id;    /* per shard */
-    uint64_t *lo;    /* dense: per shard range */
+    uint32_t *id; /* per shard */
+    uint64_t *lo; /* dense: per shard range */
     uint64_t *hi;
 } table_ref;
 
@@ -81,35 +81,35 @@ typedef struct piece {
     ps_request *req;
     uint32_t shard;
     uint64_t request_id;
-    uint64_t seq;         /* pushes: dedup sequence number; else 0 */
+    uint64_t seq; /* pushes: dedup sequence number; else 0 */
     uint64_t offset, count;
-    const float *grad;    /* dense: into the caller's buffer */
-    float *out;           /* dense: into the caller's buffer */
-    uint64_t *keys;       /* sparse: this shard's keys (owned) */
-    float *gbuf;          /* sparse: gathered gradient (owned) */
-    float *obuf;          /* sparse: values before scatter (owned) */
-    size_t *pos;          /* sparse: each key's index in the caller's arrays */
-    void *wire_vals;      /* values converted to a 16-bit dtype (owned) */
+    const float *grad; /* dense: into the caller's buffer */
+    float *out;        /* dense: into the caller's buffer */
+    uint64_t *keys;    /* sparse: this shard's keys (owned) */
+    float *gbuf;       /* sparse: gathered gradient (owned) */
+    float *obuf;       /* sparse: values before scatter (owned) */
+    size_t *pos;       /* sparse: each key's index in the caller's arrays */
+    void *wire_vals;   /* values converted to a 16-bit dtype (owned) */
     int attempts;
     int64_t deadline_ms;
     int done;
     int status;
-    int in_table;         /* registered in the in-flight table */
+    int in_table; /* registered in the in-flight table */
 } piece;
 
 struct ps_request {
     ps_client *c;
     int type;
-    int table;            /* index into c->tables; -1 for control messages */
+    int table; /* index into c->tables; -1 for control messages */
     piece *pieces;
     int npieces;
-    int remaining;        /* pieces not done */
-    int status;           /* first error */
+    int remaining; /* pieces not done */
+    int status;    /* first error */
     char errmsg[256];
     size_t dim;
-    float *user_out;      /* sparse pulls: where obufs are scattered */
+    float *user_out; /* sparse pulls: where obufs are scattered */
     int64_t min_clock;
-    atomic_int zc_live;   /* zero-copy buffers libzmq still holds */
+    atomic_int zc_live; /* zero-copy buffers libzmq still holds */
     /* control messages */
     Sparkps__TableSpec *spec;
     const char *job, *name;
@@ -218,8 +218,7 @@ static int parse_servers(ps_client *c, const char *list)
             len--;
         if (len == 0 || len > 255)
             return set_err(c, PS_EINVAL,
-                           "server %zu of '%s' is empty or too long", i,
-                           list);
+                           "server %zu of '%s' is empty or too long", i, list);
         c->shards[i].endpoint = strndup(p, len);
         if (c->shards[i].endpoint == NULL)
             return PS_ENOMEM;
@@ -248,8 +247,8 @@ static int open_socket(ps_client *c, shard_conn *s)
     int hb = c->cfg.heartbeat_ms > 0 ? c->cfg.heartbeat_ms : 1000;
     ps_socket_heartbeat(s->sock, hb, hb * 3);
     if (zmq_connect(s->sock, s->endpoint) != 0)
-        return set_err(c, PS_EINVAL, "cannot connect to '%s': %s",
-                       s->endpoint, zmq_strerror(zmq_errno()));
+        return set_err(c, PS_EINVAL, "cannot connect to '%s': %s", s->endpoint,
+                       zmq_strerror(zmq_errno()));
     return PS_OK;
 }
 
@@ -377,8 +376,7 @@ static int send_piece(ps_client *c, piece *p)
             }
             wire = p->wire_vals;
         }
-        rc = send_zc(r, s->sock, wire, n * ps_dtype_size((int)c->cfg.dtype),
-                     0);
+        rc = send_zc(r, s->sock, wire, n * ps_dtype_size((int)c->cfg.dtype), 0);
     }
     p->deadline_ms = ps_now_ms() + c->cfg.timeout_ms;
     return rc;
@@ -580,8 +578,9 @@ static void handle_reply(ps_client *c, ps_frames *f)
 /* Re-sends every pending piece of one shard over a fresh connection. */
 static void reconnect(ps_client *c, uint32_t shard)
 {
-    ps_log(PS_LOG_WARN, "no answer from shard in time, reconnecting shard=%u "
-                        "endpoint=%s",
+    ps_log(PS_LOG_WARN,
+           "no answer from shard in time, reconnecting shard=%u "
+           "endpoint=%s",
            shard, c->shards[shard].endpoint);
     if (open_socket(c, &c->shards[shard]) != PS_OK)
         return; /* pieces keep their deadlines and fail after retries */
@@ -630,7 +629,8 @@ static int drive(ps_client *c, int timeout_ms)
         if (c->inflight[i] && c->inflight[i]->deadline_ms < next)
             next = c->inflight[i]->deadline_ms;
     long wait = next > now ? (long)(next - now) : 0;
-    int n = zmq_poll(items, (int)c->nshards, timeout_ms < 0 && c->inflight_n == 0 ? -1 : wait);
+    int n = zmq_poll(items, (int)c->nshards,
+                     timeout_ms < 0 && c->inflight_n == 0 ? -1 : wait);
     int rc = PS_OK;
     if (n < 0 && zmq_errno() != EINTR)
         rc = ps_zmq_err();
@@ -667,8 +667,8 @@ static int finish_request(ps_client *c, ps_request *r)
         for (int i = 0; i < r->npieces; i++) {
             piece *p = &r->pieces[i];
             for (size_t k = 0; k < p->count; k++)
-                memcpy(r->user_out + p->pos[k] * r->dim,
-                       p->obuf + k * r->dim, r->dim * sizeof(float));
+                memcpy(r->user_out + p->pos[k] * r->dim, p->obuf + k * r->dim,
+                       r->dim * sizeof(float));
         }
     }
     int rc = r->status;
@@ -791,8 +791,9 @@ static int heartbeat_start(ps_client *c)
     }
     for (uint32_t i = 0; i < c->nshards; i++)
         eps[i] = c->shards[i].endpoint; /* outlive the thread: joined first */
-    *a = (hb_args){c->ctx, eps, c->nshards, c->cfg.worker_id,
-                   c->cfg.heartbeat_ms, c->client_id};
+    *a = (hb_args){
+        c->ctx,      eps, c->nshards, c->cfg.worker_id, c->cfg.heartbeat_ms,
+        c->client_id};
     if (pthread_create(&c->hb_thread, NULL, heartbeat_main, a) != 0) {
         free(a);
         free(eps);
@@ -873,12 +874,12 @@ static int check_hellos(ps_client *c, const Sparkps__Hello *hs)
         if (want != c->consistency ||
             (want == PS_SSP && want_s != c->staleness)) {
             char a[32], b[32];
-            return set_err(c, PS_ECONSIST,
-                           "this client asked for %s but the servers run %s "
-                           "(the servers' --consistency is the one in force)",
-                           cons_text(want, want_s, a, sizeof(a)),
-                           cons_text(c->consistency, c->staleness, b,
-                                     sizeof(b)));
+            return set_err(
+                c, PS_ECONSIST,
+                "this client asked for %s but the servers run %s "
+                "(the servers' --consistency is the one in force)",
+                cons_text(want, want_s, a, sizeof(a)),
+                cons_text(c->consistency, c->staleness, b, sizeof(b)));
         }
     }
     return PS_OK;
@@ -921,8 +922,7 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
     int rc = PS_OK;
     const char *job = cfg->job ? cfg->job : "default";
     if (strlen(job) == 0 || strlen(job) > PS_MAX_NAME) {
-        rc = set_err(c, PS_EINVAL, "job name must be 1..%u bytes",
-                     PS_MAX_NAME);
+        rc = set_err(c, PS_EINVAL, "job name must be 1..%u bytes", PS_MAX_NAME);
         goto fail;
     }
     if (ps_dtype_size((int)cfg->dtype) == 0 || cfg->worker_id < -1 ||
@@ -936,8 +936,8 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
         rc = PS_ENOMEM;
         goto fail;
     }
-    rc = parse_servers(c, cfg->servers ? cfg->servers
-                                       : getenv("SPARKPS_SERVERS"));
+    rc = parse_servers(c,
+                       cfg->servers ? cfg->servers : getenv("SPARKPS_SERVERS"));
     for (uint32_t i = 0; rc == PS_OK && i < c->nshards; i++)
         rc = open_socket(c, &c->shards[i]);
     if (rc == PS_OK)
@@ -1100,8 +1100,7 @@ int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
         return set_err(c, PS_EINVAL, "table needs a name of 1..%u bytes",
                        PS_MAX_NAME);
     if (spec->kind == PS_DENSE && spec->len == 0 && spec->shape[0] != 0) {
-        return set_err(c, PS_EINVAL, "dense table '%s': set len",
-                       spec->name);
+        return set_err(c, PS_EINVAL, "dense table '%s': set len", spec->name);
     }
     ps_request *r = request_new(c, PS_MSG_DEFINE_TABLE, -1, (int)c->nshards);
     if (r == NULL)
@@ -1109,8 +1108,8 @@ int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
     r->ids = calloc(c->nshards, sizeof(*r->ids));
     r->lo = calloc(c->nshards, sizeof(*r->lo));
     r->hi = calloc(c->nshards, sizeof(*r->hi));
-    table_ref *tabs = realloc(c->tables, (size_t)(c->ntables + 1) *
-                                             sizeof(*tabs));
+    table_ref *tabs =
+        realloc(c->tables, (size_t)(c->ntables + 1) * sizeof(*tabs));
     if (tabs != NULL)
         c->tables = tabs;
     if (!r->ids || !r->lo || !r->hi || tabs == NULL) {
@@ -1183,8 +1182,9 @@ int ps_client_drop_job(ps_client *c, const char *job)
 int ps_client_clock(ps_client *c)
 {
     if (c->cfg.worker_id < 0)
-        return set_err(c, PS_EINVAL, "only a worker (worker_id >= 0) has a "
-                                     "clock");
+        return set_err(c, PS_EINVAL,
+                       "only a worker (worker_id >= 0) has a "
+                       "clock");
     c->clock++;
     return control_all(c, PS_MSG_CLOCK, NULL, NULL);
 }
@@ -1236,8 +1236,7 @@ static int check_table(ps_client *c, int table, int kind)
     if (table < 0 || table >= c->ntables)
         return set_err(c, PS_ENOTABLE, "no table handle %d", table);
     if (c->tables[table].kind != kind)
-        return set_err(c, PS_EINVAL, "table '%s' is %s",
-                       c->tables[table].name,
+        return set_err(c, PS_EINVAL, "table '%s' is %s", c->tables[table].name,
                        kind == PS_DENSE ? "sparse" : "dense");
     return PS_OK;
 }
@@ -1296,20 +1295,17 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
 int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
                    const float *grad, ps_request **req)
 {
-    return dense_request(c, PS_MSG_PUSH, table, offset, count, grad, NULL,
-                         req);
+    return dense_request(c, PS_MSG_PUSH, table, offset, count, grad, NULL, req);
 }
 
 int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
                    float *out, ps_request **req)
 {
-    return dense_request(c, PS_MSG_PULL, table, offset, count, NULL, out,
-                         req);
+    return dense_request(c, PS_MSG_PULL, table, offset, count, NULL, out, req);
 }
 
-int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
-                       uint64_t count, const float *grad, float *out,
-                       ps_request **req)
+int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
+                       const float *grad, float *out, ps_request **req)
 {
     return dense_request(c, PS_MSG_PUSHPULL, table, offset, count, grad, out,
                          req);
@@ -1318,8 +1314,8 @@ int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
 /* Groups keys by shard: each piece gets its keys, their positions in the
  * caller's arrays and (for pushes) the gathered gradient rows. */
 static int sparse_request(ps_client *c, int type, int table,
-                          const uint64_t *keys, size_t nkeys,
-                          const float *grad, float *out, ps_request **req)
+                          const uint64_t *keys, size_t nkeys, const float *grad,
+                          float *out, ps_request **req)
 {
     int rc = check_table(c, table, PS_SPARSE);
     if (rc != PS_OK)
@@ -1397,15 +1393,13 @@ out:
 int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, const float *grad, ps_request **req)
 {
-    return sparse_request(c, PS_MSG_PUSH, table, keys, nkeys, grad, NULL,
-                          req);
+    return sparse_request(c, PS_MSG_PUSH, table, keys, nkeys, grad, NULL, req);
 }
 
 int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, float *out, ps_request **req)
 {
-    return sparse_request(c, PS_MSG_PULL, table, keys, nkeys, NULL, out,
-                          req);
+    return sparse_request(c, PS_MSG_PULL, table, keys, nkeys, NULL, out, req);
 }
 
 int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,

@@ -81,31 +81,31 @@ typedef struct ps_optim {
 } ps_optim;
 
 typedef struct ps_table_spec {
-    const char *name;   /* unique within the client's job */
+    const char *name; /* unique within the client's job */
     ps_table_kind kind;
-    uint64_t len;       /* dense: elements (product of shape if given) */
-    uint64_t shape[8];  /* dense, optional: dims, 0-terminated */
-    uint32_t dim;       /* sparse: floats per key */
+    uint64_t len;      /* dense: elements (product of shape if given) */
+    uint64_t shape[8]; /* dense, optional: dims, 0-terminated */
+    uint32_t dim;      /* sparse: floats per key */
     ps_init init;
     ps_optim optim;
 } ps_table_spec;
 
 typedef struct ps_client_cfg {
-    const char *servers;   /* "tcp://h0:7000,tcp://h1:7000"; NULL: the
-                              SPARKPS_SERVERS environment variable */
-    const char *job;       /* table namespace; NULL: "default" */
-    const char *cluster_id;/* NULL: accept the first shard's */
-    int worker_id;         /* >= 0: a training worker with a clock; -1: a
-                              tool or benchmark (no clock) */
-    int timeout_ms;        /* per attempt; 0: 5000 */
-    int retries;           /* attempts after the first; <0: 0, 0: 5 */
-    int heartbeat_ms;      /* worker heartbeat period; 0: 1000, <0: off */
-    int expect_consistency;/* -1: accept the servers'; else a ps_consistency
-                              and staleness the servers must match */
+    const char *servers;    /* "tcp://h0:7000,tcp://h1:7000"; NULL: the
+                               SPARKPS_SERVERS environment variable */
+    const char *job;        /* table namespace; NULL: "default" */
+    const char *cluster_id; /* NULL: accept the first shard's */
+    int worker_id;          /* >= 0: a training worker with a clock; -1: a
+                               tool or benchmark (no clock) */
+    int timeout_ms;         /* per attempt; 0: 5000 */
+    int retries;            /* attempts after the first; <0: 0, 0: 5 */
+    int heartbeat_ms;       /* worker heartbeat period; 0: 1000, <0: off */
+    int expect_consistency; /* -1: accept the servers'; else a ps_consistency
+                               and staleness the servers must match */
     int expect_staleness;
-    ps_dtype dtype;        /* values on the wire (tables stay float32) */
-    int test_drop_every;   /* testing only: pretend every Nth reply was lost
-                              (forces retries); 0: off */
+    ps_dtype dtype;      /* values on the wire (tables stay float32) */
+    int test_drop_every; /* testing only: pretend every Nth reply was lost
+                            (forces retries); 0: off */
 } ps_client_cfg;
 
 /* Fills a cfg with the defaults above (worker_id -1, accept consistency). */
@@ -148,9 +148,8 @@ int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
 int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
                    float *out, ps_request **req);
 /* Pushes grad, then returns the updated values in out; one round trip. */
-int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
-                       uint64_t count, const float *grad, float *out,
-                       ps_request **req);
+int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
+                       const float *grad, float *out, ps_request **req);
 
 /* Sparse: nkeys keys, dim floats per key in key order. A key listed twice in
  * one push is applied twice. */

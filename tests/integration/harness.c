@@ -11,6 +11,50 @@
 #include <time.h>
 #include <unistd.h>
 
+/* pids of servers started and not yet stopped, for cleanup after a failed
+ * assertion (cmocka longjmps out of the test). */
+static pid_t live[64];
+static int live_registered;
+
+static void track(pid_t pid)
+{
+    if (!live_registered) {
+        atexit(ps_harness_kill_all);
+        live_registered = 1;
+    }
+    for (int i = 0; i < 64; i++) {
+        if (live[i] == 0) {
+            live[i] = pid;
+            return;
+        }
+    }
+}
+
+static void untrack(pid_t pid)
+{
+    for (int i = 0; i < 64; i++)
+        if (live[i] == pid)
+            live[i] = 0;
+}
+
+void ps_harness_kill_all(void)
+{
+    for (int i = 0; i < 64; i++) {
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    }
+}
+
+int ps_harness_teardown(void **state)
+{
+    (void)state;
+    ps_harness_kill_all();
+    return 0;
+}
+
 static const char *server_bin(void)
 {
     const char *b = getenv("PS_SERVER_BIN");
@@ -66,6 +110,7 @@ int ps_server_start(ps_test_server *s, const char *const *args)
     close(out[1]);
     memset(s, 0, sizeof(*s));
     s->pid = pid;
+    track(pid);
     int rc = read_line(out[0], s->endpoint, sizeof(s->endpoint), 10000);
     close(out[0]);
     if (rc != 0 || strncmp(s->endpoint, "tcp://", 6) != 0) {
@@ -87,6 +132,7 @@ int ps_server_stop(ps_test_server *s, int timeout_ms)
         int st;
         pid_t r = waitpid(s->pid, &st, WNOHANG);
         if (r == s->pid) {
+            untrack(s->pid);
             s->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -102,6 +148,7 @@ void ps_server_kill(ps_test_server *s)
         return;
     kill(s->pid, SIGKILL);
     waitpid(s->pid, NULL, 0);
+    untrack(s->pid);
     s->pid = 0;
 }
 

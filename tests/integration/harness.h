@@ -41,6 +41,12 @@ int ps_cluster_start(ps_cluster *c, int n, const char *const *extra);
 /* Stops every shard; returns 0 when all exited cleanly with status 0. */
 int ps_cluster_stop(ps_cluster *c);
 
+/* Kills (SIGKILL) every server this process started that is still
+ * running. Registered with atexit() on first start, and usable as a cmocka
+ * teardown so a failed assertion never leaves servers behind. */
+void ps_harness_kill_all(void);
+int ps_harness_teardown(void **state);
+
 /* Runs a command line of ps-server with args, capturing stderr into buf;
  * returns the exit status (used for CLI error tests). */
 int ps_server_run_capture(const char *const *args, char *buf, size_t len,

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "harness.h"
@@ -125,11 +126,11 @@ static void *client_main(void *arg)
         for (int i = 0; i < NKEYS * DIM; i++)
             sg[i] = grad_value(r->client, k, (uint64_t)i + 7);
         /* Alternate push and pushpull so both paths are counted. */
-        int rc = k % 2 ? ps_client_push(c, dense, 0, DENSE_LEN, g,
-                                        &pending[slot][0])
-                       : ps_client_pushpull(c, dense, 0, DENSE_LEN, g,
-                                            outs[r->client][slot],
-                                            &pending[slot][0]);
+        int rc =
+            k % 2
+                ? ps_client_push(c, dense, 0, DENSE_LEN, g, &pending[slot][0])
+                : ps_client_pushpull(c, dense, 0, DENSE_LEN, g,
+                                     outs[r->client][slot], &pending[slot][0]);
         if (rc == PS_OK)
             rc = ps_client_push_sparse(c, sparse, keys, NKEYS, sg,
                                        &pending[slot][1]);
@@ -174,8 +175,7 @@ static void check_tables(const char *servers)
     assert_int_equal(ps_client_define(c, &ss, &sparse), PS_OK);
     static float got[DENSE_LEN];
     ps_request *req;
-    assert_int_equal(ps_client_pull(c, dense, 0, DENSE_LEN, got, &req),
-                     PS_OK);
+    assert_int_equal(ps_client_pull(c, dense, 0, DENSE_LEN, got, &req), PS_OK);
     assert_int_equal(ps_client_wait(c, req, -1), PS_OK);
     for (uint64_t i = 0; i < DENSE_LEN; i++) {
         float want = 0;
@@ -230,8 +230,10 @@ static void test_exact_sum_dropped_replies_retried_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exact_sum_asp_three_clients_two_shards),
-        cmocka_unit_test(test_exact_sum_dropped_replies_retried_once),
+        cmocka_unit_test_teardown(test_exact_sum_asp_three_clients_two_shards,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_exact_sum_dropped_replies_retried_once,
+                                  ps_harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

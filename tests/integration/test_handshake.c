@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "common/codec.h"
@@ -81,10 +82,10 @@ static void test_handshake_connect_other_cluster_refused(void **state)
 {
     (void)state;
     ps_test_server a, b;
-    const char *args_a[] = {"--shard", "0", "--shards", "2", "--cluster-id",
-                            "alpha", NULL};
-    const char *args_b[] = {"--shard", "1", "--shards", "2", "--cluster-id",
-                            "beta", NULL};
+    const char *args_a[] = {"--shard",      "0",     "--shards", "2",
+                            "--cluster-id", "alpha", NULL};
+    const char *args_b[] = {"--shard",      "1",    "--shards", "2",
+                            "--cluster-id", "beta", NULL};
     assert_int_equal(ps_server_start(&a, args_a), 0);
     assert_int_equal(ps_server_start(&b, args_b), 0);
     char list[300], err[512];
@@ -108,9 +109,8 @@ static void test_handshake_connect_consistency_mismatch_refused(void **state)
                      PS_ECONSIST);
     assert_non_null(strstr(err, "asked for bsp"));
     assert_non_null(strstr(err, "run ssp:2"));
-    assert_int_equal(
-        connect_client(cl.servers, PS_SSP, 3, err, sizeof(err)),
-        PS_ECONSIST);
+    assert_int_equal(connect_client(cl.servers, PS_SSP, 3, err, sizeof(err)),
+                     PS_ECONSIST);
     assert_int_equal(connect_client(cl.servers, PS_SSP, 2, err, sizeof(err)),
                      PS_OK);
     assert_int_equal(ps_cluster_stop(&cl), 0);
@@ -230,9 +230,9 @@ static void test_handshake_connect_bad_list_refused(void **state)
 {
     (void)state;
     char err[512];
-    assert_int_equal(connect_client("tcp://127.0.0.1:5,,x", -1, 0, err,
-                                    sizeof(err)),
-                     PS_EINVAL);
+    assert_int_equal(
+        connect_client("tcp://127.0.0.1:5,,x", -1, 0, err, sizeof(err)),
+        PS_EINVAL);
     assert_non_null(strstr(err, "empty"));
     assert_int_equal(connect_client("nonsense", -1, 0, err, sizeof(err)),
                      PS_EINVAL);
@@ -242,15 +242,27 @@ static void test_handshake_connect_bad_list_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_connect_in_order_succeeds),
-        cmocka_unit_test(test_handshake_connect_misordered_refused),
-        cmocka_unit_test(test_handshake_connect_shard_count_mismatch_refused),
-        cmocka_unit_test(test_handshake_connect_other_cluster_refused),
-        cmocka_unit_test(test_handshake_connect_consistency_mismatch_refused),
-        cmocka_unit_test(test_handshake_server_refuses_other_version),
-        cmocka_unit_test(test_handshake_client_refuses_other_version),
-        cmocka_unit_test(test_handshake_connect_nobody_listening_times_out),
-        cmocka_unit_test(test_handshake_connect_bad_list_refused),
+        cmocka_unit_test_teardown(test_handshake_connect_in_order_succeeds,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_connect_misordered_refused,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(
+            test_handshake_connect_shard_count_mismatch_refused,
+            ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_connect_other_cluster_refused,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(
+            test_handshake_connect_consistency_mismatch_refused,
+            ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_server_refuses_other_version,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_client_refuses_other_version,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(
+            test_handshake_connect_nobody_listening_times_out,
+            ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_connect_bad_list_refused,
+                                  ps_harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

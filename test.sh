@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test: installs dependencies, builds with warnings as errors, runs the
+# cmocka unit and multi-process integration tests (ctest), the same tests in
+# an ASan+UBSan build, and a short benchmark smoke run. Each stage prints its
+# duration. Usage: ./test.sh [--no-sanitize] [--no-bench]
+set -euo pipefail
+cd "$(dirname "$0")"
+SANITIZE=1
+BENCH=1
+for a in "$@"; do
+    case "$a" in
+    --no-sanitize) SANITIZE=0 ;;
+    --no-bench) BENCH=0 ;;
+    *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
+JOBS=$(nproc)
+
+stage() {
+    local name=$1; shift
+    local t0=$SECONDS
+    echo "=== $name"
+    "$@"
+    echo "=== $name: $((SECONDS - t0)) s"
+}
+
+stage "install dependencies" ./install-deps.sh
+stage "build (-Werror)" bash -c "cmake -S . -B build-ci -DSPARKPS_WERROR=ON >/dev/null && cmake --build build-ci -j$JOBS"
+stage "unit tests" ctest --test-dir build-ci -L unit --output-on-failure -j"$JOBS"
+stage "integration tests" ctest --test-dir build-ci -L integration --output-on-failure -j"$JOBS"
+if [ $SANITIZE = 1 ]; then
+    stage "build (ASan+UBSan)" bash -c "cmake -S . -B build-asan -DSPARKPS_WERROR=ON '-DSPARKPS_SANITIZE=address;undefined' -DCMAKE_BUILD_TYPE=Debug >/dev/null && cmake --build build-asan -j$JOBS"
+    stage "tests under ASan+UBSan" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+fi
+if [ $BENCH = 1 ]; then
+    stage "benchmark smoke (sweep --quick)" tests/bench/sweep.sh --bin build-ci --quick
+fi
+echo "all tests passed"
