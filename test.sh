@@ -27,6 +27,7 @@ stage() {
 stage "install dependencies" ./install-deps.sh
 stage "build (-Werror)" bash -c "cmake -S . -B build-ci -DSPARKPS_WERROR=ON >/dev/null && cmake --build build-ci -j$JOBS"
 stage "unit tests" ctest --test-dir build-ci -L unit --output-on-failure -j"$JOBS"
+stage "install and link a user program" tests/install/check.sh build-ci
 stage "integration tests" ctest --test-dir build-ci -L integration --output-on-failure -j"$JOBS"
 if [ $SANITIZE = 1 ]; then
     stage "build (ASan+UBSan)" bash -c "cmake -S . -B build-asan -DSPARKPS_WERROR=ON '-DSPARKPS_SANITIZE=address;undefined' -DCMAKE_BUILD_TYPE=Debug >/dev/null && cmake --build build-asan -j$JOBS"

@@ -10,6 +10,12 @@
 extern "C" {
 #endif
 
+/* Marks the library's public functions; everything else in libsparkps.so
+ * stays hidden. */
+#ifndef PS_API
+#define PS_API __attribute__((visibility("default")))
+#endif
+
 typedef enum ps_err {
     PS_OK = 0,
     PS_ENOMEM = 1,     /* out of memory */
@@ -37,10 +43,10 @@ typedef enum ps_err {
 } ps_err;
 
 /* Short human-readable text for a code; never NULL. */
-const char *ps_strerror(int err);
+PS_API const char *ps_strerror(int err);
 
 /* Stable identifier ("EINVAL", ...) for metrics and JSON; never NULL. */
-const char *ps_errname(int err);
+PS_API const char *ps_errname(int err);
 
 #ifdef __cplusplus
 }

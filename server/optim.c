@@ -11,8 +11,9 @@
  * vectorise them at -O2, whose cost model refuses loops that would need a
  * scalar epilogue.
  *
- * Callers guarantee that g and out overlap neither w nor state, and that
- * n <= stride when there is state. Pure computation, no allocation,
+ * Callers guarantee that g and out overlap neither w nor state (out may be
+ * g itself: a chunk of g is consumed before that chunk of out is written), and
+ * that n <= stride when there is state. Pure computation, no allocation,
  * thread-safe on disjoint data. */
 #include "server/optim.h"
 

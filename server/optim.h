@@ -71,7 +71,9 @@ void ps_optim_init_state(const ps_optim_cfg *c, const float *w, float *state,
 
 /* Applies gradient g to n parameters w (state as above). When out is not
  * NULL the updated weights are also written there (a fused copy for
- * pushpull replies). The caller has checked g is finite. */
+ * pushpull replies); out may be g itself (each chunk of g is consumed
+ * before the same chunk of out is written), but neither may overlap w or
+ * state. The caller has checked g is finite. */
 void ps_optim_apply(const ps_optim_cfg *c, float *w, float *state,
                     size_t stride, const float *g, size_t n, float *out);
 

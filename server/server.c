@@ -359,6 +359,7 @@ typedef struct data_req {
     size_t nvals; /* floats moved */
     const uint64_t *keys;
     const float *grad;
+    zmq_msg_t *grad_msg; /* the value frame when grad points into it */
     zmq_msg_t *keys_msg; /* the key frame, to park it */
 } data_req;
 
@@ -433,6 +434,8 @@ static int validate_data(ps_server *s, request *r, data_req *d)
     const void *raw = ps_frame_data(f, vf);
     if (h->dtype == SPARKPS__DTYPE__F32) {
         d->grad = aligned_view(s, 1, raw, d->nvals * 4, 4);
+        if (d->grad == raw)
+            d->grad_msg = &f->part[vf];
     } else {
         float *g = scratch(s, 1, d->nvals * 4);
         if (g != NULL)
@@ -479,7 +482,15 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
     const ps_header *h = r->h;
     size_t dsize = ps_dtype_size((int)h->dtype);
     float *out = NULL;
-    if (want_values) {
+    if (want_values && d->grad_msg != NULL) {
+        /* The updated values overwrite the gradient frame as it is consumed
+         * and that frame goes back as the reply: no allocation, no page
+         * faults on fresh memory, and the frame is already cache-warm. */
+        zmq_msg_init(&r->values);
+        zmq_msg_move(&r->values, d->grad_msg);
+        r->has_values = 1;
+        out = zmq_msg_data(&r->values);
+    } else if (want_values) {
         if (zmq_msg_init_size(&r->values, d->nvals * dsize) != 0)
             return PS_ENOMEM;
         r->has_values = 1;

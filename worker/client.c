@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ enum {
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_RETRIES 5
 #define DEFAULT_HEARTBEAT_MS 1000
+#define DEFAULT_MAX_PIECE_BYTES (256u << 10)
 
 typedef struct table_ref {
     char *name;
@@ -662,7 +664,7 @@ static int finish_request(ps_client *c, ps_request *r)
     /* libzmq may still hold our zero-copy buffers for a moment after the
      * reply arrived (its I/O thread releases them). */
     while (atomic_load_explicit(&r->zc_live, memory_order_acquire) > 0)
-        usleep(20);
+        sched_yield();
     if (r->status == PS_OK && r->user_out != NULL) {
         for (int i = 0; i < r->npieces; i++) {
             piece *p = &r->pieces[i];
@@ -908,6 +910,7 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
     ps_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return PS_ENOMEM;
+    int rc = PS_OK;
     c->cfg = *cfg;
     if (c->cfg.timeout_ms <= 0)
         c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -917,9 +920,14 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
         c->cfg.retries = 0;
     if (c->cfg.heartbeat_ms == 0)
         c->cfg.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+    if (c->cfg.max_piece_bytes == 0)
+        c->cfg.max_piece_bytes = DEFAULT_MAX_PIECE_BYTES;
+    if (c->cfg.max_piece_bytes < 4) {
+        rc = set_err(c, PS_EINVAL, "max_piece_bytes must be at least 4");
+        goto fail;
+    }
     c->client_id = random_u64();
     c->last_min_clock = -1;
-    int rc = PS_OK;
     const char *job = cfg->job ? cfg->job : "default";
     if (strlen(job) == 0 || strlen(job) > PS_MAX_NAME) {
         rc = set_err(c, PS_EINVAL, "job name must be 1..%u bytes", PS_MAX_NAME);
@@ -1257,13 +1265,28 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
     if ((type != PS_MSG_PULL && grad == NULL) ||
         (type != PS_MSG_PUSH && out == NULL))
         return set_err(c, PS_EINVAL, "missing gradient or output buffer");
-    /* Shards whose range intersects [offset, offset + count). */
+    /* One piece per shard the range touches, and per max_piece floats
+     * within a shard: several pieces in flight pipeline a large transfer,
+     * so the server applies one while the next is still on the wire and
+     * the client copies out a reply while the server works. */
+    uint64_t chunk = c->cfg.max_piece_bytes / 4;
     uint32_t first = ps_dense_shard_of(t->len, c->nshards, offset);
     uint32_t last = ps_dense_shard_of(t->len, c->nshards, offset + count - 1);
-    int n = (int)(last - first + 1);
-    if ((rc = make_room(c, (size_t)n)) != PS_OK)
+    size_t n = 0;
+    for (uint32_t s = first; s <= last; s++) {
+        uint64_t lo = t->lo[s] > offset ? t->lo[s] : offset;
+        uint64_t hi = t->hi[s] < offset + count ? t->hi[s] : offset + count;
+        if (hi > lo)
+            n += (size_t)((hi - lo + chunk - 1) / chunk);
+    }
+    if (n > MAX_INFLIGHT_PIECES / 2)
+        return set_err(c, PS_ETOOBIG,
+                       "range of %llu floats needs %zu pieces; raise "
+                       "max_piece_bytes",
+                       (unsigned long long)count, n);
+    if ((rc = make_room(c, n)) != PS_OK)
         return rc;
-    ps_request *r = request_new(c, type, table, n);
+    ps_request *r = request_new(c, type, table, (int)n);
     if (r == NULL)
         return PS_ENOMEM;
     r->dim = 1;
@@ -1271,17 +1294,14 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
     for (uint32_t s = first; s <= last; s++) {
         uint64_t lo = t->lo[s] > offset ? t->lo[s] : offset;
         uint64_t hi = t->hi[s] < offset + count ? t->hi[s] : offset + count;
-        if (hi <= lo) {
-            r->npieces--;
-            r->remaining--;
-            continue;
+        for (uint64_t at = lo; at < hi; at += chunk) {
+            piece *p = &r->pieces[k++];
+            p->shard = s;
+            p->offset = at;
+            p->count = hi - at < chunk ? hi - at : chunk;
+            p->grad = grad ? grad + (at - offset) : NULL;
+            p->out = out ? out + (at - offset) : NULL;
         }
-        piece *p = &r->pieces[k++];
-        p->shard = s;
-        p->offset = lo;
-        p->count = hi - lo;
-        p->grad = grad ? grad + (lo - offset) : NULL;
-        p->out = out ? out + (lo - offset) : NULL;
     }
     rc = request_start(c, r);
     if (rc != PS_OK) {

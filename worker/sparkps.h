@@ -104,60 +104,62 @@ typedef struct ps_client_cfg {
                                and staleness the servers must match */
     int expect_staleness;
     ps_dtype dtype;      /* values on the wire (tables stay float32) */
+    uint64_t max_piece_bytes; /* dense ranges go out in pipelined pieces of
+                                 at most this many bytes; 0: 256 KiB */
     int test_drop_every; /* testing only: pretend every Nth reply was lost
                             (forces retries); 0: off */
 } ps_client_cfg;
 
 /* Fills a cfg with the defaults above (worker_id -1, accept consistency). */
-void ps_client_cfg_init(ps_client_cfg *cfg);
+PS_API void ps_client_cfg_init(ps_client_cfg *cfg);
 
 /* Connects to every shard and checks its Hello answer: shard i of the list
  * must say it is shard i of N, with N the list's length, one cluster id and
  * our protocol version; PS_EMISMATCH / PS_EVERSION / PS_ECONSIST otherwise,
  * naming both sides. Blocks up to timeout * (retries + 1). On failure *out
  * is untouched and, when errbuf is not NULL, the reason is written there. */
-int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
+PS_API int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
                   size_t errlen);
 
 /* Closes sockets and stops the heartbeat thread; outstanding requests are
  * abandoned. Accepts NULL. */
-void ps_client_free(ps_client *c);
+PS_API void ps_client_free(ps_client *c);
 
 /* Text of the last error on this client (borrowed, valid until the next
  * call on it); "" if none. */
-const char *ps_client_errmsg(const ps_client *c);
+PS_API const char *ps_client_errmsg(const ps_client *c);
 
-int ps_client_num_shards(const ps_client *c);
-uint64_t ps_client_id(const ps_client *c);
+PS_API int ps_client_num_shards(const ps_client *c);
+PS_API uint64_t ps_client_id(const ps_client *c);
 /* The servers' consistency model and staleness, learnt at connect. */
-ps_consistency ps_client_consistency(const ps_client *c, int *staleness);
+PS_API ps_consistency ps_client_consistency(const ps_client *c, int *staleness);
 
 /* Defines a table on every shard (idempotent: the same spec again succeeds;
  * a different spec under the same name fails with PS_ECONFLICT). Blocks.
  * *table receives a handle for the calls below. */
-int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table);
+PS_API int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table);
 
 /* Frees one table of the client's job on every shard; blocks. */
-int ps_client_drop_table(ps_client *c, const char *name);
+PS_API int ps_client_drop_table(ps_client *c, const char *name);
 /* Frees every table of `job` (NULL: the client's) on every shard; blocks. */
-int ps_client_drop_job(ps_client *c, const char *job);
+PS_API int ps_client_drop_job(ps_client *c, const char *job);
 
 /* Dense: elements [offset, offset + count) of the table. */
-int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
+PS_API int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
                    const float *grad, ps_request **req);
-int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
+PS_API int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
                    float *out, ps_request **req);
 /* Pushes grad, then returns the updated values in out; one round trip. */
-int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
+PS_API int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
                        const float *grad, float *out, ps_request **req);
 
 /* Sparse: nkeys keys, dim floats per key in key order. A key listed twice in
  * one push is applied twice. */
-int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
+PS_API int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, const float *grad, ps_request **req);
-int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
+PS_API int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, float *out, ps_request **req);
-int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
+PS_API int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
                               size_t nkeys, const float *grad, float *out,
                               ps_request **req);
 
@@ -165,28 +167,28 @@ int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
  * request. Returns PS_ETIMEDOUT if it is still running (the handle stays
  * valid: wait again); any other return completes the request and frees the
  * handle: PS_OK, or the first error of any of its shard pieces. */
-int ps_client_wait(ps_client *c, ps_request *req, int timeout_ms);
+PS_API int ps_client_wait(ps_client *c, ps_request *req, int timeout_ms);
 
 /* For pulls under SSP/BSP: the smallest worker clock the answering shards
  * had when they served it (valid after a successful wait, before the next
  * call that completes a request). -1 under ASP. */
-int64_t ps_client_last_min_clock(const ps_client *c);
+PS_API int64_t ps_client_last_min_clock(const ps_client *c);
 
 /* Worker clock: ps_client_clock() ends an iteration (clock + 1) on every
  * shard; blocks until all acknowledged. Pulls carry the current clock. */
-int ps_client_clock(ps_client *c);
-int64_t ps_client_get_clock(const ps_client *c);
+PS_API int ps_client_clock(ps_client *c);
+PS_API int64_t ps_client_get_clock(const ps_client *c);
 
 /* Progress a worker reports; piggybacked on its next push or clock. */
-void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
+PS_API void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
                             uint32_t epoch, double accuracy);
 
 /* The state of shard `shard` as JSON (tables, workers and clocks, counters,
  * progress). *json is the caller's to free(). Blocks. */
-int ps_client_status_json(ps_client *c, int shard, char **json);
+PS_API int ps_client_status_json(ps_client *c, int shard, char **json);
 
 /* Retries fired so far (pieces re-sent after a timeout). */
-uint64_t ps_client_retries(const ps_client *c);
+PS_API uint64_t ps_client_retries(const ps_client *c);
 
 #ifdef __cplusplus
 }

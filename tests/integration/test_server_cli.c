@@ -54,17 +54,20 @@ static void assert_contains(const char *text, const char *what)
 }
 
 /* Sends sig and waits for the exit status (-1: still running after
- * timeout_ms, then killed). */
+ * timeout_ms, then killed). The exit is observed without reaping
+ * (WNOWAIT), so that ps_server_stop() reaps it and the harness forgets the
+ * pid; its own SIGTERM then reaches a zombie and changes nothing. */
 static int signal_and_wait(ps_test_server *s, int sig, int timeout_ms)
 {
     if (kill(s->pid, sig) != 0)
         return -1;
     for (int waited = 0; waited < timeout_ms; waited += 10) {
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
+        siginfo_t info;
+        memset(&info, 0, sizeof(info));
+        if (waitid(P_PID, (id_t)s->pid, &info, WEXITED | WNOHANG | WNOWAIT) ==
+                0 &&
+            info.si_pid == s->pid)
+            return ps_server_stop(s, timeout_ms);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
