@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -126,6 +127,15 @@ int main(int argc, char **argv)
                 "ps-server: --consistency: expected asp, bsp or ssp:S with S "
                 "a non-negative integer, got '%s'\n",
                 o.consistency);
+        return 2;
+    }
+    const char *port = strrchr(o.listen, ':');
+    if (strncmp(o.listen, "tcp://", 6) == 0 && port != NULL &&
+        strcmp(port + 1, "*") != 0 &&
+        (strspn(port + 1, "0123456789") != strlen(port + 1) ||
+         strlen(port + 1) > 5 || atoi(port + 1) > 65535)) {
+        fprintf(stderr, "ps-server: --listen: port '%s' is not 0..65535\n",
+                port + 1);
         return 2;
     }
     if (!o.insecure && !ps_endpoint_is_loopback(o.listen)) {

@@ -59,8 +59,8 @@ struct ps_server {
     uint64_t bytes_in, bytes_out;
     /* Aligned scratch for bulk frames that arrive misaligned or in another
      * dtype; grown on demand, bounded by max_message_bytes. */
-    void *scratch[2];
-    size_t scratch_cap[2];
+    void *scratch[3]; /* 0: keys, 1: gradient, 2: reply values */
+    size_t scratch_cap[3];
 };
 
 /* Per-request state passed between the dispatcher and handlers. */
@@ -167,8 +167,8 @@ void ps_server_free(ps_server *s)
     ps_tables_free(s->tables);
     ps_dedup_free(s->dedup);
     ps_consist_free(s->consist);
-    free(s->scratch[0]);
-    free(s->scratch[1]);
+    for (int i = 0; i < 3; i++)
+        free(s->scratch[i]);
     free(s);
 }
 
@@ -464,7 +464,7 @@ static int read_values(ps_server *s, ps_table *t, int dtype, int sparse,
         return PS_ENOMEM;
     float *dst = zmq_msg_data(msg);
     int direct = dtype == PS_DTYPE_F32 && ((uintptr_t)dst % 4) == 0;
-    if (!direct && (dst = scratch(s, 1, nvals * 4)) == NULL) {
+    if (!direct && (dst = scratch(s, 2, nvals * 4)) == NULL) {
         zmq_msg_close(msg);
         return PS_ENOMEM;
     }
@@ -496,14 +496,10 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
         r->has_values = 1;
         out = zmq_msg_data(&r->values);
         if (h->dtype != SPARKPS__DTYPE__F32 || ((uintptr_t)out % 4) != 0)
-            if ((out = scratch(s, 0, d->nvals * 4)) == NULL)
+            if ((out = scratch(s, 2, d->nvals * 4)) == NULL)
                 return PS_ENOMEM;
     }
     if (d->sparse) {
-        /* keys may live in scratch 0; out then goes to a fresh buffer */
-        if (out != NULL && (void *)out == s->scratch[0] &&
-            (const void *)d->keys == s->scratch[0])
-            return PS_ENOMEM;
         int rc =
             ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad, out);
         if (rc != PS_OK)

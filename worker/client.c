@@ -606,6 +606,10 @@ static void check_deadlines(ps_client *c, int64_t now)
             continue;
         if (++p->attempts > c->cfg.retries) {
             piece_finish(c, p, PS_ETIMEDOUT, "no reply after retries");
+            /* A fresh socket makes libzmq let go of the piece's zero-copy
+             * buffers, which it would otherwise keep queued for a peer that
+             * may never come back; the shard's other pieces are re-sent. */
+            reconnect(c, p->shard);
             continue;
         }
         reconnect(c, p->shard);
@@ -663,8 +667,12 @@ static int finish_request(ps_client *c, ps_request *r)
 {
     /* libzmq may still hold our zero-copy buffers for a moment after the
      * reply arrived (its I/O thread releases them). */
-    while (atomic_load_explicit(&r->zc_live, memory_order_acquire) > 0)
-        sched_yield();
+    for (int spins = 0;
+         atomic_load_explicit(&r->zc_live, memory_order_acquire) > 0; spins++)
+        if (spins < 1000)
+            sched_yield();
+        else
+            usleep(100);
     if (r->status == PS_OK && r->user_out != NULL) {
         for (int i = 0; i < r->npieces; i++) {
             piece *p = &r->pieces[i];

@@ -324,6 +324,21 @@ static void test_server_main_unbindable_listen_exits_1(void **state)
     }
 }
 
+/* libzmq would wrap an out-of-range port silently (99999 -> 34463). */
+static void test_server_main_listen_port_out_of_range_exits_2(void **state)
+{
+    (void)state;
+    static const char *const bad[][3] = {
+        {"--listen", "tcp://127.0.0.1:99999", NULL},
+        {"--listen", "tcp://127.0.0.1:7x", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char out[4096];
+        assert_int_equal(run(bad[i], out, sizeof(out)), 2);
+        assert_contains(out, "not 0..65535");
+    }
+}
+
 /* ---- servers that come up ---- */
 
 static void test_server_main_env_shards_client_mismatch(void **state)
@@ -544,10 +559,15 @@ static void test_server_main_sigterm_with_inflight_pushes_exits_0(void **state)
         pthread_detach(th); /* hung in the client: abandon it */
     else
         pthread_join(th, NULL);
-    print_message("pushes before SIGTERM: %ld, in all: %ld, stream ended by "
-                  "%s, push after exit: %s\n",
-                  before, st->done, ps_errname(st->stream_rc),
-                  finished ? ps_errname(st->final_rc) : "(hung)");
+    if (finished)
+        print_message("pushes before SIGTERM: %ld, in all: %ld, stream "
+                      "ended by %s, push after exit: %s\n",
+                      before, st->done, ps_errname(st->stream_rc),
+                      ps_errname(st->final_rc));
+    else
+        print_message("pushes before SIGTERM: %ld; the client thread hangs "
+                      "in ps_client_wait\n",
+                      before);
     int setup_rc = st->setup_rc, final_rc = st->final_rc;
     if (finished) {
         pthread_cond_destroy(&st->cv);
@@ -576,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_server_main_non_integer_exits_2),
         cmocka_unit_test(test_server_main_env_bad_value_exits_2),
         cmocka_unit_test(test_server_main_unbindable_listen_exits_1),
+        cmocka_unit_test(test_server_main_listen_port_out_of_range_exits_2),
         cmocka_unit_test_setup_teardown(
             test_server_main_env_shards_client_mismatch, setup_env_shards,
             teardown),

@@ -66,14 +66,15 @@ static void test_status_shows_tables_workers_progress(void **state)
         snprintf(want, sizeof(want), "\"shard\":%d,\"shards\":2", shard);
         assert_non_null(strstr(json, want));
         assert_non_null(strstr(json, "\"cluster_id\":\"status-test\""));
-        assert_non_null(strstr(json, "\"consistency\":\"ssp\",\"staleness\":3"));
+        assert_non_null(
+            strstr(json, "\"consistency\":\"ssp\",\"staleness\":3"));
         assert_non_null(strstr(json, "\"name\":\"fc1.weight\""));
         assert_non_null(strstr(json, "\"optimizer\":\"adagrad\""));
         snprintf(want, sizeof(want), "\"lo\":%d,\"hi\":%d", shard * 5,
                  shard * 5 + 5);
         assert_non_null(strstr(json, want));
-        assert_non_null(strstr(
-            json, "{\"id\":7,\"clock\":1,\"alive\":true,\"idle_ms\":"));
+        assert_non_null(
+            strstr(json, "{\"id\":7,\"clock\":1,\"alive\":true,\"idle_ms\":"));
         assert_non_null(strstr(json, "\"samples\":640,\"epoch\":1,"
                                      "\"loss\":0.25,\"accuracy\":0.875"));
         assert_non_null(strstr(json, "\"CLOCK\":1"));

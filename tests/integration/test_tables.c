@@ -222,6 +222,28 @@ static void test_tables_half_precision_wire(void **state)
         double want = 8.0 - 1.0 / 3.0;
         double tol = types[k] == PS_F16 ? 4e-3 : 3e-2;
         assert_true(fabs(out[0] - want) < tol);
+
+        /* Sparse pushpull in 16 bits: key frames often arrive misaligned
+         * and are copied aside; the reply must not share that copy
+         * (regression: it failed with ENOMEM). */
+        ps_table_spec sp = dense("emb", 0);
+        sp.kind = PS_SPARSE;
+        sp.dim = 3;
+        int st;
+        assert_int_equal(ps_client_define(c, &sp, &st), PS_OK);
+        uint64_t keys[11];
+        float sg[33], so[33];
+        for (int i = 0; i < 11; i++)
+            keys[i] = (uint64_t)i * 7919u + 1u;
+        for (int i = 0; i < 33; i++)
+            sg[i] = 1.0f;
+        for (int round = 1; round <= 50; round++) {
+            assert_int_equal(
+                ps_client_pushpull_sparse(c, st, keys, 11, sg, so, &r), PS_OK);
+            assert_int_equal(ps_client_wait(c, r, -1), PS_OK);
+            for (int i = 0; i < 33; i++)
+                assert_true(so[i] == -(float)round);
+        }
         ps_client_free(c);
     }
     assert_int_equal(ps_cluster_stop(&cl), 0);
