@@ -66,6 +66,7 @@ typedef struct bench_cfg {
     const char *table;
     int64_t seed;
     int64_t timeout_ms;
+    int64_t piece_bytes;
     int keep_table;
     int json;
 } bench_cfg;
@@ -117,6 +118,10 @@ static const ps_setting bench_settings[] = {
     {"bench-timeout-ms", PS_SET_INT, "0", 0, 3600000,
      offsetof(bench_cfg, timeout_ms), "MS",
      "client timeout per attempt (0: the library's default)"},
+    {"piece-bytes", PS_SET_INT, "0", 0, 1073741824.0,
+     offsetof(bench_cfg, piece_bytes), "BYTES",
+     "dense pieces are pipelined in at most this many bytes (0: the "
+     "library's default)"},
     {"keep-table", PS_SET_BOOL, "false", 0, 1, offsetof(bench_cfg, keep_table),
      NULL, "leave the bench table on the servers"},
     {"json", PS_SET_BOOL, "false", 0, 1, offsetof(bench_cfg, json), NULL,
@@ -661,6 +666,7 @@ int main(int argc, char **argv)
     ccfg.worker_id = -1;
     ccfg.timeout_ms = (int)cfg.timeout_ms;
     ccfg.dtype = (ps_dtype)dtype;
+    ccfg.max_piece_bytes = (uint64_t)cfg.piece_bytes;
     for (nclients = 0; nclients < (int)cfg.clients; nclients++) {
         int i = nclients;
         if (ps_client_new(&clients[i], &ccfg, err, sizeof(err)) != PS_OK) {
