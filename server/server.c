@@ -146,6 +146,16 @@ const char *ps_server_endpoint(const ps_server *s)
     return s->endpoint;
 }
 
+/* A reply to a parked pull: same type and request id. */
+static void parked_reply_init(const parked *p, request *r)
+{
+    memset(r, 0, sizeof(*r));
+    ps_header_init(&r->reply);
+    r->reply.has_type = r->reply.has_request_id = 1;
+    r->reply.type = (Sparkps__MsgType)p->type;
+    r->reply.request_id = p->request_id;
+}
+
 static void park_release(parked *p)
 {
     zmq_msg_close(&p->rid);
@@ -567,7 +577,9 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
         }
         if (seen == PS_DEDUP_NEW) {
             status = apply_push(s, r, &d, is_pull && !defer);
-            if (dedup)
+            /* A failed apply changed nothing, so only success is
+             * remembered: a retry of a failed push may still apply. */
+            if (dedup && status == PS_OK)
                 ps_dedup_record(s->dedup, h->client_id, h->seq, status);
         } else if (is_pull && !defer && status == PS_OK) {
             /* Retried pushpull: the push was applied once; answer with the
@@ -623,11 +635,7 @@ static void serve_parked(ps_server *s)
             continue;
         }
         request r;
-        memset(&r, 0, sizeof(r));
-        ps_header_init(&r.reply);
-        r.reply.has_type = r.reply.has_request_id = 1;
-        r.reply.type = (Sparkps__MsgType)p->type;
-        r.reply.request_id = p->request_id;
+        parked_reply_init(p, &r);
         ps_table *t = ps_tables_get(s->tables, p->table);
         if (t == NULL) {
             fail(&r, PS_ENOTABLE, "table %u was dropped", p->table);
@@ -921,11 +929,7 @@ static void drain(ps_server *s)
     for (size_t i = 0; i < s->npark; i++) {
         parked *p = &s->park[i];
         request r;
-        memset(&r, 0, sizeof(r));
-        ps_header_init(&r.reply);
-        r.reply.has_type = r.reply.has_request_id = 1;
-        r.reply.type = (Sparkps__MsgType)p->type;
-        r.reply.request_id = p->request_id;
+        parked_reply_init(p, &r);
         fail(&r, PS_ESHUTDOWN, "server shutting down");
         send_reply(s, &p->rid, &r);
         park_release(p);
