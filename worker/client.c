@@ -60,7 +60,7 @@ enum {
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_RETRIES 5
 #define DEFAULT_HEARTBEAT_MS 1000
-#define DEFAULT_MAX_PIECE_BYTES (256u << 10)
+#define DEFAULT_MAX_PIECE_BYTES (1u << 20)
 
 typedef struct table_ref {
     char *name;

@@ -105,7 +105,7 @@ typedef struct ps_client_cfg {
     int expect_staleness;
     ps_dtype dtype;      /* values on the wire (tables stay float32) */
     uint64_t max_piece_bytes; /* dense ranges go out in pipelined pieces of
-                                 at most this many bytes; 0: 256 KiB */
+                                 at most this many bytes; 0: 1 MiB */
     int test_drop_every; /* testing only: pretend every Nth reply was lost
                             (forces retries); 0: off */
 } ps_client_cfg;
