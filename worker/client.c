@@ -432,6 +432,8 @@ static void request_free(ps_request *r)
     free(r);
 }
 
+static void reconnect(ps_client *c, uint32_t shard);
+
 /* Registers and sends every piece. On failure nothing of r stays registered
  * and libzmq holds none of its buffers; the caller frees r. */
 static int request_start(ps_client *c, ps_request *r)
@@ -446,10 +448,14 @@ static int request_start(ps_client *c, ps_request *r)
         if (rc == PS_OK)
             rc = send_piece(c, p);
         if (rc != PS_OK) {
-            /* Pieces already sent stay harmless: their replies will find no
-             * matching request. Wait for libzmq to let go of our buffers. */
+            /* Replies to pieces already sent will find no request. Fresh
+             * sockets for their shards make libzmq let go of our buffers
+             * (still queued if a server is unreachable) before r is freed;
+             * a push already delivered may have been applied. */
             for (int j = 0; j < r->npieces; j++)
                 inflight_del(c, &r->pieces[j]);
+            for (int j = 0; j < i; j++)
+                reconnect(c, r->pieces[j].shard);
             while (atomic_load(&r->zc_live) > 0)
                 usleep(100);
             return set_err(c, rc, "sending to %s failed: %s",
