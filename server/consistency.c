@@ -96,8 +96,8 @@ int ps_consist_parse(const char *s, int *mode, int *staleness)
         *staleness = 0;
         return PS_OK;
     }
-    if (strncmp(s, "ssp:", 4) == 0) {
-        char *end;
+    if (strncmp(s, "ssp:", 4) == 0 && s[4] >= '0' && s[4] <= '9') {
+        char *end; /* digits only: strtol alone would take " 5" and "+5" */
         long v = strtol(s + 4, &end, 10);
         if (end == s + 4 || *end != '\0' || v < 0 || v > 1000000)
             return PS_EINVAL;

@@ -211,6 +211,18 @@ static void test_consistency_touch_revives_dead_worker(void **st)
     assert_int_equal(ps_consist_expire(c, T0 + 1000), 1); /* worker 1 only */
     assert_true(worker(c, 0)->alive);
     assert_int_equal(ps_consist_min_clock(c), 1);
+
+    /* A dead worker ahead of the minimum counts again too, though the
+     * minimum does not move. */
+    assert_false(worker(c, 1)->alive);
+    assert_int_equal(ps_consist_touch(c, 1, T0 + 1100), PS_OK);
+    assert_true(worker(c, 1)->alive);
+    assert_int_equal(ps_consist_live(c), 2);
+    assert_int_equal(ps_consist_min_clock(c), 1);
+    /* ... and holds the minimum once worker 0 goes. */
+    assert_int_equal(ps_consist_expire(c, T0 + 1201), 1);
+    assert_false(worker(c, 0)->alive);
+    assert_int_equal(ps_consist_min_clock(c), 5);
     ps_consist_free(c);
 }
 
@@ -253,8 +265,9 @@ static void test_consistency_parse_accepts_and_rejects(void **st)
         assert_int_equal(mode, good[k].mode);
         assert_int_equal(staleness, good[k].staleness);
     }
-    static const char *const bad[] = {"ssp:", "ssp:-1", "ssp:x", "SSP:1",
-                                      "",     "asp ",   "ssp:5x"};
+    static const char *const bad[] = {"ssp:",   "ssp:-1", "ssp:x",
+                                      "ssp: 5", "ssp:+5", "SSP:1",
+                                      "",       "asp ",   "ssp:5x"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         int mode = -1, staleness = -1;
         if (ps_consist_parse(bad[k], &mode, &staleness) != PS_EINVAL)

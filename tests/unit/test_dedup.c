@@ -140,6 +140,15 @@ static void test_dedup_check_out_of_order_in_window(void **st)
     assert_int_equal(status, PS_OK);
     /* A seq between them is still new. */
     assert_int_equal(check(d, 4, 7, &status), PS_DEDUP_NEW);
+
+    /* An older seq recorded late does not lower the max seen: after
+     * W + 20 then 21, seq 20 is still stale. */
+    assert_int_equal(ps_dedup_record(d, 4, W + 20, PS_OK), PS_OK);
+    assert_int_equal(check(d, 4, 21, &status), PS_DEDUP_NEW);
+    assert_int_equal(ps_dedup_record(d, 4, 21, PS_OK), PS_OK);
+    assert_int_equal(check(d, 4, 20, &status), PS_DEDUP_STALE);
+    assert_int_equal(check(d, 4, 21, &status), PS_DEDUP_DUP);
+    assert_int_equal(check(d, 4, W + 20, &status), PS_DEDUP_DUP);
 }
 
 static void test_dedup_record_evicts_least_recently_used(void **st)
