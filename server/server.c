@@ -28,6 +28,7 @@
 
 #define POLL_MS 100      /* upper bound on timer latency */
 #define DRAIN_MAX 100000 /* messages handled after a stop request */
+#define PARK_MAX 65536   /* pulls that may wait for slower workers at once */
 #define MSG_TYPES (SPARKPS__MSG_TYPE__HEARTBEAT + 1)
 
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
@@ -525,6 +526,8 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
 
 static int park_pull(ps_server *s, request *r, data_req *d)
 {
+    if (s->npark >= PARK_MAX)
+        return PS_ENOMEM; /* bounded: a flood of early pulls cannot grow it */
     if (s->npark == s->park_cap) {
         size_t cap = s->park_cap ? s->park_cap * 2 : 16;
         parked *p = realloc(s->park, cap * sizeof(*p));
@@ -601,7 +604,10 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
     }
     if (defer) {
         if (park_pull(s, r, &d) != PS_OK) {
-            fail(r, PS_ENOMEM, "out of memory parking a pull");
+            fail(r, PS_ENOMEM,
+                 "cannot park the pull: %zu already wait for "
+                 "slower workers (limit %d) or out of memory",
+                 s->npark, PARK_MAX);
             return;
         }
         *parked_out = 1;
