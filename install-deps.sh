@@ -8,7 +8,7 @@ PACKAGES=(
     build-essential cmake pkg-config git ca-certificates procps
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev
-    python3
+    python3 dataset-fashion-mnist
 )
 
 missing=()

@@ -103,11 +103,11 @@ typedef struct ps_client_cfg {
     int expect_consistency; /* -1: accept the servers'; else a ps_consistency
                                and staleness the servers must match */
     int expect_staleness;
-    ps_dtype dtype;      /* values on the wire (tables stay float32) */
+    ps_dtype dtype;           /* values on the wire (tables stay float32) */
     uint64_t max_piece_bytes; /* dense ranges go out in pipelined pieces of
                                  at most this many bytes; 0: 1 MiB */
-    int test_drop_every; /* testing only: pretend every Nth reply was lost
-                            (forces retries); 0: off */
+    int test_drop_every;      /* testing only: pretend every Nth reply was lost
+                                 (forces retries); 0: off */
 } ps_client_cfg;
 
 /* Fills a cfg with the defaults above (worker_id -1, accept consistency). */
@@ -118,8 +118,8 @@ PS_API void ps_client_cfg_init(ps_client_cfg *cfg);
  * our protocol version; PS_EMISMATCH / PS_EVERSION / PS_ECONSIST otherwise,
  * naming both sides. Blocks up to timeout * (retries + 1). On failure *out
  * is untouched and, when errbuf is not NULL, the reason is written there. */
-PS_API int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
-                  size_t errlen);
+PS_API int ps_client_new(ps_client **out, const ps_client_cfg *cfg,
+                         char *errbuf, size_t errlen);
 
 /* Closes sockets and stops the heartbeat thread; outstanding requests are
  * abandoned. Accepts NULL. */
@@ -137,7 +137,8 @@ PS_API ps_consistency ps_client_consistency(const ps_client *c, int *staleness);
 /* Defines a table on every shard (idempotent: the same spec again succeeds;
  * a different spec under the same name fails with PS_ECONFLICT). Blocks.
  * *table receives a handle for the calls below. */
-PS_API int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table);
+PS_API int ps_client_define(ps_client *c, const ps_table_spec *spec,
+                            int *table);
 
 /* Frees one table of the client's job on every shard; blocks. */
 PS_API int ps_client_drop_table(ps_client *c, const char *name);
@@ -145,23 +146,26 @@ PS_API int ps_client_drop_table(ps_client *c, const char *name);
 PS_API int ps_client_drop_job(ps_client *c, const char *job);
 
 /* Dense: elements [offset, offset + count) of the table. */
-PS_API int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
-                   const float *grad, ps_request **req);
-PS_API int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
-                   float *out, ps_request **req);
+PS_API int ps_client_push(ps_client *c, int table, uint64_t offset,
+                          uint64_t count, const float *grad, ps_request **req);
+PS_API int ps_client_pull(ps_client *c, int table, uint64_t offset,
+                          uint64_t count, float *out, ps_request **req);
 /* Pushes grad, then returns the updated values in out; one round trip. */
-PS_API int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
-                       const float *grad, float *out, ps_request **req);
+PS_API int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
+                              uint64_t count, const float *grad, float *out,
+                              ps_request **req);
 
 /* Sparse: nkeys keys, dim floats per key in key order. A key listed twice in
  * one push is applied twice. */
 PS_API int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
-                          size_t nkeys, const float *grad, ps_request **req);
+                                 size_t nkeys, const float *grad,
+                                 ps_request **req);
 PS_API int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
-                          size_t nkeys, float *out, ps_request **req);
-PS_API int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
-                              size_t nkeys, const float *grad, float *out,
-                              ps_request **req);
+                                 size_t nkeys, float *out, ps_request **req);
+PS_API int ps_client_pushpull_sparse(ps_client *c, int table,
+                                     const uint64_t *keys, size_t nkeys,
+                                     const float *grad, float *out,
+                                     ps_request **req);
 
 /* Waits up to timeout_ms (-1: until done or failed after retries) for a
  * request. Returns PS_ETIMEDOUT if it is still running (the handle stays
@@ -181,7 +185,7 @@ PS_API int64_t ps_client_get_clock(const ps_client *c);
 
 /* Progress a worker reports; piggybacked on its next push or clock. */
 PS_API void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
-                            uint32_t epoch, double accuracy);
+                                   uint32_t epoch, double accuracy);
 
 /* The state of shard `shard` as JSON (tables, workers and clocks, counters,
  * progress). *json is the caller's to free(). Blocks. */

@@ -1,0 +1,485 @@
+/* Dense models (softmax regression and ReLU MLPs) on a compute backend.
+ *
+ * A model is a stack of fully connected layers y = x·W + b with W stored
+ * [in, out] row-major; "softmax" is the one-layer case. Everything a step
+ * touches lives in device buffers allocated once in ps_model_new for
+ * max_batch rows: the flat parameters and gradients (same layout as the
+ * tables), the input and labels, every layer's output (kept for backward:
+ * ReLU's mask is read from its output) and two ping-pong buffers for the
+ * gradients flowing backwards. The host only uploads a batch and
+ * downloads two floats (loss, correct) per step. One thread per model. */
+#include "model.h"
+#include "sparkps.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL_MAX_WIDTH ((size_t)1 << 24) /* any one layer */
+#define MODEL_MAX_BATCH ((size_t)1 << 20)
+
+struct ps_model {
+    ps_backend *be; /* borrowed */
+    size_t nlayers; /* weight matrices */
+    size_t widths[PS_MODEL_MAX_LAYERS + 1];
+    size_t ntables;
+    ps_model_table tables[2 * PS_MODEL_MAX_LAYERS];
+    uint64_t nparams;
+    size_t max_batch;
+    size_t max_out; /* widest layer output: sizes the delta buffers */
+    ps_buf *params, *grads;
+    ps_buf *x;                        /* [max_batch, widths[0]] */
+    ps_buf *labels;                   /* max_batch floats */
+    ps_buf *act[PS_MODEL_MAX_LAYERS]; /* layer l's output, after ReLU */
+    ps_buf *delta[2];                 /* [max_batch, max_out] */
+    ps_buf *stats;                    /* loss, correct */
+    int have_grads;                   /* a step has run since set_params */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Parses "A-B-...-K" into widths; returns the count or 0 on error. */
+static size_t parse_widths(const char *s, size_t *widths, char *err,
+                           size_t errlen)
+{
+    size_t count = 0;
+    const char *p = s;
+
+    for (;;) {
+        char *end;
+        unsigned long long v;
+
+        if (*p < '0' || *p > '9') {
+            set_err(err, errlen,
+                    "model spec \"mlp:%s\": want widths like "
+                    "mlp:784-256-10 (digits separated by '-')",
+                    s);
+            return 0;
+        }
+        errno = 0;
+        v = strtoull(p, &end, 10);
+        if (errno != 0 || v < 1 || v > MODEL_MAX_WIDTH) {
+            set_err(err, errlen,
+                    "model spec \"mlp:%s\": width %.*s outside 1..%zu", s,
+                    (int)(end - p), p, MODEL_MAX_WIDTH);
+            return 0;
+        }
+        if (count == PS_MODEL_MAX_LAYERS + 1) {
+            set_err(err, errlen, "model spec \"mlp:%s\": more than %d layers",
+                    s, PS_MODEL_MAX_LAYERS);
+            return 0;
+        }
+        widths[count++] = (size_t)v;
+        if (*end == '\0')
+            break;
+        if (*end != '-') {
+            set_err(err, errlen,
+                    "model spec \"mlp:%s\": unexpected '%c' after a width", s,
+                    *end);
+            return 0;
+        }
+        p = end + 1;
+    }
+    if (count < 2) {
+        set_err(err, errlen,
+                "model spec \"mlp:%s\": need at least two widths "
+                "(input and classes)",
+                s);
+        return 0;
+    }
+    return count;
+}
+
+/* Fills widths from the spec and checks them against the data. */
+static int parse_spec(ps_model *m, const char *spec, size_t input_dim,
+                      size_t classes, char *err, size_t errlen)
+{
+    size_t nw;
+
+    if (spec == NULL) {
+        set_err(err, errlen, "model spec is NULL");
+        return PS_EINVAL;
+    }
+    if (strcmp(spec, "softmax") == 0) {
+        if (input_dim < 1 || input_dim > MODEL_MAX_WIDTH || classes < 1 ||
+            classes > MODEL_MAX_WIDTH) {
+            set_err(err, errlen,
+                    "model softmax: input_dim %zu and classes %zu must be in "
+                    "1..%zu",
+                    input_dim, classes, MODEL_MAX_WIDTH);
+            return PS_EINVAL;
+        }
+        m->widths[0] = input_dim;
+        m->widths[1] = classes;
+        m->nlayers = 1;
+        return PS_OK;
+    }
+    if (strncmp(spec, "mlp:", 4) != 0) {
+        set_err(err, errlen,
+                "unknown model spec \"%s\" (want softmax or mlp:A-B-...-K)",
+                spec);
+        return PS_EINVAL;
+    }
+    nw = parse_widths(spec + 4, m->widths, err, errlen);
+    if (nw == 0)
+        return PS_EINVAL;
+    if (input_dim != 0 && m->widths[0] != input_dim) {
+        set_err(err, errlen,
+                "model spec \"%s\": first width %zu != the data's input "
+                "dimension %zu",
+                spec, m->widths[0], input_dim);
+        return PS_EINVAL;
+    }
+    if (classes != 0 && m->widths[nw - 1] != classes) {
+        set_err(err, errlen,
+                "model spec \"%s\": last width %zu != the data's %zu classes",
+                spec, m->widths[nw - 1], classes);
+        return PS_EINVAL;
+    }
+    m->nlayers = nw - 1;
+    return PS_OK;
+}
+
+/* Builds the table list and totals; checks sizes fit a buffer. */
+static int layout(ps_model *m, char *err, size_t errlen)
+{
+    uint64_t off = 0;
+    size_t acts = 0;
+
+    m->max_out = 0;
+    for (size_t l = 0; l < m->nlayers; l++) {
+        size_t in = m->widths[l], out = m->widths[l + 1];
+        ps_model_table *w = &m->tables[2 * l], *b = &m->tables[2 * l + 1];
+
+        snprintf(w->name, sizeof(w->name), "fc%zu.weight", l + 1);
+        w->offset = off;
+        w->rows = in;
+        w->cols = out;
+        w->len = (uint64_t)in * out; /* both <= 2^24: no overflow */
+        w->init_kind =
+            l + 1 < m->nlayers ? (int)PS_INIT_HE : (int)PS_INIT_XAVIER;
+        off += w->len;
+
+        snprintf(b->name, sizeof(b->name), "fc%zu.bias", l + 1);
+        b->offset = off;
+        b->rows = 1;
+        b->cols = out;
+        b->len = out;
+        b->init_kind = PS_INIT_ZEROS;
+        off += b->len;
+
+        if (out > m->max_out)
+            m->max_out = out;
+        acts += out;
+    }
+    m->ntables = 2 * m->nlayers;
+    m->nparams = off;
+    /* Every buffer must fit the backend's limit; the largest of the batch
+     * buffers is bounded by max_batch * sum of widths. */
+    if (off > PS_BACKEND_MAX_BYTES / sizeof(float) ||
+        (uint64_t)m->max_batch * (acts + m->widths[0]) >
+            PS_BACKEND_MAX_BYTES / sizeof(float)) {
+        set_err(err, errlen,
+                "model too large: %llu parameters, batch %zu (limit %zu "
+                "bytes per buffer)",
+                (unsigned long long)off, m->max_batch,
+                (size_t)PS_BACKEND_MAX_BYTES);
+        return PS_EINVAL;
+    }
+    return PS_OK;
+}
+
+static int alloc_floats(ps_backend *be, size_t n, ps_buf **out)
+{
+    return ps_backend_buf_alloc(be, n * sizeof(float), out);
+}
+
+int ps_model_new(ps_model **out, const char *spec, size_t input_dim,
+                 size_t classes, ps_backend *be, size_t max_batch, char *err,
+                 size_t errlen)
+{
+    ps_model *m = NULL;
+    int rc;
+
+    if (out == NULL || be == NULL) {
+        set_err(err, errlen, "ps_model_new: out and backend are required");
+        return PS_EINVAL;
+    }
+    if (max_batch < 1 || max_batch > MODEL_MAX_BATCH) {
+        set_err(err, errlen, "model: max_batch %zu outside 1..%zu", max_batch,
+                MODEL_MAX_BATCH);
+        return PS_EINVAL;
+    }
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        set_err(err, errlen, "model: out of memory");
+        return PS_ENOMEM;
+    }
+    m->be = be;
+    m->max_batch = max_batch;
+    if ((rc = parse_spec(m, spec, input_dim, classes, err, errlen)) != PS_OK ||
+        (rc = layout(m, err, errlen)) != PS_OK)
+        goto out;
+
+    if ((rc = alloc_floats(be, m->nparams, &m->params)) != PS_OK ||
+        (rc = alloc_floats(be, m->nparams, &m->grads)) != PS_OK ||
+        (rc = alloc_floats(be, max_batch * m->widths[0], &m->x)) != PS_OK ||
+        (rc = alloc_floats(be, max_batch, &m->labels)) != PS_OK ||
+        (rc = alloc_floats(be, max_batch * m->max_out, &m->delta[0])) !=
+            PS_OK ||
+        (rc = alloc_floats(be, max_batch * m->max_out, &m->delta[1])) !=
+            PS_OK ||
+        (rc = alloc_floats(be, 2, &m->stats)) != PS_OK)
+        goto fail_alloc;
+    for (size_t l = 0; l < m->nlayers; l++)
+        if ((rc = alloc_floats(be, max_batch * m->widths[l + 1], &m->act[l])) !=
+            PS_OK)
+            goto fail_alloc;
+    *out = m;
+    return PS_OK;
+
+fail_alloc:
+    set_err(err, errlen,
+            "model %s: cannot allocate device buffers on %s (%llu "
+            "parameters, batch %zu): %s",
+            spec, ps_backend_name(be), (unsigned long long)m->nparams,
+            max_batch, ps_strerror(rc));
+out:
+    ps_model_free(m);
+    return rc;
+}
+
+void ps_model_free(ps_model *m)
+{
+    if (m == NULL)
+        return;
+    ps_backend_buf_free(m->be, m->params);
+    ps_backend_buf_free(m->be, m->grads);
+    ps_backend_buf_free(m->be, m->x);
+    ps_backend_buf_free(m->be, m->labels);
+    ps_backend_buf_free(m->be, m->delta[0]);
+    ps_backend_buf_free(m->be, m->delta[1]);
+    ps_backend_buf_free(m->be, m->stats);
+    for (size_t l = 0; l < m->nlayers; l++)
+        ps_backend_buf_free(m->be, m->act[l]);
+    free(m);
+}
+
+size_t ps_model_num_tables(const ps_model *m)
+{
+    return m->ntables;
+}
+
+const ps_model_table *ps_model_table_at(const ps_model *m, size_t i)
+{
+    return i < m->ntables ? &m->tables[i] : NULL;
+}
+
+uint64_t ps_model_num_params(const ps_model *m)
+{
+    return m->nparams;
+}
+
+size_t ps_model_input_dim(const ps_model *m)
+{
+    return m->widths[0];
+}
+
+size_t ps_model_classes(const ps_model *m)
+{
+    return m->widths[m->nlayers];
+}
+
+int ps_model_set_params(ps_model *m, const float *params)
+{
+    int rc;
+
+    if (params == NULL)
+        return PS_EINVAL;
+    m->have_grads = 0;
+    if ((rc = ps_backend_upload(m->be, m->params, 0, params,
+                                m->nparams * sizeof(float))) != PS_OK)
+        return rc;
+    /* params may be reused by the caller as soon as we return. */
+    return ps_backend_sync(m->be);
+}
+
+/* Error exit once work may be in flight: the caller's x and y must not be
+ * read after we return, so wait for what was issued. */
+static int drain(ps_model *m, int rc)
+{
+    (void)ps_backend_sync(m->be);
+    return rc;
+}
+
+/* Parameter matrix operand for table t. */
+static ps_mat param_mat(const ps_model *m, ps_buf *buf, size_t t)
+{
+    ps_mat r = {buf, (size_t)m->tables[t].offset, (size_t)m->tables[t].cols};
+    return r;
+}
+
+static ps_mat act_mat(ps_buf *buf, size_t cols)
+{
+    ps_mat r = {buf, 0, cols};
+    return r;
+}
+
+/* Uploads x (and y when given) and runs the layers; act[nlayers-1] holds
+ * the logits. */
+static int forward(ps_model *m, const float *x, const float *y, size_t n)
+{
+    ps_backend *be = m->be;
+    int rc;
+
+    if (x == NULL || n < 1 || n > m->max_batch)
+        return PS_EINVAL;
+    if (y != NULL) {
+        float classes = (float)ps_model_classes(m);
+        for (size_t i = 0; i < n; i++)
+            if (!(y[i] >= 0.0f && y[i] < classes && y[i] == (float)(long)y[i]))
+                return PS_EINVAL;
+        if ((rc = ps_backend_upload(be, m->labels, 0, y, n * sizeof(float))) !=
+            PS_OK)
+            return rc;
+    }
+    if ((rc = ps_backend_upload(be, m->x, 0, x,
+                                n * m->widths[0] * sizeof(float))) != PS_OK)
+        return rc;
+    for (size_t l = 0; l < m->nlayers; l++) {
+        size_t in = m->widths[l], outw = m->widths[l + 1];
+        ps_mat a = act_mat(l == 0 ? m->x : m->act[l - 1], in);
+        ps_mat z = act_mat(m->act[l], outw);
+
+        if ((rc = ps_backend_sgemm(be, 0, 0, n, outw, in, 1.0f, a,
+                                   param_mat(m, m->params, 2 * l), 0.0f, z)) !=
+                PS_OK ||
+            (rc = ps_backend_add_bias(be, z, n, outw, m->params,
+                                      m->tables[2 * l + 1].offset)) != PS_OK)
+            return rc;
+        if (l + 1 < m->nlayers &&
+            (rc = ps_backend_relu_fwd(be, m->act[l], 0, m->act[l], 0,
+                                      n * outw)) != PS_OK)
+            return rc;
+    }
+    return PS_OK;
+}
+
+/* Downloads (loss, correct) and waits for everything issued. */
+static int finish_stats(ps_model *m, double *loss, size_t *correct)
+{
+    float stats[2];
+    int rc;
+
+    if ((rc = ps_backend_download(m->be, m->stats, 0, stats, sizeof(stats))) !=
+            PS_OK ||
+        (rc = ps_backend_sync(m->be)) != PS_OK)
+        return rc;
+    if (loss != NULL)
+        *loss = stats[0];
+    if (correct != NULL)
+        *correct = (size_t)stats[1];
+    return PS_OK;
+}
+
+int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
+                  double *loss, size_t *correct)
+{
+    ps_backend *be = m->be;
+    size_t classes = ps_model_classes(m), cur = 0;
+    int rc;
+
+    if (y == NULL)
+        return PS_EINVAL;
+    m->have_grads = 0;
+    if ((rc = forward(m, x, y, n)) != PS_OK ||
+        (rc = ps_backend_softmax_xent(be, m->act[m->nlayers - 1], 0, m->labels,
+                                      0, n, classes, m->delta[0], 0, m->stats,
+                                      0)) != PS_OK)
+        return drain(m, rc);
+    /* delta[cur] holds dLoss/dz of layer l, [n, widths[l+1]]. */
+    for (size_t l = m->nlayers; l-- > 0;) {
+        size_t in = m->widths[l], outw = m->widths[l + 1];
+        ps_mat a = act_mat(l == 0 ? m->x : m->act[l - 1], in);
+        ps_mat d = act_mat(m->delta[cur], outw);
+
+        if ((rc = ps_backend_sgemm(be, 1, 0, in, outw, n, 1.0f, a, d, 0.0f,
+                                   param_mat(m, m->grads, 2 * l))) != PS_OK ||
+            (rc = ps_backend_col_sum(be, d, n, outw, 0.0f, m->grads,
+                                     m->tables[2 * l + 1].offset)) != PS_OK)
+            return drain(m, rc);
+        if (l == 0)
+            break;
+        /* dLoss/da of the layer below, then through its ReLU. */
+        if ((rc = ps_backend_sgemm(be, 0, 1, n, in, outw, 1.0f, d,
+                                   param_mat(m, m->params, 2 * l), 0.0f,
+                                   act_mat(m->delta[1 - cur], in))) != PS_OK ||
+            (rc = ps_backend_relu_bwd(be, m->delta[1 - cur], 0, m->act[l - 1],
+                                      0, m->delta[1 - cur], 0, n * in)) !=
+                PS_OK)
+            return drain(m, rc);
+        cur = 1 - cur;
+    }
+    if ((rc = finish_stats(m, loss, correct)) != PS_OK)
+        return drain(m, rc);
+    m->have_grads = 1;
+    return PS_OK;
+}
+
+int ps_model_get_grads(ps_model *m, float *grads)
+{
+    int rc;
+
+    if (grads == NULL || !m->have_grads)
+        return PS_EINVAL;
+    if ((rc = ps_backend_download(m->be, m->grads, 0, grads,
+                                  m->nparams * sizeof(float))) != PS_OK)
+        return rc;
+    return ps_backend_sync(m->be);
+}
+
+int ps_model_eval(ps_model *m, const float *x, const float *y, size_t n,
+                  double *loss, size_t *correct)
+{
+    int rc;
+
+    if (y == NULL)
+        return PS_EINVAL;
+    if ((rc = forward(m, x, y, n)) != PS_OK ||
+        (rc = ps_backend_softmax_xent(m->be, m->act[m->nlayers - 1], 0,
+                                      m->labels, 0, n, ps_model_classes(m),
+                                      NULL, 0, m->stats, 0)) != PS_OK ||
+        (rc = finish_stats(m, loss, correct)) != PS_OK)
+        return drain(m, rc);
+    return PS_OK;
+}
+
+int ps_model_predict(ps_model *m, const float *x, size_t n, float *probs)
+{
+    size_t classes = ps_model_classes(m);
+    int rc;
+
+    if (probs == NULL)
+        return PS_EINVAL;
+    if ((rc = forward(m, x, NULL, n)) != PS_OK ||
+        (rc = ps_backend_softmax(m->be, m->act[m->nlayers - 1], 0, m->delta[0],
+                                 0, n, classes)) != PS_OK ||
+        (rc = ps_backend_download(m->be, m->delta[0], 0, probs,
+                                  n * classes * sizeof(float))) != PS_OK)
+        return drain(m, rc);
+    return ps_backend_sync(m->be);
+}

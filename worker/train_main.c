@@ -1,0 +1,442 @@
+/* ps-train: the local launcher. Starts N ps-server shards and M ps-worker
+ * processes on this machine (free ports, each worker on its share of the
+ * data), shows one live progress line, stops everything on exit or Ctrl-C
+ * and prints a summary (--json: a machine-readable last line).
+ *
+ * Single-threaded: a poll loop over the workers' stdout pipes, which carry
+ * their JSON-lines progress. Children are started with fork/exec and
+ * tracked by pid; nothing is left running on any exit path. */
+#include "common/config.h"
+#include "common/log.h"
+#include "common/sparkps_err.h"
+#include "common/timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_PROCS 64
+#define FMNIST "/usr/share/datasets/fashion-mnist"
+
+typedef struct train_opts {
+    int64_t servers, workers;
+    const char *model, *data, *labels, *eval, *eval_labels, *format;
+    const char *optimizer, *consistency, *device;
+    int64_t epochs, batch, pull_every, seed;
+    double lr;
+    int json;
+    const char *bin_dir;
+} train_opts;
+
+#define OPT(f) offsetof(train_opts, f)
+static const ps_setting settings[] = {
+    {"servers", PS_SET_INT, "2", 1, 64, OPT(servers), "N", "server shards"},
+    {"workers", PS_SET_INT, "2", 1, 64, OPT(workers), "M", "worker processes"},
+    {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
+     "model to train (see ps-worker --help)"},
+    {"data", PS_SET_STR, FMNIST "/train-images-idx3-ubyte.gz", 0, 0, OPT(data),
+     "PATH", "training data (default: Fashion-MNIST train set)"},
+    {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",
+     "idx: labels of --data (default: derived)"},
+    {"eval", PS_SET_STR, FMNIST "/t10k-images-idx3-ubyte.gz", 0, 0, OPT(eval),
+     "PATH", "test data evaluated after every epoch (\"\": none)"},
+    {"eval-labels", PS_SET_STR, NULL, 0, 0, OPT(eval_labels), "PATH",
+     "idx: labels of --eval (default: derived)"},
+    {"format", PS_SET_STR, "idx", 0, 0, OPT(format), "FMT",
+     "idx, csv or libsvm"},
+    {"epochs", PS_SET_INT, "10", 1, 1e6, OPT(epochs), "E", "epochs"},
+    {"batch", PS_SET_INT, "64", 1, 1e6, OPT(batch), "B", "mini-batch rows"},
+    {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
+     "sgd, momentum, adagrad or adam (on the servers)"},
+    {"lr", PS_SET_DOUBLE, "0.001", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
+    {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
+     "workers fetch fresh weights every K steps"},
+    {"consistency", PS_SET_STR, "asp", 0, 0, OPT(consistency), "MODEL",
+     "asp, ssp:S or bsp"},
+    {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
+     "workers' compute device"},
+    {"seed", PS_SET_INT, "1", 0, 9e18, OPT(seed), "S", "seed"},
+    {"json", PS_SET_BOOL, "false", 0, 1, OPT(json), NULL,
+     "print the summary as one JSON line on stdout"},
+    {"bin-dir", PS_SET_STR, NULL, 0, 0, OPT(bin_dir), "DIR",
+     "where ps-server and ps-worker are (default: beside ps-train)"},
+};
+#undef OPT
+
+typedef struct proc {
+    pid_t pid;
+    int out;         /* read end of its stdout; -1 when closed */
+    char line[4096]; /* partial line */
+    size_t len;
+    /* latest progress of a worker */
+    int epoch;
+    double samples, loss, rate, test_acc, test_loss;
+    int done;
+    int64_t done_ms; /* when its "done" line arrived: the last one to finish
+                        evaluated the final model */
+    int status;
+} proc;
+
+static volatile sig_atomic_t stop_flag;
+static proc servers[MAX_PROCS], workers[MAX_PROCS];
+static int nservers, nworkers;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void stop_all(void)
+{
+    for (int i = 0; i < nworkers; i++)
+        if (workers[i].pid > 0)
+            kill(workers[i].pid, SIGTERM);
+    for (int i = 0; i < nservers; i++)
+        if (servers[i].pid > 0)
+            kill(servers[i].pid, SIGTERM);
+    for (int i = 0; i < nworkers; i++)
+        if (workers[i].pid > 0)
+            waitpid(workers[i].pid, NULL, 0), workers[i].pid = 0;
+    for (int i = 0; i < nservers; i++)
+        if (servers[i].pid > 0)
+            waitpid(servers[i].pid, NULL, 0), servers[i].pid = 0;
+}
+
+/* Starts argv with stdout on a pipe; returns 0 or -1. */
+static int spawn(proc *p, char *const *argv)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "ps-train: cannot run %s: %s\n", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    close(fd[1]);
+    memset(p, 0, sizeof(*p));
+    p->pid = pid;
+    p->out = fd[0];
+    p->test_acc = NAN;
+    return 0;
+}
+
+static int read_line(proc *p, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        struct pollfd pf = {p->out, POLLIN, 0};
+        if (poll(&pf, 1, timeout_ms) <= 0 || read(p->out, buf + n, 1) != 1)
+            return -1;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *at = strstr(line, pat);
+    return at ? strtod(at + strlen(pat), NULL) : NAN;
+}
+
+static void take_line(proc *w, const char *line)
+{
+    if (strstr(line, "\"event\":") == NULL)
+        return;
+    w->epoch = (int)json_num(line, "epoch");
+    w->samples = json_num(line, "samples");
+    w->loss = json_num(line, "loss");
+    if (strstr(line, "\"event\":\"progress\""))
+        w->rate = json_num(line, "samples_per_s");
+    double ta = json_num(line, "test_accuracy");
+    if (!isnan(ta)) {
+        w->test_acc = ta;
+        w->test_loss = json_num(line, "test_loss");
+    }
+    if (strstr(line, "\"event\":\"done\"")) {
+        w->done = 1;
+        w->done_ms = ps_now_ms();
+    }
+}
+
+/* Reads what a worker wrote; returns 0 at EOF. */
+static int pump(proc *w)
+{
+    char buf[4096];
+    ssize_t n = read(w->out, buf, sizeof(buf));
+    if (n <= 0) {
+        close(w->out);
+        w->out = -1;
+        return 0;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n' || w->len + 1 >= sizeof(w->line)) {
+            w->line[w->len] = '\0';
+            take_line(w, w->line);
+            w->len = 0;
+        } else {
+            w->line[w->len++] = buf[i];
+        }
+    }
+    return 1;
+}
+
+static void find_bin(const train_opts *o, const char *name, char *out,
+                     size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    const char *dirs[3] = {o->bin_dir, self, NULL};
+    char cand[PATH_MAX + 64];
+    for (int i = 0; i < 2; i++) {
+        if (dirs[i] == NULL)
+            continue;
+        snprintf(cand, sizeof(cand), "%s/%s", dirs[i], name);
+        if (access(cand, X_OK) == 0)
+            goto found;
+        /* the build tree: build/worker/ps-train, build/server/ps-server */
+        snprintf(cand, sizeof(cand), "%s/../server/%s", dirs[i], name);
+        if (access(cand, X_OK) == 0)
+            goto found;
+    }
+    snprintf(cand, sizeof(cand), "%s", name); /* from PATH (execvp) */
+found:
+    snprintf(out, len, "%s", cand);
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return p && stat(p, &st) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    ps_log_set_name("ps-train");
+    train_opts o;
+    memset(&o, 0, sizeof(o));
+    ps_config_result res;
+    char err[512];
+    if (ps_config_parse(settings, sizeof(settings) / sizeof(settings[0]), &o,
+                        argc, argv, &res, err, sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-train: %s\n", err);
+        return 2;
+    }
+    if (res.help || res.positional < argc) {
+        FILE *out = res.help ? stdout : stderr;
+        fprintf(out, "usage: ps-train [options]\n\n"
+                     "Trains a model on this machine with N ps-server shards "
+                     "and M ps-worker\nprocesses. With no options: the MLP "
+                     "784-256-128-10 on Fashion-MNIST\n(Debian package "
+                     "dataset-fashion-mnist).\n\noptions:\n");
+        ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
+        return res.help ? 0 : 2;
+    }
+    if (!file_exists(o.data)) {
+        fprintf(stderr, "ps-train: training data %s not found.%s\n", o.data,
+                strncmp(o.data, FMNIST, strlen(FMNIST)) == 0
+                    ? " Install Fashion-MNIST with: sudo apt-get install "
+                      "dataset-fashion-mnist"
+                    : "");
+        return 1;
+    }
+    if (o.eval && *o.eval && !file_exists(o.eval)) {
+        fprintf(stderr, "ps-train: eval data %s not found\n", o.eval);
+        return 1;
+    }
+    char server_bin[PATH_MAX + 64], worker_bin[PATH_MAX + 64];
+    find_bin(&o, "ps-server", server_bin, sizeof(server_bin));
+    find_bin(&o, "ps-worker", worker_bin, sizeof(worker_bin));
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char list[MAX_PROCS * 64] = "";
+    char shards[16];
+    snprintf(shards, sizeof(shards), "%lld", (long long)o.servers);
+    int rc = 1;
+    for (int i = 0; i < o.servers; i++) {
+        char shard[16];
+        snprintf(shard, sizeof(shard), "%d", i);
+        char *args[] = {server_bin, "--listen",      "tcp://127.0.0.1:0",
+                        "--shard",  shard,           "--shards",
+                        shards,     "--consistency", (char *)o.consistency,
+                        NULL};
+        char ep[256];
+        if (spawn(&servers[nservers], args) != 0)
+            goto out;
+        nservers++;
+        if (read_line(&servers[i], ep, sizeof(ep), 10000) != 0) {
+            fprintf(stderr, "ps-train: server %d did not start (%s)\n", i,
+                    server_bin);
+            goto out;
+        }
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "", ep);
+    }
+    fprintf(stderr, "ps-train: %d servers (%s), %d workers, model %s\n",
+            nservers, list, (int)o.workers, o.model);
+    int64_t start = ps_now_ms();
+    for (int i = 0; i < o.workers; i++) {
+        char id[16], part[32], epochs[16], batch[16], lr[32], pe[16], seed[32];
+        snprintf(id, sizeof(id), "%d", i);
+        snprintf(part, sizeof(part), "%d/%d", i, (int)o.workers);
+        snprintf(epochs, sizeof(epochs), "%lld", (long long)o.epochs);
+        snprintf(batch, sizeof(batch), "%lld", (long long)o.batch);
+        snprintf(lr, sizeof(lr), "%g", o.lr);
+        snprintf(pe, sizeof(pe), "%lld", (long long)o.pull_every);
+        snprintf(seed, sizeof(seed), "%lld", (long long)o.seed);
+        char *args[40] = {worker_bin,
+                          "--servers",
+                          list,
+                          "--worker-id",
+                          id,
+                          "--part",
+                          part,
+                          "--model",
+                          (char *)o.model,
+                          "--data",
+                          (char *)o.data,
+                          "--format",
+                          (char *)o.format,
+                          "--epochs",
+                          epochs,
+                          "--batch",
+                          batch,
+                          "--optimizer",
+                          (char *)o.optimizer,
+                          "--lr",
+                          lr,
+                          "--pull-every",
+                          pe,
+                          "--seed",
+                          seed,
+                          "--device",
+                          (char *)o.device};
+        int k = 27;
+        if (o.labels) {
+            args[k++] = "--labels";
+            args[k++] = (char *)o.labels;
+        }
+        if (o.eval && *o.eval) {
+            args[k++] = "--eval";
+            args[k++] = (char *)o.eval;
+        }
+        if (o.eval_labels) {
+            args[k++] = "--eval-labels";
+            args[k++] = (char *)o.eval_labels;
+        }
+        args[k] = NULL;
+        if (spawn(&workers[nworkers], args) != 0)
+            goto out;
+        nworkers++;
+    }
+
+    int tty = isatty(STDERR_FILENO);
+    int64_t last = 0;
+    for (;;) {
+        struct pollfd pf[MAX_PROCS];
+        int open = 0;
+        for (int i = 0; i < nworkers; i++) {
+            pf[i] = (struct pollfd){workers[i].out, POLLIN, 0};
+            open += workers[i].out >= 0;
+        }
+        if (open == 0 || stop_flag)
+            break;
+        poll(pf, (nfds_t)nworkers, 200);
+        for (int i = 0; i < nworkers; i++)
+            if (workers[i].out >= 0 && (pf[i].revents & (POLLIN | POLLHUP)))
+                pump(&workers[i]);
+        int64_t now = ps_now_ms();
+        if (now - last >= 1000) {
+            double samples = 0, rate = 0, loss = 0, acc = NAN;
+            int epoch = 0;
+            for (int i = 0; i < nworkers; i++) {
+                samples += workers[i].samples;
+                rate += workers[i].rate;
+                loss += workers[i].loss / nworkers;
+                epoch = workers[i].epoch > epoch ? workers[i].epoch : epoch;
+                if (!isnan(workers[i].test_acc))
+                    acc = workers[i].test_acc;
+            }
+            fprintf(stderr,
+                    "%sepoch %d/%lld  %.0f samples  %.0f samples/s  loss "
+                    "%.4f  test accuracy %s%.4f%s",
+                    tty ? "\r" : "", epoch, (long long)o.epochs, samples, rate,
+                    loss, isnan(acc) ? "(after epoch 1) " : "",
+                    isnan(acc) ? 0.0 : acc, tty ? "  " : "\n");
+            last = now;
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    for (int i = 0; i < nworkers; i++) {
+        int st;
+        waitpid(workers[i].pid, &st, 0);
+        workers[i].pid = 0;
+        workers[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    }
+    rc = stop_flag ? 130 : 0;
+    for (int i = 0; i < nworkers; i++)
+        if (workers[i].status != 0 || !workers[i].done)
+            rc = rc ? rc : 1;
+    if (rc == 0) {
+        double secs = (double)(ps_now_ms() - start) / 1000.0;
+        double samples = 0, acc = NAN;
+        int64_t latest = -1;
+        for (int i = 0; i < nworkers; i++) {
+            samples += workers[i].samples;
+            if (workers[i].done_ms > latest) {
+                latest = workers[i].done_ms;
+                acc = workers[i].test_acc;
+            }
+        }
+        fprintf(stderr,
+                "ps-train: done in %.1f s, %.0f samples (%.0f samples/s), "
+                "test accuracy %.4f\n",
+                secs, samples, samples / secs, acc);
+        if (o.json)
+            printf("{\"test_accuracy\":%.6g,\"seconds\":%.3f,"
+                   "\"samples_per_s\":%.1f,\"samples\":%.0f,\"epochs\":%lld,"
+                   "\"servers\":%d,\"workers\":%d}\n",
+                   acc, secs, samples / secs, samples, (long long)o.epochs,
+                   nservers, nworkers);
+    } else {
+        fprintf(stderr, "ps-train: %s\n",
+                stop_flag ? "interrupted" : "a worker failed (see above)");
+    }
+out:
+    stop_all();
+    return rc;
+}

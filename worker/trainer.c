@@ -1,0 +1,491 @@
+/* One worker's training loop; see trainer.h.
+ *
+ * Threading: single-threaded (the client's heartbeat thread aside). Host
+ * buffers: `params` holds the weights the model computes with, `next`
+ * receives the weights a pushpull brings back, and two gradient buffers
+ * alternate so the one being sent (borrowed by the client until its
+ * request completes) is never overwritten by the next step. */
+#include "trainer.h"
+
+#include "backend.h"
+#include "common/log.h"
+#include "common/rng.h"
+#include "common/timeutil.h"
+#include "model.h"
+#include "sparkps.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows of this worker's share, held and shuffled a buffer at a time. */
+typedef struct shuffler {
+    ps_dataset *data;
+    size_t dim, cap;
+    float *x, *y; /* cap rows */
+    uint32_t *perm;
+    size_t n, pos; /* rows held, next row to hand out */
+    int eof;
+    uint64_t seed;
+    uint64_t round; /* buffers filled so far, varies the permutation */
+} shuffler;
+
+/* In-flight pushes (or pushpulls) of one step, one request per table. */
+typedef struct exchange {
+    ps_request **req;
+    int active;
+    int pulls;
+} exchange;
+
+typedef struct trainer {
+    const ps_train_cfg *cfg;
+    ps_client *client;
+    ps_backend *be;
+    ps_model *model;
+    int *tables; /* client handles, one per model table */
+    size_t ntables;
+    uint64_t nparams;
+    float *params, *next, *grads[2];
+    float *bx, *by; /* one batch, contiguous */
+    exchange ex;
+    FILE *progress;
+    char *err;
+    size_t errlen;
+} trainer;
+
+static int fail(trainer *t, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(trainer *t, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err, t->errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- data ---- */
+
+static int shuffler_fill(shuffler *s, char *err, size_t errlen)
+{
+    s->n = s->pos = 0;
+    while (s->n < s->cap && !s->eof) {
+        ps_batch b;
+        int rc = ps_data_next(s->data, &b, s->cap - s->n, err, errlen);
+        if (rc != PS_OK)
+            return rc;
+        if (b.n == 0) {
+            s->eof = 1;
+            break;
+        }
+        memcpy(s->x + s->n * s->dim, b.x, b.n * s->dim * sizeof(float));
+        memcpy(s->y + s->n, b.y, b.n * sizeof(float));
+        s->n += b.n;
+    }
+    /* Fisher-Yates with a counter-based generator: the order depends only
+     * on (seed, round), so a run is reproducible. */
+    for (size_t i = 0; i < s->n; i++)
+        s->perm[i] = (uint32_t)i;
+    for (size_t i = s->n; i > 1; i--) {
+        size_t j = (size_t)(ps_rng_unit(s->seed, s->round, i) * (double)i);
+        uint32_t tmp = s->perm[i - 1];
+        s->perm[i - 1] = s->perm[j < i ? j : i - 1];
+        s->perm[j < i ? j : i - 1] = tmp;
+    }
+    s->round++;
+    return PS_OK;
+}
+
+/* Copies the next up to `want` rows into x/y; *n = 0 at the end of the
+ * epoch. */
+static int shuffler_next(shuffler *s, float *x, float *y, size_t want,
+                         size_t *n, char *err, size_t errlen)
+{
+    if (s->pos == s->n) {
+        int rc = s->eof ? PS_OK : shuffler_fill(s, err, errlen);
+        if (rc != PS_OK)
+            return rc;
+    }
+    size_t k = 0;
+    while (k < want && s->pos < s->n) {
+        uint32_t r = s->perm[s->pos++];
+        memcpy(x + k * s->dim, s->x + (size_t)r * s->dim,
+               s->dim * sizeof(float));
+        y[k++] = s->y[r];
+    }
+    *n = k;
+    return PS_OK;
+}
+
+static int shuffler_rewind(shuffler *s, char *err, size_t errlen)
+{
+    s->n = s->pos = 0;
+    s->eof = 0;
+    return ps_data_rewind(s->data, err, errlen);
+}
+
+static int check_labels(trainer *t, const float *y, size_t n)
+{
+    size_t classes = ps_model_classes(t->model);
+    for (size_t i = 0; i < n; i++) {
+        if (!(y[i] >= 0) || y[i] >= (float)classes || y[i] != floorf(y[i]))
+            return fail(t, PS_EINVAL,
+                        "data: label %g is not a class of the model (0..%zu)",
+                        (double)y[i], classes - 1);
+    }
+    return PS_OK;
+}
+
+/* ---- exchange with the servers ---- */
+
+static int define_tables(trainer *t)
+{
+    const ps_train_cfg *cfg = t->cfg;
+    ps_optim o;
+    memset(&o, 0, sizeof(o));
+    o.lr = cfg->lr;
+    o.weight_decay = cfg->weight_decay;
+    if (strcmp(cfg->optimizer, "sgd") == 0) {
+        o.kind = PS_OPT_SGD;
+        o.momentum = cfg->momentum;
+    } else if (strcmp(cfg->optimizer, "momentum") == 0) {
+        o.kind = PS_OPT_SGD;
+        o.momentum = cfg->momentum > 0 ? cfg->momentum : 0.9;
+    } else if (strcmp(cfg->optimizer, "adagrad") == 0) {
+        o.kind = PS_OPT_ADAGRAD;
+    } else if (strcmp(cfg->optimizer, "adam") == 0) {
+        o.kind = PS_OPT_ADAM;
+    } else {
+        return fail(t, PS_EINVAL,
+                    "--optimizer: expected sgd, momentum, adagrad or adam, "
+                    "got '%s'",
+                    cfg->optimizer);
+    }
+    for (size_t i = 0; i < t->ntables; i++) {
+        const ps_model_table *mt = ps_model_table_at(t->model, i);
+        ps_table_spec spec;
+        memset(&spec, 0, sizeof(spec));
+        spec.name = mt->name;
+        spec.kind = PS_DENSE;
+        spec.len = mt->len;
+        spec.shape[0] = mt->rows;
+        spec.shape[1] = mt->cols;
+        spec.init.kind = (ps_init_kind)mt->init_kind;
+        spec.init.seed = cfg->seed + i;
+        spec.optim = o;
+        int rc = ps_client_define(t->client, &spec, &t->tables[i]);
+        if (rc != PS_OK)
+            return fail(t, rc, "defining table %s: %s", mt->name,
+                        ps_client_errmsg(t->client));
+    }
+    return PS_OK;
+}
+
+static int exchange_start(trainer *t, const float *grads, int pull)
+{
+    for (size_t i = 0; i < t->ntables; i++) {
+        const ps_model_table *mt = ps_model_table_at(t->model, i);
+        int rc = pull ? ps_client_pushpull(t->client, t->tables[i], 0, mt->len,
+                                           grads + mt->offset,
+                                           t->next + mt->offset, &t->ex.req[i])
+                      : ps_client_push(t->client, t->tables[i], 0, mt->len,
+                                       grads + mt->offset, &t->ex.req[i]);
+        if (rc != PS_OK) {
+            /* Requests already started complete before returning. */
+            for (size_t j = 0; j < i; j++)
+                ps_client_wait(t->client, t->ex.req[j], -1);
+            return fail(t, rc, "push: %s", ps_client_errmsg(t->client));
+        }
+    }
+    t->ex.active = 1;
+    t->ex.pulls = pull;
+    return PS_OK;
+}
+
+/* Waits for the step in flight; a pushpull's weights become current. */
+static int exchange_finish(trainer *t)
+{
+    if (!t->ex.active)
+        return PS_OK;
+    int first = PS_OK;
+    for (size_t i = 0; i < t->ntables; i++) {
+        int rc = ps_client_wait(t->client, t->ex.req[i], -1);
+        if (rc != PS_OK && first == PS_OK) {
+            first = rc;
+            fail(t, rc, "push: %s", ps_client_errmsg(t->client));
+        }
+    }
+    t->ex.active = 0;
+    if (first != PS_OK || !t->ex.pulls)
+        return first;
+    float *tmp = t->params;
+    t->params = t->next;
+    t->next = tmp;
+    return ps_model_set_params(t->model, t->params);
+}
+
+static int pull_all(trainer *t)
+{
+    int rc = exchange_finish(t);
+    for (size_t i = 0; rc == PS_OK && i < t->ntables; i++) {
+        const ps_model_table *mt = ps_model_table_at(t->model, i);
+        rc = ps_client_pull(t->client, t->tables[i], 0, mt->len,
+                            t->params + mt->offset, &t->ex.req[i]);
+        if (rc == PS_OK)
+            rc = ps_client_wait(t->client, t->ex.req[i], -1);
+        if (rc != PS_OK)
+            return fail(t, rc, "pull: %s", ps_client_errmsg(t->client));
+    }
+    return rc == PS_OK ? ps_model_set_params(t->model, t->params) : rc;
+}
+
+/* ---- evaluation and progress ---- */
+
+static int evaluate(trainer *t, ps_dataset *eval, double *loss, double *acc)
+{
+    int rc = pull_all(t);
+    if (rc == PS_OK)
+        rc = ps_data_rewind(eval, t->err, t->errlen);
+    double sum = 0;
+    size_t correct = 0, n = 0;
+    while (rc == PS_OK) {
+        ps_batch b;
+        rc = ps_data_next(eval, &b, t->cfg->batch, t->err, t->errlen);
+        if (rc != PS_OK || b.n == 0)
+            break;
+        if ((rc = check_labels(t, b.y, b.n)) != PS_OK)
+            break;
+        double l;
+        size_t c;
+        rc = ps_model_eval(t->model, b.x, b.y, b.n, &l, &c);
+        sum += l * (double)b.n;
+        correct += c;
+        n += b.n;
+    }
+    *loss = n ? sum / (double)n : NAN;
+    *acc = n ? (double)correct / (double)n : NAN;
+    return rc;
+}
+
+static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
+                 double loss, double acc, double rate, double test_loss,
+                 double test_acc)
+{
+    fprintf(t->progress,
+            "{\"event\":\"%s\",\"worker\":%d,\"epoch\":%d,\"samples\":%llu,"
+            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f",
+            event, t->cfg->worker_id, epoch, (unsigned long long)samples, loss,
+            acc, rate);
+    if (!isnan(test_acc))
+        fprintf(t->progress, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g",
+                test_loss, test_acc);
+    fprintf(t->progress, "}\n");
+    fflush(t->progress);
+}
+
+/* ---- setup ---- */
+
+static int setup(trainer *t, ps_dataset *data)
+{
+    const ps_train_cfg *cfg = t->cfg;
+    int rc = ps_backend_open(cfg->device, &t->be, t->err, t->errlen);
+    if (rc != PS_OK)
+        return rc;
+    size_t dim = ps_data_dim(data);
+    if (dim == 0)
+        return fail(t, PS_EINVAL,
+                    "%s: only dense data (idx, csv) trains these models",
+                    cfg->data.path);
+    rc = ps_model_new(&t->model, cfg->model, dim, cfg->classes, t->be,
+                      cfg->batch, t->err, t->errlen);
+    if (rc != PS_OK)
+        return rc;
+    ps_client_cfg cc;
+    ps_client_cfg_init(&cc);
+    cc.servers = cfg->servers;
+    cc.job = cfg->job;
+    cc.worker_id = cfg->worker_id;
+    cc.timeout_ms = cfg->timeout_ms;
+    char cerr[512];
+    rc = ps_client_new(&t->client, &cc, cerr, sizeof(cerr));
+    if (rc != PS_OK)
+        return fail(t, rc, "connecting to the servers: %s", cerr);
+    t->ntables = ps_model_num_tables(t->model);
+    t->nparams = ps_model_num_params(t->model);
+    size_t p = (size_t)t->nparams;
+    t->tables = calloc(t->ntables, sizeof(*t->tables));
+    t->ex.req = calloc(t->ntables, sizeof(*t->ex.req));
+    t->params = malloc(p * sizeof(float));
+    t->next = malloc(p * sizeof(float));
+    t->grads[0] = malloc(p * sizeof(float));
+    t->grads[1] = malloc(p * sizeof(float));
+    t->bx = malloc(cfg->batch * dim * sizeof(float));
+    t->by = malloc(cfg->batch * sizeof(float));
+    if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
+        !t->grads[1] || !t->bx || !t->by)
+        return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
+    rc = define_tables(t);
+    return rc == PS_OK ? pull_all(t) : rc;
+}
+
+static void teardown(trainer *t)
+{
+    if (t->ex.active)
+        exchange_finish(t);
+    ps_client_free(t->client);
+    ps_model_free(t->model);
+    ps_backend_free(t->be);
+    free(t->tables);
+    free(t->ex.req);
+    free(t->params);
+    free(t->next);
+    free(t->grads[0]);
+    free(t->grads[1]);
+    free(t->bx);
+    free(t->by);
+}
+
+/* ---- the loop ---- */
+
+int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
+                 volatile sig_atomic_t *stop, ps_train_result *res, char *err,
+                 size_t errlen)
+{
+    trainer t;
+    memset(&t, 0, sizeof(t));
+    t.cfg = cfg;
+    t.progress = progress;
+    t.err = err;
+    t.errlen = errlen;
+    memset(res, 0, sizeof(*res));
+    res->test_accuracy = res->test_loss = NAN;
+    if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1)
+        return fail(&t, PS_EINVAL,
+                    "--batch, --epochs and --pull-every must "
+                    "be positive");
+    ps_dataset *data = NULL, *eval = NULL;
+    shuffler sh;
+    memset(&sh, 0, sizeof(sh));
+    int rc = ps_data_open(&data, &cfg->data, err, errlen);
+    if (rc == PS_OK && cfg->eval.path)
+        rc = ps_data_open(&eval, &cfg->eval, err, errlen);
+    if (rc == PS_OK)
+        rc = setup(&t, data);
+    if (rc == PS_OK && eval && ps_data_dim(eval) != ps_data_dim(data))
+        rc = fail(&t, PS_EINVAL, "%s has %zu features, %s has %zu",
+                  cfg->eval.path, ps_data_dim(eval), cfg->data.path,
+                  ps_data_dim(data));
+    if (rc == PS_OK) {
+        sh.data = data;
+        sh.dim = ps_data_dim(data);
+        sh.cap = cfg->shuffle_rows ? cfg->shuffle_rows : 65536;
+        sh.seed = cfg->seed ^ ((uint64_t)cfg->worker_id << 32);
+        sh.x = malloc(sh.cap * sh.dim * sizeof(float));
+        sh.y = malloc(sh.cap * sizeof(float));
+        sh.perm = malloc(sh.cap * sizeof(uint32_t));
+        if (!sh.x || !sh.y || !sh.perm)
+            rc = fail(&t, PS_ENOMEM, "out of memory for the shuffle buffer");
+    }
+    ps_consistency cons =
+        rc == PS_OK ? ps_client_consistency(t.client, NULL) : PS_ASP;
+    int64_t start = ps_now_us(), last_line = start;
+    uint64_t samples = 0, line_samples = 0, step = 0;
+    double line_loss = 0, line_correct = 0, ep_loss = 0, ep_correct = 0;
+    int cur = 0;
+    for (int epoch = 1; rc == PS_OK && epoch <= cfg->epochs; epoch++) {
+        uint64_t ep_samples = 0;
+        ep_loss = ep_correct = 0;
+        if (epoch > 1)
+            rc = shuffler_rewind(&sh, err, errlen);
+        while (rc == PS_OK) {
+            if (stop && *stop) {
+                rc = fail(&t, PS_ESHUTDOWN, "stopped by a signal");
+                break;
+            }
+            size_t n;
+            rc = shuffler_next(&sh, t.bx, t.by, cfg->batch, &n, err, errlen);
+            if (rc != PS_OK || n == 0)
+                break;
+            if ((rc = check_labels(&t, t.by, n)) != PS_OK)
+                break;
+            double loss;
+            size_t correct;
+            rc = ps_model_step(t.model, t.bx, t.by, n, &loss, &correct);
+            if (rc == PS_OK)
+                rc = ps_model_get_grads(t.model, t.grads[cur]);
+            if (rc != PS_OK) {
+                fail(&t, rc, "compute: %s", ps_strerror(rc));
+                break;
+            }
+            samples += n;
+            ep_samples += n;
+            line_samples += n;
+            line_loss += loss * (double)n;
+            line_correct += (double)correct;
+            ep_loss += loss * (double)n;
+            ep_correct += (double)correct;
+            ps_client_set_progress(t.client, samples, loss, (uint32_t)epoch,
+                                   (double)correct / (double)n);
+            /* Overlap: the previous exchange finished while this step
+             * computed; without it, each exchange completes before the
+             * next step starts. */
+            if ((rc = exchange_finish(&t)) != PS_OK)
+                break;
+            int pull = (step + 1) % (uint64_t)cfg->pull_every == 0;
+            if ((rc = exchange_start(&t, t.grads[cur], pull)) != PS_OK)
+                break;
+            if (!cfg->overlap && (rc = exchange_finish(&t)) != PS_OK)
+                break;
+            if (cons != PS_ASP && (rc = ps_client_clock(t.client)) != PS_OK) {
+                fail(&t, rc, "clock: %s", ps_client_errmsg(t.client));
+                break;
+            }
+            cur ^= 1;
+            step++;
+            int64_t now = ps_now_us();
+            if ((double)(now - last_line) >= cfg->progress_every_s * 1e6) {
+                double dt = (double)(now - last_line) / 1e6;
+                emit(&t, "progress", epoch, samples,
+                     line_loss / (double)line_samples,
+                     line_correct / (double)line_samples,
+                     (double)line_samples / dt, NAN, NAN);
+                last_line = now;
+                line_samples = 0;
+                line_loss = line_correct = 0;
+            }
+        }
+        if (rc != PS_OK)
+            break;
+        double tl = NAN, ta = NAN;
+        if (eval && (rc = evaluate(&t, eval, &tl, &ta)) != PS_OK)
+            break;
+        double secs = (double)(ps_now_us() - start) / 1e6;
+        double el = ep_samples ? ep_loss / (double)ep_samples : NAN;
+        double ea = ep_samples ? ep_correct / (double)ep_samples : NAN;
+        emit(&t, "epoch", epoch, samples, el, ea, (double)samples / secs, tl,
+             ta);
+        ps_client_set_progress(t.client, samples, el, (uint32_t)epoch,
+                               isnan(ta) ? ea : ta);
+        res->train_loss = el;
+        res->train_accuracy = ea;
+        res->test_loss = tl;
+        res->test_accuracy = ta;
+    }
+    if (rc == PS_OK)
+        rc = exchange_finish(&t);
+    res->samples = samples;
+    res->seconds = (double)(ps_now_us() - start) / 1e6;
+    if (rc == PS_OK)
+        emit(&t, "done", cfg->epochs, samples, res->train_loss,
+             res->train_accuracy, (double)samples / res->seconds,
+             res->test_loss, res->test_accuracy);
+    teardown(&t);
+    free(sh.x);
+    free(sh.y);
+    free(sh.perm);
+    ps_data_close(data);
+    ps_data_close(eval);
+    return rc;
+}

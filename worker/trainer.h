@@ -1,0 +1,61 @@
+/* The training loop of one worker: asynchronous SGD against the servers.
+ *
+ * Per step: compute the gradient of a mini-batch with the current weights,
+ * then push it; every pull_every-th push is a pushpull whose reply brings
+ * the servers' updated weights. With overlap on, the round trip of step t
+ * runs while step t+1 computes (its weights are one exchange stale), so
+ * communication hides behind compute. Under SSP/BSP the worker advances
+ * its clock every step. Each epoch reads the worker's share of the data
+ * through a seeded shuffle buffer, then evaluates on the held-out set.
+ *
+ * Progress goes to `progress` (a FILE, normally stdout) as JSON lines:
+ *   {"event":"progress","worker":0,"epoch":1,"samples":..,"loss":..,
+ *    "accuracy":..,"samples_per_s":..}
+ *   {"event":"epoch", ... ,"test_loss":..,"test_accuracy":..}
+ *   {"event":"done", ...}
+ * and to the servers with every push (ps_client_set_progress). */
+#ifndef PS_TRAINER_H
+#define PS_TRAINER_H
+
+#include "data.h"
+
+#include <signal.h>
+#include <stdio.h>
+
+typedef struct ps_train_cfg {
+    const char *servers;
+    const char *job;
+    int worker_id;
+    const char *model;  /* "mlp:784-256-128-10", "softmax" */
+    size_t classes;     /* 0: from the model spec */
+    const char *device; /* "cpu", "cpu:T", "cuda:N" */
+    ps_data_cfg data;
+    ps_data_cfg eval; /* eval.path NULL: no evaluation */
+    int epochs;
+    size_t batch;
+    const char *optimizer; /* sgd, momentum, adagrad, adam */
+    double lr, momentum, weight_decay;
+    int pull_every; /* pushpull every K steps (push otherwise) */
+    int overlap;    /* exchange of step t overlaps step t+1 */
+    uint64_t seed;
+    size_t shuffle_rows;     /* shuffle buffer size in rows */
+    double progress_every_s; /* seconds between progress lines */
+    int timeout_ms;          /* client timeout per attempt (0: default) */
+} ps_train_cfg;
+
+typedef struct ps_train_result {
+    uint64_t samples;
+    double seconds;
+    double train_loss;
+    double train_accuracy;
+    double test_loss;
+    double test_accuracy; /* -1 without an eval set */
+} ps_train_result;
+
+/* Runs the whole training. Returns PS_OK, or an error with the reason in
+ * err; stops early (PS_ESHUTDOWN) when *stop becomes non-zero. */
+int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
+                 volatile sig_atomic_t *stop, ps_train_result *res, char *err,
+                 size_t errlen);
+
+#endif

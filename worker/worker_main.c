@@ -1,0 +1,239 @@
+/* ps-worker: trains one model replica on its share of the data by
+ * asynchronous SGD against the servers. Settings come from one table
+ * (flags, SPARKPS_* environment variables and --help); progress is JSON
+ * lines on stdout, logs go to stderr. */
+#include "common/config.h"
+#include "common/log.h"
+#include "common/sparkps_err.h"
+#include "trainer.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct worker_opts {
+    const char *servers;
+    const char *job;
+    int64_t worker_id;
+    const char *model;
+    int64_t classes;
+    const char *device;
+    const char *data;
+    const char *labels;
+    const char *format;
+    const char *eval;
+    const char *eval_labels;
+    const char *part;
+    int64_t csv_label_col;
+    int csv_header;
+    int zero_based;
+    int64_t epochs;
+    int64_t batch;
+    const char *optimizer;
+    double lr, momentum, weight_decay;
+    int64_t pull_every;
+    int overlap;
+    int64_t seed;
+    int64_t shuffle_rows;
+    double progress_every;
+    int64_t timeout_ms;
+    const char *log_level;
+} worker_opts;
+
+#define OPT(f) offsetof(worker_opts, f)
+static const ps_setting settings[] = {
+    {"servers", PS_SET_STR, NULL, 0, 0, OPT(servers), "LIST",
+     "shard endpoints in shard order (required)"},
+    {"job", PS_SET_STR, "default", 0, 0, OPT(job), "NAME",
+     "job namespace of the model's tables"},
+    {"worker-id", PS_SET_INT, "0", 0, 65535, OPT(worker_id), "I",
+     "this worker's id (its clock under SSP/BSP)"},
+    {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
+     "softmax, or mlp:IN-H1-...-CLASSES (ReLU hidden layers)"},
+    {"classes", PS_SET_INT, "10", 1, 1e6, OPT(classes), "C",
+     "label classes (softmax; an mlp takes them from its spec)"},
+    {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
+     "cpu, cpu:THREADS or cuda:N"},
+    {"data", PS_SET_STR, NULL, 0, 0, OPT(data), "PATH",
+     "training data (idx: the images file) (required)"},
+    {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",
+     "idx: labels file (default: derived from --data)"},
+    {"format", PS_SET_STR, "idx", 0, 0, OPT(format), "FMT",
+     "idx, csv or libsvm"},
+    {"eval", PS_SET_STR, NULL, 0, 0, OPT(eval), "PATH",
+     "held-out data evaluated after every epoch"},
+    {"eval-labels", PS_SET_STR, NULL, 0, 0, OPT(eval_labels), "PATH",
+     "idx: labels of --eval (default: derived)"},
+    {"part", PS_SET_STR, "0/1", 0, 0, OPT(part), "I/M",
+     "read every M-th record starting at I (this worker's share)"},
+    {"csv-label-col", PS_SET_INT, "-1", -1, 1e6, OPT(csv_label_col), "K",
+     "csv: label column, 0-based (-1: last)"},
+    {"csv-header", PS_SET_BOOL, "false", 0, 1, OPT(csv_header), NULL,
+     "csv: skip the first line"},
+    {"zero-based", PS_SET_BOOL, "false", 0, 1, OPT(zero_based), NULL,
+     "libsvm: feature indices start at 0 (default 1)"},
+    {"epochs", PS_SET_INT, "1", 1, 1e6, OPT(epochs), "E",
+     "passes over the data"},
+    {"batch", PS_SET_INT, "64", 1, 1e6, OPT(batch), "B", "mini-batch rows"},
+    {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
+     "server-side optimizer: sgd, momentum, adagrad, adam"},
+    {"lr", PS_SET_DOUBLE, "0.001", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
+    {"momentum", PS_SET_DOUBLE, "0", 0, 0.999999, OPT(momentum), "M",
+     "sgd momentum (momentum optimizer: default 0.9)"},
+    {"weight-decay", PS_SET_DOUBLE, "0", 0, 1e6, OPT(weight_decay), "WD",
+     "L2 weight decay applied by the servers"},
+    {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
+     "fetch fresh weights with every K-th push (pushpull)"},
+    {"overlap", PS_SET_BOOL, "true", 0, 1, OPT(overlap), NULL,
+     "overlap each step's exchange with the next step's compute"},
+    {"seed", PS_SET_INT, "1", 0, 9e18, OPT(seed), "S",
+     "seed of the shuffle and of the tables' init"},
+    {"shuffle-rows", PS_SET_INT, "65536", 1, 1e9, OPT(shuffle_rows), "N",
+     "rows held and shuffled at a time"},
+    {"progress-every", PS_SET_DOUBLE, "1", 0, 86400, OPT(progress_every), "S",
+     "seconds between progress lines"},
+    {"timeout", PS_SET_INT, "0", 0, 3600000, OPT(timeout_ms), "MS",
+     "client timeout per attempt (0: 5000)"},
+    {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
+     "error, warn, info or debug"},
+};
+#undef OPT
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ps-worker --servers LIST --data PATH [options]\n\n"
+            "Trains one model replica on this worker's share of the data by\n"
+            "asynchronous SGD against running ps-server shards; the\n"
+            "optimizer runs on the servers. Example (Fashion-MNIST, worker\n"
+            "0 of 2):\n"
+            "  ps-worker --servers tcp://h:7000,tcp://h:7001 --part 0/2 \\\n"
+            "    --data /usr/share/datasets/fashion-mnist/"
+            "train-images-idx3-ubyte.gz \\\n"
+            "    --eval /usr/share/datasets/fashion-mnist/"
+            "t10k-images-idx3-ubyte.gz \\\n"
+            "    --model mlp:784-256-128-10 --epochs 5 --batch 64\n\n"
+            "Progress: JSON lines on stdout ({\"event\": \"progress\" | "
+            "\"epoch\" | \"done\", ...}).\n\noptions:\n");
+    ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
+}
+
+static int parse_format(const char *s, ps_data_format *f)
+{
+    static const char *names[] = {"libsvm", "csv", "idx"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *f = (ps_data_format)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    ps_log_set_name("ps-worker");
+    worker_opts o;
+    memset(&o, 0, sizeof(o));
+    ps_config_result res;
+    char err[1024];
+    if (ps_config_parse(settings, sizeof(settings) / sizeof(settings[0]), &o,
+                        argc, argv, &res, err, sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-worker: %s\n", err);
+        return 2;
+    }
+    if (res.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (res.positional < argc) {
+        fprintf(stderr, "ps-worker: unexpected argument '%s' (see --help)\n",
+                argv[res.positional]);
+        return 2;
+    }
+    int level = ps_log_parse_level(o.log_level);
+    if (level < 0 || o.servers == NULL || o.data == NULL) {
+        fprintf(stderr, "ps-worker: %s (see --help)\n",
+                level < 0 ? "--log-level: unknown level"
+                          : "--servers and --data are required");
+        return 2;
+    }
+    ps_log_set_level((ps_log_level)level);
+    ps_train_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    unsigned part, parts;
+    char tail;
+    if (sscanf(o.part, "%u/%u%c", &part, &parts, &tail) != 2 || parts == 0 ||
+        part >= parts) {
+        fprintf(stderr,
+                "ps-worker: --part: expected I/M with I < M, got "
+                "'%s'\n",
+                o.part);
+        return 2;
+    }
+    if (parse_format(o.format, &cfg.data.format) != 0) {
+        fprintf(stderr,
+                "ps-worker: --format: expected idx, csv or libsvm, "
+                "got '%s'\n",
+                o.format);
+        return 2;
+    }
+    cfg.servers = o.servers;
+    cfg.job = o.job;
+    cfg.worker_id = (int)o.worker_id;
+    cfg.model = o.model;
+    cfg.classes = strncmp(o.model, "mlp:", 4) == 0 ? 0 : (size_t)o.classes;
+    cfg.device = o.device;
+    cfg.data.path = o.data;
+    cfg.data.labels_path = o.labels;
+    cfg.data.part = part;
+    cfg.data.parts = parts;
+    cfg.data.csv_label_col = (int)o.csv_label_col;
+    cfg.data.csv_header = o.csv_header;
+    cfg.data.libsvm_one_based = !o.zero_based;
+    if (o.eval) {
+        cfg.eval = cfg.data;
+        cfg.eval.path = o.eval;
+        cfg.eval.labels_path = o.eval_labels;
+        cfg.eval.part = 0;
+        cfg.eval.parts = 1;
+    }
+    cfg.epochs = (int)o.epochs;
+    cfg.batch = (size_t)o.batch;
+    cfg.optimizer = o.optimizer;
+    cfg.lr = o.lr;
+    cfg.momentum = o.momentum;
+    cfg.weight_decay = o.weight_decay;
+    cfg.pull_every = (int)o.pull_every;
+    cfg.overlap = o.overlap;
+    cfg.seed = (uint64_t)o.seed;
+    cfg.shuffle_rows = (size_t)o.shuffle_rows;
+    cfg.progress_every_s = o.progress_every;
+    cfg.timeout_ms = (int)o.timeout_ms;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    ps_train_result r;
+    int rc = ps_train_run(&cfg, stdout, &stop_flag, &r, err, sizeof(err));
+    if (rc != PS_OK) {
+        fprintf(stderr, "ps-worker: %s\n", err);
+        return 1;
+    }
+    ps_log(PS_LOG_INFO, "finished samples=%llu seconds=%.1f test_accuracy=%.4f",
+           (unsigned long long)r.samples, r.seconds, r.test_accuracy);
+    return 0;
+}
