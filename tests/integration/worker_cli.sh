@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bad input at the worker's entry points (flags, data files, data that does
+# not fit the model) gets a clear error and a non-zero exit, never a crash.
+# Usage: worker_cli.sh BIN_DIR   (holding ps-worker and ps-train)
+set -uo pipefail
+bin=${1:?usage: worker_cli.sh BIN_DIR}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+failures=0
+
+# expect NAME STATUS TEXT -- COMMAND...: exit status STATUS and TEXT in the
+# combined output.
+expect() {
+    local name=$1 want=$2 text=$3
+    shift 4
+    local out st
+    out=$("$@" 2>&1)
+    st=$?
+    if [ "$st" -ne "$want" ] || ! grep -qF -- "$text" <<<"$out"; then
+        echo "FAIL $name: exit $st (want $want), output:" >&2
+        printf '%s\n' "$out" | tail -n 5 >&2
+        failures=$((failures + 1))
+    else
+        echo "ok   $name"
+    fi
+}
+
+printf '1,2,3,4,0\n2,3,4,5,1\n3,4,5,6,2\n' >"$dir/good.csv"
+printf '1,2,3,4,0\n2,3,4,5,5\n3,4,5,6,2\n' >"$dir/label5.csv"
+printf '1,2,3,4,0\n2,3,x,5,1\n' >"$dir/badnum.csv"
+printf '1,2,3,4,0\n2,3,4,1\n' >"$dir/short.csv"
+
+w=$bin/ps-worker
+t=$bin/ps-train
+expect help 0 "--servers LIST" -- "$w" --help
+expect no-args 2 "required" -- "$w"
+expect bad-part 2 "--part" -- "$w" --servers tcp://127.0.0.1:1 --data x --part 2/2
+expect bad-part-text 2 "--part" -- "$w" --servers tcp://127.0.0.1:1 --data x --part a
+expect bad-format 2 "--format" -- "$w" --servers tcp://127.0.0.1:1 --data x --format foo
+expect bad-number-flag 2 "--batch" -- "$w" --servers tcp://127.0.0.1:1 --data x --batch 0
+expect unknown-flag 2 "--nope" -- "$w" --nope
+expect missing-file 1 "$dir/none.csv" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/none.csv"
+expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:5-3
+expect cuda-not-built 1 "without CUDA" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0
+expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
+expect label-out-of-range 1 "label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
+expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
+expect short-row 1 "short.csv:2" -- "$t" --format csv --data "$dir/short.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
+expect fmnist-missing 1 "apt-get install dataset-fashion-mnist" -- "$t" --data /usr/share/datasets/fashion-mnist/none.gz
+expect eval-missing 1 "eval data" -- "$t" --format csv --data "$dir/good.csv" --eval "$dir/none.csv"
+expect train-unknown-flag 2 "--nope" -- "$t" --nope
+[ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
+echo "all worker CLI cases passed"
