@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,4 +165,36 @@ void ps_config_usage(FILE *out, const ps_setting *tab, size_t n)
             fprintf(out, "default: %s; ", tab[i].def);
         fprintf(out, "env: %s]\n", var);
     }
+}
+
+int ps_config_main(const ps_setting *tab, size_t n, void *cfg, int argc,
+                   char **argv, const char *prog, void (*usage)(FILE *out))
+{
+    ps_config_result res;
+    char err[512];
+    if (ps_config_parse(tab, n, cfg, argc, argv, &res, err, sizeof(err)) !=
+        PS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    if (res.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (res.positional < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog,
+                argv[res.positional]);
+        return 2;
+    }
+    return -1;
+}
+
+void ps_config_stop_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -45,6 +45,17 @@ int ps_config_parse(const ps_setting *tab, size_t n, void *cfg, int argc,
                     char **argv, ps_config_result *res, char *err,
                     size_t errlen);
 
+/* The start of every program's main(): parses argv into cfg; on --help calls
+ * usage(stdout); reports a bad setting or a stray argument on stderr as
+ * "prog: reason". Returns -1 when the program should go on, else the exit
+ * status to return (0 after --help, 2 for bad input). */
+int ps_config_main(const ps_setting *tab, size_t n, void *cfg, int argc,
+                   char **argv, const char *prog, void (*usage)(FILE *out));
+
+/* Routes SIGTERM and SIGINT to handler and ignores SIGPIPE (a peer that
+ * went away is an error return, not a signal). */
+void ps_config_stop_signals(void (*handler)(int));
+
 /* Prints one line per setting: flag, metavar, help, default and env name. */
 void ps_config_usage(FILE *out, const ps_setting *tab, size_t n);
 

@@ -95,22 +95,11 @@ int main(int argc, char **argv)
     ps_log_set_name("ps-server");
     server_opts o;
     memset(&o, 0, sizeof(o));
-    ps_config_result res;
+    int done = ps_config_main(settings, sizeof(settings) / sizeof(settings[0]),
+                              &o, argc, argv, "ps-server", usage);
+    if (done >= 0)
+        return done;
     char err[512];
-    if (ps_config_parse(settings, sizeof(settings) / sizeof(settings[0]), &o,
-                        argc, argv, &res, err, sizeof(err)) != PS_OK) {
-        fprintf(stderr, "ps-server: %s\n", err);
-        return 2;
-    }
-    if (res.help) {
-        usage(stdout);
-        return 0;
-    }
-    if (res.positional < argc) {
-        fprintf(stderr, "ps-server: unexpected argument '%s' (see --help)\n",
-                argv[res.positional]);
-        return 2;
-    }
     int level = ps_log_parse_level(o.log_level);
     if (level < 0) {
         fprintf(stderr, "ps-server: --log-level: unknown level '%s'\n",
@@ -161,12 +150,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ps-server: %s\n", err);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ps_config_stop_signals(on_signal);
 
     printf("%s\n", ps_server_endpoint(s));
     fflush(stdout);

@@ -105,12 +105,18 @@ static void stop_all(void)
     for (int i = 0; i < nservers; i++)
         if (servers[i].pid > 0)
             kill(servers[i].pid, SIGTERM);
-    for (int i = 0; i < nworkers; i++)
-        if (workers[i].pid > 0)
-            waitpid(workers[i].pid, NULL, 0), workers[i].pid = 0;
-    for (int i = 0; i < nservers; i++)
-        if (servers[i].pid > 0)
-            waitpid(servers[i].pid, NULL, 0), servers[i].pid = 0;
+    for (int i = 0; i < nworkers; i++) {
+        if (workers[i].pid > 0) {
+            waitpid(workers[i].pid, NULL, 0);
+            workers[i].pid = 0;
+        }
+    }
+    for (int i = 0; i < nservers; i++) {
+        if (servers[i].pid > 0) {
+            waitpid(servers[i].pid, NULL, 0);
+            servers[i].pid = 0;
+        }
+    }
 }
 
 /* Starts argv with stdout on a pipe; returns 0 or -1. */
@@ -231,6 +237,16 @@ found:
     snprintf(out, len, "%s", cand);
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ps-train [options]\n\n"
+                 "Trains a model on this machine with N ps-server shards and "
+                 "M ps-worker\nprocesses. With no options: the MLP "
+                 "784-256-128-10 on Fashion-MNIST\n(Debian package "
+                 "dataset-fashion-mnist).\n\noptions:\n");
+    ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
+}
+
 static int file_exists(const char *p)
 {
     struct stat st;
@@ -242,23 +258,10 @@ int main(int argc, char **argv)
     ps_log_set_name("ps-train");
     train_opts o;
     memset(&o, 0, sizeof(o));
-    ps_config_result res;
-    char err[512];
-    if (ps_config_parse(settings, sizeof(settings) / sizeof(settings[0]), &o,
-                        argc, argv, &res, err, sizeof(err)) != PS_OK) {
-        fprintf(stderr, "ps-train: %s\n", err);
-        return 2;
-    }
-    if (res.help || res.positional < argc) {
-        FILE *out = res.help ? stdout : stderr;
-        fprintf(out, "usage: ps-train [options]\n\n"
-                     "Trains a model on this machine with N ps-server shards "
-                     "and M ps-worker\nprocesses. With no options: the MLP "
-                     "784-256-128-10 on Fashion-MNIST\n(Debian package "
-                     "dataset-fashion-mnist).\n\noptions:\n");
-        ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
-        return res.help ? 0 : 2;
-    }
+    int done = ps_config_main(settings, sizeof(settings) / sizeof(settings[0]),
+                              &o, argc, argv, "ps-train", usage);
+    if (done >= 0)
+        return done;
     if (!file_exists(o.data)) {
         fprintf(stderr, "ps-train: training data %s not found.%s\n", o.data,
                 strncmp(o.data, FMNIST, strlen(FMNIST)) == 0
@@ -275,12 +278,7 @@ int main(int argc, char **argv)
     find_bin(&o, "ps-server", server_bin, sizeof(server_bin));
     find_bin(&o, "ps-worker", worker_bin, sizeof(worker_bin));
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ps_config_stop_signals(on_signal);
 
     char list[MAX_PROCS * 64] = "";
     char shards[16];
@@ -390,12 +388,14 @@ int main(int argc, char **argv)
                 if (!isnan(workers[i].test_acc))
                     acc = workers[i].test_acc;
             }
+            char accs[32] = "-";
+            if (!isnan(acc))
+                snprintf(accs, sizeof(accs), "%.4f", acc);
             fprintf(stderr,
                     "%sepoch %d/%lld  %.0f samples  %.0f samples/s  loss "
-                    "%.4f  test accuracy %s%.4f%s",
+                    "%.4f  test accuracy %s%s",
                     tty ? "\r" : "", epoch, (long long)o.epochs, samples, rate,
-                    loss, isnan(acc) ? "(after epoch 1) " : "",
-                    isnan(acc) ? 0.0 : acc, tty ? "  " : "\n");
+                    loss, accs, tty ? "  " : "\n");
             last = now;
         }
     }

@@ -145,22 +145,11 @@ int main(int argc, char **argv)
     ps_log_set_name("ps-worker");
     worker_opts o;
     memset(&o, 0, sizeof(o));
-    ps_config_result res;
+    int done = ps_config_main(settings, sizeof(settings) / sizeof(settings[0]),
+                              &o, argc, argv, "ps-worker", usage);
+    if (done >= 0)
+        return done;
     char err[1024];
-    if (ps_config_parse(settings, sizeof(settings) / sizeof(settings[0]), &o,
-                        argc, argv, &res, err, sizeof(err)) != PS_OK) {
-        fprintf(stderr, "ps-worker: %s\n", err);
-        return 2;
-    }
-    if (res.help) {
-        usage(stdout);
-        return 0;
-    }
-    if (res.positional < argc) {
-        fprintf(stderr, "ps-worker: unexpected argument '%s' (see --help)\n",
-                argv[res.positional]);
-        return 2;
-    }
     int level = ps_log_parse_level(o.log_level);
     if (level < 0 || o.servers == NULL || o.data == NULL) {
         fprintf(stderr, "ps-worker: %s (see --help)\n",
@@ -221,12 +210,7 @@ int main(int argc, char **argv)
     cfg.progress_every_s = o.progress_every;
     cfg.timeout_ms = (int)o.timeout_ms;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ps_config_stop_signals(on_signal);
     ps_train_result r;
     int rc = ps_train_run(&cfg, stdout, &stop_flag, &r, err, sizeof(err));
     if (rc != PS_OK) {
