@@ -27,6 +27,8 @@ typedef struct shuffler {
     uint32_t *perm;
     size_t n, pos; /* rows held, next row to hand out */
     int eof;
+    int whole; /* the whole share fits: later epochs reshuffle it in
+                  memory instead of reading the file again */
     uint64_t seed;
     uint64_t round; /* buffers filled so far, varies the permutation */
 } shuffler;
@@ -68,6 +70,8 @@ static int fail(trainer *t, int rc, const char *fmt, ...)
 
 /* ---- data ---- */
 
+static void shuffle(shuffler *s);
+
 static int shuffler_fill(shuffler *s, char *err, size_t errlen)
 {
     s->n = s->pos = 0;
@@ -84,8 +88,15 @@ static int shuffler_fill(shuffler *s, char *err, size_t errlen)
         memcpy(s->y + s->n, b.y, b.n * sizeof(float));
         s->n += b.n;
     }
-    /* Fisher-Yates with a counter-based generator: the order depends only
-     * on (seed, round), so a run is reproducible. */
+    s->whole = s->eof && s->round == 0;
+    shuffle(s);
+    return PS_OK;
+}
+
+/* Fisher-Yates with a counter-based generator: the order depends only on
+ * (seed, round), so a run is reproducible. */
+static void shuffle(shuffler *s)
+{
     for (size_t i = 0; i < s->n; i++)
         s->perm[i] = (uint32_t)i;
     for (size_t i = s->n; i > 1; i--) {
@@ -95,7 +106,6 @@ static int shuffler_fill(shuffler *s, char *err, size_t errlen)
         s->perm[j < i ? j : i - 1] = tmp;
     }
     s->round++;
-    return PS_OK;
 }
 
 /* Copies the next up to `want` rows into x/y; *n = 0 at the end of the
@@ -121,6 +131,11 @@ static int shuffler_next(shuffler *s, float *x, float *y, size_t want,
 
 static int shuffler_rewind(shuffler *s, char *err, size_t errlen)
 {
+    if (s->whole) {
+        s->pos = 0;
+        shuffle(s);
+        return PS_OK;
+    }
     s->n = s->pos = 0;
     s->eof = 0;
     return ps_data_rewind(s->data, err, errlen);
@@ -228,6 +243,8 @@ static int exchange_finish(trainer *t)
 
 static int pull_all(trainer *t)
 {
+    if (t->client == NULL) /* compute-only: the local weights are current */
+        return PS_OK;
     int rc = exchange_finish(t);
     for (size_t i = 0; rc == PS_OK && i < t->ntables; i++) {
         const ps_model_table *mt = ps_model_table_at(t->model, i);
@@ -287,6 +304,8 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
 
 /* ---- setup ---- */
 
+static int setup_buffers(trainer *t, size_t dim);
+
 static int setup(trainer *t, ps_dataset *data)
 {
     const ps_train_cfg *cfg = t->cfg;
@@ -302,6 +321,8 @@ static int setup(trainer *t, ps_dataset *data)
                       cfg->batch, t->err, t->errlen);
     if (rc != PS_OK)
         return rc;
+    if (cfg->compute_only)
+        return setup_buffers(t, dim);
     ps_client_cfg cc;
     ps_client_cfg_init(&cc);
     cc.servers = cfg->servers;
@@ -312,6 +333,17 @@ static int setup(trainer *t, ps_dataset *data)
     rc = ps_client_new(&t->client, &cc, cerr, sizeof(cerr));
     if (rc != PS_OK)
         return fail(t, rc, "connecting to the servers: %s", cerr);
+    rc = setup_buffers(t, dim);
+    if (rc == PS_OK)
+        rc = define_tables(t);
+    return rc == PS_OK ? pull_all(t) : rc;
+}
+
+/* Host buffers; without servers the weights start as small seeded values
+ * (the compute-only baseline measures speed, not learning). */
+static int setup_buffers(trainer *t, size_t dim)
+{
+    const ps_train_cfg *cfg = t->cfg;
     t->ntables = ps_model_num_tables(t->model);
     t->nparams = ps_model_num_params(t->model);
     size_t p = (size_t)t->nparams;
@@ -326,8 +358,11 @@ static int setup(trainer *t, ps_dataset *data)
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
         !t->grads[1] || !t->bx || !t->by)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
-    rc = define_tables(t);
-    return rc == PS_OK ? pull_all(t) : rc;
+    if (t->client != NULL)
+        return PS_OK;
+    for (size_t i = 0; i < p; i++)
+        t->params[i] = (float)(ps_rng_unit(cfg->seed, 0, i) - 0.5) * 0.1f;
+    return ps_model_set_params(t->model, t->params);
 }
 
 static void teardown(trainer *t)
@@ -348,6 +383,26 @@ static void teardown(trainer *t)
 }
 
 /* ---- the loop ---- */
+
+/* The communication of one step: progress rides on the push; with overlap
+ * the previous step's exchange completes only now, after this step's
+ * compute; without it each exchange completes before the next step. */
+static int exchange_step(trainer *t, int cur, uint64_t step, int epoch,
+                         uint64_t samples, double loss, double accuracy,
+                         ps_consistency cons)
+{
+    ps_client_set_progress(t->client, samples, loss, (uint32_t)epoch, accuracy);
+    int rc = exchange_finish(t);
+    int pull = (step + 1) % (uint64_t)t->cfg->pull_every == 0;
+    if (rc == PS_OK)
+        rc = exchange_start(t, t->grads[cur], pull);
+    if (rc == PS_OK && !t->cfg->overlap)
+        rc = exchange_finish(t);
+    if (rc == PS_OK && cons != PS_ASP &&
+        (rc = ps_client_clock(t->client)) != PS_OK)
+        fail(t, rc, "clock: %s", ps_client_errmsg(t->client));
+    return rc;
+}
 
 int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                  volatile sig_atomic_t *stop, ps_train_result *res, char *err,
@@ -388,8 +443,9 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         if (!sh.x || !sh.y || !sh.perm)
             rc = fail(&t, PS_ENOMEM, "out of memory for the shuffle buffer");
     }
-    ps_consistency cons =
-        rc == PS_OK ? ps_client_consistency(t.client, NULL) : PS_ASP;
+    ps_consistency cons = rc == PS_OK && t.client
+                              ? ps_client_consistency(t.client, NULL)
+                              : PS_ASP;
     int64_t start = ps_now_us(), last_line = start;
     uint64_t samples = 0, line_samples = 0, step = 0;
     double line_loss = 0, line_correct = 0, ep_loss = 0, ep_correct = 0;
@@ -426,22 +482,11 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             line_correct += (double)correct;
             ep_loss += loss * (double)n;
             ep_correct += (double)correct;
-            ps_client_set_progress(t.client, samples, loss, (uint32_t)epoch,
-                                   (double)correct / (double)n);
-            /* Overlap: the previous exchange finished while this step
-             * computed; without it, each exchange completes before the
-             * next step starts. */
-            if ((rc = exchange_finish(&t)) != PS_OK)
+            if (t.client != NULL &&
+                (rc = exchange_step(&t, cur, step, epoch, samples, loss,
+                                    (double)correct / (double)n, cons)) !=
+                    PS_OK)
                 break;
-            int pull = (step + 1) % (uint64_t)cfg->pull_every == 0;
-            if ((rc = exchange_start(&t, t.grads[cur], pull)) != PS_OK)
-                break;
-            if (!cfg->overlap && (rc = exchange_finish(&t)) != PS_OK)
-                break;
-            if (cons != PS_ASP && (rc = ps_client_clock(t.client)) != PS_OK) {
-                fail(&t, rc, "clock: %s", ps_client_errmsg(t.client));
-                break;
-            }
             cur ^= 1;
             step++;
             int64_t now = ps_now_us();
@@ -466,8 +511,9 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         double ea = ep_samples ? ep_correct / (double)ep_samples : NAN;
         emit(&t, "epoch", epoch, samples, el, ea, (double)samples / secs, tl,
              ta);
-        ps_client_set_progress(t.client, samples, el, (uint32_t)epoch,
-                               isnan(ta) ? ea : ta);
+        if (t.client != NULL)
+            ps_client_set_progress(t.client, samples, el, (uint32_t)epoch,
+                                   isnan(ta) ? ea : ta);
         res->train_loss = el;
         res->train_accuracy = ea;
         res->test_loss = tl;

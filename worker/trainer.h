@@ -41,6 +41,8 @@ typedef struct ps_train_cfg {
     size_t shuffle_rows;     /* shuffle buffer size in rows */
     double progress_every_s; /* seconds between progress lines */
     int timeout_ms;          /* client timeout per attempt (0: default) */
+    int compute_only;        /* no servers: forward/backward only, as the
+                                baseline communication is measured against */
 } ps_train_cfg;
 
 typedef struct ps_train_result {

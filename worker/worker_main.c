@@ -39,6 +39,7 @@ typedef struct worker_opts {
     int64_t shuffle_rows;
     double progress_every;
     int64_t timeout_ms;
+    int compute_only;
     const char *log_level;
 } worker_opts;
 
@@ -96,6 +97,8 @@ static const ps_setting settings[] = {
      "seconds between progress lines"},
     {"timeout", PS_SET_INT, "0", 0, 3600000, OPT(timeout_ms), "MS",
      "client timeout per attempt (0: 5000)"},
+    {"compute-only", PS_SET_BOOL, "false", 0, 1, OPT(compute_only), NULL,
+     "benchmark baseline: no servers, compute only (weights stay fixed)"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug"},
 };
@@ -151,7 +154,7 @@ int main(int argc, char **argv)
         return done;
     char err[1024];
     int level = ps_log_parse_level(o.log_level);
-    if (level < 0 || o.servers == NULL || o.data == NULL) {
+    if (level < 0 || (o.servers == NULL && !o.compute_only) || o.data == NULL) {
         fprintf(stderr, "ps-worker: %s (see --help)\n",
                 level < 0 ? "--log-level: unknown level"
                           : "--servers and --data are required");
@@ -209,6 +212,7 @@ int main(int argc, char **argv)
     cfg.shuffle_rows = (size_t)o.shuffle_rows;
     cfg.progress_every_s = o.progress_every;
     cfg.timeout_ms = (int)o.timeout_ms;
+    cfg.compute_only = o.compute_only;
 
     ps_config_stop_signals(on_signal);
     ps_train_result r;
