@@ -29,7 +29,7 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
 typedef struct train_opts {
-    int64_t servers, workers;
+    int64_t shards, workers;
     const char *model, *data, *labels, *eval, *eval_labels, *format;
     const char *optimizer, *consistency, *device;
     int64_t epochs, batch, pull_every, seed;
@@ -40,7 +40,8 @@ typedef struct train_opts {
 
 #define OPT(f) offsetof(train_opts, f)
 static const ps_setting settings[] = {
-    {"servers", PS_SET_INT, "2", 1, 64, OPT(servers), "N", "server shards"},
+    {"shards", PS_SET_INT, "2", 1, 64, OPT(shards), "N",
+     "ps-server shards to start (one process each)"},
     {"workers", PS_SET_INT, "2", 1, 64, OPT(workers), "M", "worker processes"},
     {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
      "model to train (see ps-worker --help)"},
@@ -282,9 +283,9 @@ int main(int argc, char **argv)
 
     char list[MAX_PROCS * 64] = "";
     char shards[16];
-    snprintf(shards, sizeof(shards), "%lld", (long long)o.servers);
+    snprintf(shards, sizeof(shards), "%lld", (long long)o.shards);
     int rc = 1;
-    for (int i = 0; i < o.servers; i++) {
+    for (int i = 0; i < o.shards; i++) {
         char shard[16];
         snprintf(shard, sizeof(shard), "%d", i);
         char *args[] = {server_bin, "--listen",      "tcp://127.0.0.1:0",

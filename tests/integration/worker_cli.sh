@@ -43,11 +43,14 @@ expect missing-file 1 "$dir/none.csv" -- "$w" --servers tcp://127.0.0.1:1 --form
 expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:5-3
 expect cuda-not-built 1 "without CUDA" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0
 expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
-expect label-out-of-range 1 "label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
-expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
-expect short-row 1 "short.csv:2" -- "$t" --format csv --data "$dir/short.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --servers 1
+expect label-out-of-range 1 "label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
+expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
+expect short-row 1 "short.csv:2" -- "$t" --format csv --data "$dir/short.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect fmnist-missing 1 "apt-get install dataset-fashion-mnist" -- "$t" --data /usr/share/datasets/fashion-mnist/none.gz
 expect eval-missing 1 "eval data" -- "$t" --format csv --data "$dir/good.csv" --eval "$dir/none.csv"
 expect train-unknown-flag 2 "--nope" -- "$t" --nope
+# SPARKPS_SERVERS is the client's endpoint list; ps-train must not read it
+# as a count (its shard count is --shards / SPARKPS_SHARDS).
+expect train-env-servers-list 1 "none.csv" -- env SPARKPS_SERVERS=tcp://127.0.0.1:7000 "$t" --format csv --data "$dir/none.csv"
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "all worker CLI cases passed"
