@@ -189,11 +189,19 @@ int ps_config_main(const ps_setting *tab, size_t n, void *cfg, int argc,
     return -1;
 }
 
-void ps_config_stop_signals(void (*handler)(int))
+volatile sig_atomic_t ps_stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    ps_stop_requested = 1;
+}
+
+void ps_config_stop_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = handler;
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);

@@ -8,6 +8,7 @@
 #ifndef PS_CONFIG_H
 #define PS_CONFIG_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,9 +53,13 @@ int ps_config_parse(const ps_setting *tab, size_t n, void *cfg, int argc,
 int ps_config_main(const ps_setting *tab, size_t n, void *cfg, int argc,
                    char **argv, const char *prog, void (*usage)(FILE *out));
 
-/* Routes SIGTERM and SIGINT to handler and ignores SIGPIPE (a peer that
- * went away is an error return, not a signal). */
-void ps_config_stop_signals(void (*handler)(int));
+/* The process's shutdown flag (one of the few globals STYLE allows): set by
+ * SIGTERM/SIGINT once ps_config_stop_signals() is installed. */
+extern volatile sig_atomic_t ps_stop_requested;
+
+/* Makes SIGTERM and SIGINT set ps_stop_requested and ignores SIGPIPE (a
+ * peer that went away is an error return, not a signal). */
+void ps_config_stop_signals(void);
 
 /* Prints one line per setting: flag, metavar, help, default and env name. */
 void ps_config_usage(FILE *out, const ps_setting *tab, size_t n);

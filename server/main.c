@@ -60,14 +60,6 @@ static const ps_setting settings[] = {
 };
 #undef OPT
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -150,11 +142,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ps-server: %s\n", err);
         return 1;
     }
-    ps_config_stop_signals(on_signal);
+    ps_config_stop_signals();
 
     printf("%s\n", ps_server_endpoint(s));
     fflush(stdout);
-    int rc = ps_server_run(s, &stop_flag);
+    int rc = ps_server_run(s, &ps_stop_requested);
     ps_server_free(s);
     ps_log(PS_LOG_INFO, "stopped");
     return rc == PS_OK ? 0 : 1;

@@ -88,15 +88,9 @@ typedef struct proc {
     int status;
 } proc;
 
-static volatile sig_atomic_t stop_flag;
+/* The children, global so every exit path can stop them. */
 static proc servers[MAX_PROCS], workers[MAX_PROCS];
 static int nservers, nworkers;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static void stop_all(void)
 {
@@ -279,7 +273,7 @@ int main(int argc, char **argv)
     find_bin(&o, "ps-server", server_bin, sizeof(server_bin));
     find_bin(&o, "ps-worker", worker_bin, sizeof(worker_bin));
 
-    ps_config_stop_signals(on_signal);
+    ps_config_stop_signals();
 
     char list[MAX_PROCS * 64] = "";
     char shards[16];
@@ -371,12 +365,18 @@ int main(int argc, char **argv)
             pf[i] = (struct pollfd){workers[i].out, POLLIN, 0};
             open += workers[i].out >= 0;
         }
-        if (open == 0 || stop_flag)
+        if (open == 0 || ps_stop_requested)
             break;
         poll(pf, (nfds_t)nworkers, 200);
+        int failed = 0;
         for (int i = 0; i < nworkers; i++)
-            if (workers[i].out >= 0 && (pf[i].revents & (POLLIN | POLLHUP)))
-                pump(&workers[i]);
+            if (workers[i].out >= 0 && (pf[i].revents & (POLLIN | POLLHUP)) &&
+                !pump(&workers[i]) && !workers[i].done)
+                failed = 1; /* output ended without "done": it failed */
+        if (failed) {
+            stop_all(); /* the others would train on without it */
+            break;
+        }
         int64_t now = ps_now_ms();
         if (now - last >= 1000) {
             double samples = 0, rate = 0, loss = 0, acc = NAN;
@@ -402,13 +402,16 @@ int main(int argc, char **argv)
     }
     if (tty)
         fprintf(stderr, "\n");
+    if (ps_stop_requested)
+        stop_all(); /* Ctrl-C: workers and servers stop now, not later */
     for (int i = 0; i < nworkers; i++) {
-        int st;
-        waitpid(workers[i].pid, &st, 0);
+        int st = 0;
+        if (workers[i].pid > 0)
+            waitpid(workers[i].pid, &st, 0);
         workers[i].pid = 0;
         workers[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
     }
-    rc = stop_flag ? 130 : 0;
+    rc = ps_stop_requested ? 130 : 0;
     for (int i = 0; i < nworkers; i++)
         if (workers[i].status != 0 || !workers[i].done)
             rc = rc ? rc : 1;
@@ -435,7 +438,8 @@ int main(int argc, char **argv)
                    nservers, nworkers);
     } else {
         fprintf(stderr, "ps-train: %s\n",
-                stop_flag ? "interrupted" : "a worker failed (see above)");
+                ps_stop_requested ? "interrupted"
+                                  : "a worker failed (see above)");
     }
 out:
     stop_all();

@@ -104,14 +104,6 @@ static const ps_setting settings[] = {
 };
 #undef OPT
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -214,9 +206,10 @@ int main(int argc, char **argv)
     cfg.timeout_ms = (int)o.timeout_ms;
     cfg.compute_only = o.compute_only;
 
-    ps_config_stop_signals(on_signal);
+    ps_config_stop_signals();
     ps_train_result r;
-    int rc = ps_train_run(&cfg, stdout, &stop_flag, &r, err, sizeof(err));
+    int rc =
+        ps_train_run(&cfg, stdout, &ps_stop_requested, &r, err, sizeof(err));
     if (rc != PS_OK) {
         fprintf(stderr, "ps-worker: %s\n", err);
         return 1;

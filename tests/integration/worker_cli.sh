@@ -52,5 +52,27 @@ expect train-unknown-flag 2 "--nope" -- "$t" --nope
 # SPARKPS_SERVERS is the client's endpoint list; ps-train must not read it
 # as a count (its shard count is --shards / SPARKPS_SHARDS).
 expect train-env-servers-list 1 "none.csv" -- env SPARKPS_SERVERS=tcp://127.0.0.1:7000 "$t" --format csv --data "$dir/none.csv"
+# Ctrl-C stops ps-train and every process it started.
+awk 'BEGIN { for (i = 0; i < 20000; i++) printf "%d,%d,%d,%d,%d\n", i % 7, i % 5, i % 3, i % 2, i % 3 }' >"$dir/long.csv"
+"$t" --format csv --data "$dir/long.csv" --eval "" --model mlp:4-64-3 --epochs 100000 >/dev/null 2>&1 &
+train_pid=$!
+sleep 2
+kill -INT "$train_pid"
+wait "$train_pid"
+st=$?
+sleep 0.5
+if [ "$st" -ne 130 ] || pgrep -f "$dir/long.csv" >/dev/null; then
+    echo "FAIL sigint: exit $st (want 130), leftovers: $(pgrep -f "$dir/long.csv" | tr '\n' ' ')" >&2
+    pkill -f "$dir/long.csv"
+    failures=$((failures + 1))
+else
+    echo "ok   sigint"
+fi
+# A worker that fails stops the whole job (ps-train exits 1, nothing left).
+printf '1,2,3,4,0\n' >"$dir/one.csv"
+for _ in $(seq 3000); do printf '1,2,3,4,0\n'; done >>"$dir/one.csv"
+printf '1,2,3,4,9\n' >>"$dir/one.csv"
+expect worker-failure-stops-job 1 "a worker failed" -- "$t" --format csv --data "$dir/one.csv" --eval "" --model mlp:4-8-3 --epochs 3 --workers 2 --shards 1
+
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "all worker CLI cases passed"
