@@ -92,26 +92,34 @@ typedef struct proc {
 static proc servers[MAX_PROCS], workers[MAX_PROCS];
 static int nservers, nworkers;
 
+/* SIGTERM to a group of children, then wait up to grace_ms for each before
+ * SIGKILL: nothing outlives ps-train. */
+static void terminate(proc *p, int n, int grace_ms)
+{
+    for (int i = 0; i < n; i++)
+        if (p[i].pid > 0)
+            kill(p[i].pid, SIGTERM);
+    int64_t deadline = ps_now_ms() + grace_ms;
+    for (int i = 0; i < n; i++) {
+        while (p[i].pid > 0) {
+            if (waitpid(p[i].pid, NULL, WNOHANG) == p[i].pid) {
+                p[i].pid = 0;
+            } else if (ps_now_ms() >= deadline) {
+                kill(p[i].pid, SIGKILL);
+                waitpid(p[i].pid, NULL, 0);
+                p[i].pid = 0;
+            } else {
+                usleep(10000);
+            }
+        }
+    }
+}
+
+/* Workers first, while the servers still answer their last exchange. */
 static void stop_all(void)
 {
-    for (int i = 0; i < nworkers; i++)
-        if (workers[i].pid > 0)
-            kill(workers[i].pid, SIGTERM);
-    for (int i = 0; i < nservers; i++)
-        if (servers[i].pid > 0)
-            kill(servers[i].pid, SIGTERM);
-    for (int i = 0; i < nworkers; i++) {
-        if (workers[i].pid > 0) {
-            waitpid(workers[i].pid, NULL, 0);
-            workers[i].pid = 0;
-        }
-    }
-    for (int i = 0; i < nservers; i++) {
-        if (servers[i].pid > 0) {
-            waitpid(servers[i].pid, NULL, 0);
-            servers[i].pid = 0;
-        }
-    }
+    terminate(workers, nworkers, 10000);
+    terminate(servers, nservers, 10000);
 }
 
 /* Starts argv with stdout on a pipe; returns 0 or -1. */

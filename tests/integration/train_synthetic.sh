@@ -28,7 +28,7 @@ gen() {
 gen 6000 1 >"$dir/train.csv"
 gen 1500 2 >"$dir/test.csv"
 out=$("$train" --format csv --data "$dir/train.csv" --eval "$dir/test.csv" \
-    --model mlp:4-16-3 --epochs 3 --batch 32 --lr 0.01 --json)
+    --model mlp:4-16-3 --epochs 6 --batch 32 --lr 0.01 --json)
 echo "$out"
 acc=$(printf '%s\n' "$out" | tail -n1 | sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p')
 [ -n "$acc" ] || { echo "no test_accuracy in the summary" >&2; exit 1; }
