@@ -435,6 +435,10 @@ static int validate_data(ps_server *s, request *r, data_req *d)
     d->nvals = (size_t)h->count * d->dim;
     if (!has_push)
         return 0;
+    if (!(h->lr_scale > 0 && h->lr_scale <= 1e6)) {
+        fail(r, PS_EINVAL, "lr_scale %g outside (0, 1e6]", h->lr_scale);
+        return -1;
+    }
     int vf = f->n - 1;
     if (ps_frame_size(f, vf) != d->nvals * dsize) {
         fail(r, PS_EPROTO, "value frame of %zu bytes, expected %zu (%zu %s)",
@@ -512,11 +516,13 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
     }
     if (d->sparse) {
         int rc =
-            ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad, out);
+            ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad,
+                                 (float)h->lr_scale, out);
         if (rc != PS_OK)
             return rc;
     } else {
-        ps_table_dense_push(d->t, h->offset, h->count, d->grad, out);
+        ps_table_dense_push(d->t, h->offset, h->count, d->grad,
+                            (float)h->lr_scale, out);
     }
     if (out != NULL && out != zmq_msg_data(&r->values))
         ps_dtype_from_f32((int)h->dtype, out, zmq_msg_data(&r->values),

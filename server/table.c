@@ -370,12 +370,21 @@ void ps_table_range(const ps_table *t, uint64_t *lo, uint64_t *hi)
     *hi = t->hi;
 }
 
+/* The table's optimizer with the push's learning-rate scale applied. */
+static ps_optim_cfg scaled_optim(const ps_table *t, float lr_scale)
+{
+    ps_optim_cfg c = t->def.optim;
+    c.lr *= lr_scale;
+    return c;
+}
+
 void ps_table_dense_push(ps_table *t, uint64_t offset, uint64_t count,
-                         const float *g, float *out)
+                         const float *g, float lr_scale, float *out)
 {
     size_t n = (size_t)(t->hi - t->lo);
     size_t at = (size_t)(offset - t->lo);
-    ps_optim_apply(&t->def.optim, t->block + at, t->block + n + at, n, g,
+    ps_optim_cfg oc = scaled_optim(t, lr_scale);
+    ps_optim_apply(&oc, t->block + at, t->block + n + at, n, g,
                    (size_t)count, out);
     t->pushes++;
 }
@@ -493,7 +502,7 @@ static int add_row(ps_table *t, uint64_t key, uint32_t *row)
 }
 
 int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
-                         const float *g, float *out)
+                         const float *g, float lr_scale, float *out)
 {
     size_t dim = t->def.dim;
     /* Create every missing row first, so a failure leaves the pushed rows
@@ -505,9 +514,10 @@ int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
             add_row(t, keys[i], &row) != PS_OK)
             return PS_ENOMEM;
     }
+    ps_optim_cfg oc = scaled_optim(t, lr_scale);
     for (size_t i = 0; i < n; i++) {
         float *w = row_at(t, lookup(t, keys[i]));
-        ps_optim_apply(&t->def.optim, w, w + dim, dim, g + i * dim, dim,
+        ps_optim_apply(&oc, w, w + dim, dim, g + i * dim, dim,
                        out ? out + i * dim : NULL);
     }
     t->pushes++;

@@ -83,10 +83,11 @@ uint32_t ps_table_dim(const ps_table *t);
 void ps_table_range(const ps_table *t, uint64_t *lo, uint64_t *hi);
 
 /* Dense, [offset, offset + count) within [lo, hi) (checked by the caller):
- * applies gradient g through the optimizer; out (nullable) receives the
+ * applies gradient g through the optimizer with its lr times lr_scale (the
+ * pushing worker's schedule; 1: as defined); out (nullable) receives the
  * updated values. */
 void ps_table_dense_push(ps_table *t, uint64_t offset, uint64_t count,
-                         const float *g, float *out);
+                         const float *g, float lr_scale, float *out);
 void ps_table_dense_read(ps_table *t, uint64_t offset, uint64_t count,
                          float *out);
 
@@ -94,7 +95,7 @@ void ps_table_dense_read(ps_table *t, uint64_t offset, uint64_t count,
  * floats per key. Rows are created as needed: PS_ENOMEM if that fails, in
  * which case no row of this push was changed. */
 int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
-                         const float *g, float *out);
+                         const float *g, float lr_scale, float *out);
 void ps_table_sparse_read(ps_table *t, const uint64_t *keys, size_t n,
                           float *out);
 

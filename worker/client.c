@@ -109,6 +109,7 @@ struct ps_request {
     int status;    /* first error */
     char errmsg[256];
     size_t dim;
+    double lr_scale; /* pushes: fixed when made, so retries carry it */
     float *user_out; /* sparse pulls: where obufs are scattered */
     int64_t min_clock;
     atomic_int zc_live; /* zero-copy buffers libzmq still holds */
@@ -142,6 +143,7 @@ struct ps_client {
     int64_t last_min_clock;
     Sparkps__Progress progress;
     int has_progress;
+    double lr_scale; /* for pushes made from now on */
     uint64_t retries;
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];
@@ -347,6 +349,10 @@ static int send_piece(ps_client *c, piece *p)
         h.count = p->count;
         h.dtype = (Sparkps__DType)c->cfg.dtype;
     }
+    if (pushes && r->lr_scale != 1.0) {
+        h.has_lr_scale = 1;
+        h.lr_scale = r->lr_scale;
+    }
     Sparkps__Progress prog;
     if (c->has_progress && s->progress_due &&
         (pushes || r->type == PS_MSG_CLOCK)) {
@@ -402,6 +408,7 @@ static ps_request *request_new(ps_client *c, int type, int table, int n)
     r->npieces = n;
     r->remaining = n;
     r->min_clock = -1;
+    r->lr_scale = c->lr_scale;
     atomic_init(&r->zc_live, 0);
     return r;
 }
@@ -926,6 +933,7 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
         return PS_ENOMEM;
     int rc = PS_OK;
     c->cfg = *cfg;
+    c->lr_scale = 1.0;
     if (c->cfg.timeout_ms <= 0)
         c->cfg.timeout_ms = DEFAULT_TIMEOUT_MS;
     if (c->cfg.retries == 0)
@@ -1209,6 +1217,14 @@ int ps_client_clock(ps_client *c)
                        "clock");
     c->clock++;
     return control_all(c, PS_MSG_CLOCK, NULL, NULL);
+}
+
+int ps_client_set_lr_scale(ps_client *c, double scale)
+{
+    if (!(scale > 0 && scale <= 1e6))
+        return set_err(c, PS_EINVAL, "lr scale %g outside (0, 1e6]", scale);
+    c->lr_scale = scale;
+    return PS_OK;
 }
 
 void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,

@@ -183,6 +183,12 @@ PS_API int64_t ps_client_last_min_clock(const ps_client *c);
 PS_API int ps_client_clock(ps_client *c);
 PS_API int64_t ps_client_get_clock(const ps_client *c);
 
+/* Learning-rate schedule: pushes made from now on are applied with each
+ * table's lr times `scale` (0 < scale <= 1e6; initially 1). Every worker
+ * sends its own scale, so a schedule follows each worker's progress.
+ * PS_EINVAL for a scale out of range. */
+PS_API int ps_client_set_lr_scale(ps_client *c, double scale);
+
 /* Progress a worker reports; piggybacked on its next push or clock. */
 PS_API void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
                                    uint32_t epoch, double accuracy);

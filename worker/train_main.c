@@ -32,8 +32,9 @@ typedef struct train_opts {
     int64_t shards, workers;
     const char *model, *data, *labels, *eval, *eval_labels, *format;
     const char *optimizer, *consistency, *device;
-    int64_t epochs, batch, pull_every, seed;
+    int64_t epochs, batch, pull_every, push_every, warmup_steps, seed;
     double lr;
+    const char *lr_schedule;
     int json;
     const char *bin_dir;
 } train_opts;
@@ -60,8 +61,14 @@ static const ps_setting settings[] = {
     {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
      "sgd, momentum, adagrad or adam (on the servers)"},
     {"lr", PS_SET_DOUBLE, "0.0005", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
+    {"lr-schedule", PS_SET_STR, "cosine", 0, 0, OPT(lr_schedule), "SPEC",
+     "constant, step:EPOCHS:GAMMA or cosine[:FLOOR] (see ps-worker --help)"},
+    {"warmup-steps", PS_SET_INT, "0", 0, 1e12, OPT(warmup_steps), "N",
+     "linear lr warm-up over each worker's first N steps"},
+    {"push-every", PS_SET_INT, "1", 1, 1e6, OPT(push_every), "K",
+     "workers push the mean gradient of K mini-batches"},
     {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
-     "workers fetch fresh weights every K steps"},
+     "workers fetch fresh weights with every K-th push"},
     {"consistency", PS_SET_STR, "asp", 0, 0, OPT(consistency), "MODEL",
      "asp, ssp:S or bsp"},
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
@@ -311,12 +318,15 @@ int main(int argc, char **argv)
     int64_t start = ps_now_ms();
     for (int i = 0; i < o.workers; i++) {
         char id[16], part[32], epochs[16], batch[16], lr[32], pe[16], seed[32];
+        char push[16], warm[32];
         snprintf(id, sizeof(id), "%d", i);
         snprintf(part, sizeof(part), "%d/%d", i, (int)o.workers);
         snprintf(epochs, sizeof(epochs), "%lld", (long long)o.epochs);
         snprintf(batch, sizeof(batch), "%lld", (long long)o.batch);
         snprintf(lr, sizeof(lr), "%g", o.lr);
         snprintf(pe, sizeof(pe), "%lld", (long long)o.pull_every);
+        snprintf(push, sizeof(push), "%lld", (long long)o.push_every);
+        snprintf(warm, sizeof(warm), "%lld", (long long)o.warmup_steps);
         snprintf(seed, sizeof(seed), "%lld", (long long)o.seed);
         char *args[40] = {worker_bin,
                           "--servers",
@@ -341,11 +351,17 @@ int main(int argc, char **argv)
                           lr,
                           "--pull-every",
                           pe,
+                          "--push-every",
+                          push,
+                          "--lr-schedule",
+                          (char *)o.lr_schedule,
+                          "--warmup-steps",
+                          warm,
                           "--seed",
                           seed,
                           "--device",
                           (char *)o.device};
-        int k = 27;
+        int k = 33;
         if (o.labels) {
             args[k++] = "--labels";
             args[k++] = (char *)o.labels;

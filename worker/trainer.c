@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/timeutil.h"
+#include "lr_schedule.h"
 #include "model.h"
 #include "sparkps.h"
 
@@ -23,7 +24,9 @@
 typedef struct shuffler {
     ps_dataset *data;
     size_t dim, cap;
-    float *x, *y; /* cap rows */
+    size_t classes; /* labels must be integers in [0, classes) */
+    uint64_t rows_read; /* this pass, for error messages */
+    float *x, *y;       /* cap rows */
     uint32_t *perm;
     size_t n, pos; /* rows held, next row to hand out */
     int eof;
@@ -49,7 +52,10 @@ typedef struct trainer {
     size_t ntables;
     uint64_t nparams;
     float *params, *next, *grads[2];
+    float *stage;   /* push_every > 1: one mini-batch's gradient */
     float *bx, *by; /* one batch, contiguous */
+    ps_lr_schedule sched;
+    double lr_factor; /* of the latest push */
     exchange ex;
     FILE *progress;
     char *err;
@@ -72,6 +78,24 @@ static int fail(trainer *t, int rc, const char *fmt, ...)
 
 static void shuffle(shuffler *s);
 
+/* Rows are checked in file order, so the message can say which one. */
+static int check_rows(shuffler *s, const float *y, size_t n, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(y[i] >= 0) || y[i] >= (float)s->classes || y[i] != floorf(y[i])) {
+            snprintf(err, errlen,
+                     "data: row %llu of this worker's share: label %g is not "
+                     "a class of the model (0..%zu)",
+                     (unsigned long long)(s->rows_read + i), (double)y[i],
+                     s->classes - 1);
+            return PS_EINVAL;
+        }
+    }
+    s->rows_read += n;
+    return PS_OK;
+}
+
 static int shuffler_fill(shuffler *s, char *err, size_t errlen)
 {
     s->n = s->pos = 0;
@@ -84,6 +108,8 @@ static int shuffler_fill(shuffler *s, char *err, size_t errlen)
             s->eof = 1;
             break;
         }
+        if ((rc = check_rows(s, b.y, b.n, err, errlen)) != PS_OK)
+            return rc;
         memcpy(s->x + s->n * s->dim, b.x, b.n * s->dim * sizeof(float));
         memcpy(s->y + s->n, b.y, b.n * sizeof(float));
         s->n += b.n;
@@ -138,6 +164,7 @@ static int shuffler_rewind(shuffler *s, char *err, size_t errlen)
     }
     s->n = s->pos = 0;
     s->eof = 0;
+    s->rows_read = 0;
     return ps_data_rewind(s->data, err, errlen);
 }
 
@@ -286,15 +313,36 @@ static int evaluate(trainer *t, ps_dataset *eval, double *loss, double *acc)
     return rc;
 }
 
+/* A pass over the eval set before training, so a bad label there fails the
+ * run at once instead of after the first epoch. */
+static int check_eval(trainer *t, ps_dataset *eval)
+{
+    int rc = PS_OK;
+    for (;;) {
+        ps_batch b;
+        rc = ps_data_next(eval, &b, t->cfg->batch, t->err, t->errlen);
+        if (rc != PS_OK || b.n == 0)
+            break;
+        if ((rc = check_labels(t, b.y, b.n)) != PS_OK) {
+            size_t len = strlen(t->err);
+            snprintf(t->err + len, t->errlen - len, " in %s",
+                     t->cfg->eval.path);
+            break;
+        }
+    }
+    return rc;
+}
+
 static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
                  double loss, double acc, double rate, double test_loss,
                  double test_acc)
 {
     fprintf(t->progress,
             "{\"event\":\"%s\",\"worker\":%d,\"epoch\":%d,\"samples\":%llu,"
-            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f",
+            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f,"
+            "\"lr\":%.6g",
             event, t->cfg->worker_id, epoch, (unsigned long long)samples, loss,
-            acc, rate);
+            acc, rate, t->cfg->lr * t->lr_factor);
     if (!isnan(test_acc))
         fprintf(t->progress, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g",
                 test_loss, test_acc);
@@ -353,10 +401,12 @@ static int setup_buffers(trainer *t, size_t dim)
     t->next = malloc(p * sizeof(float));
     t->grads[0] = malloc(p * sizeof(float));
     t->grads[1] = malloc(p * sizeof(float));
+    t->stage = cfg->push_every > 1 ? malloc(p * sizeof(float)) : NULL;
     t->bx = malloc(cfg->batch * dim * sizeof(float));
     t->by = malloc(cfg->batch * sizeof(float));
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
-        !t->grads[1] || !t->bx || !t->by)
+        !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx ||
+        !t->by)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
     if (t->client != NULL)
         return PS_OK;
@@ -378,6 +428,7 @@ static void teardown(trainer *t)
     free(t->next);
     free(t->grads[0]);
     free(t->grads[1]);
+    free(t->stage);
     free(t->bx);
     free(t->by);
 }
@@ -387,13 +438,16 @@ static void teardown(trainer *t)
 /* The communication of one step: progress rides on the push; with overlap
  * the previous step's exchange completes only now, after this step's
  * compute; without it each exchange completes before the next step. */
-static int exchange_step(trainer *t, int cur, uint64_t step, int epoch,
+static int exchange_step(trainer *t, int cur, uint64_t push, int epoch,
                          uint64_t samples, double loss, double accuracy,
                          ps_consistency cons)
 {
     ps_client_set_progress(t->client, samples, loss, (uint32_t)epoch, accuracy);
     int rc = exchange_finish(t);
-    int pull = (step + 1) % (uint64_t)t->cfg->pull_every == 0;
+    if (rc == PS_OK &&
+        (rc = ps_client_set_lr_scale(t->client, t->lr_factor)) != PS_OK)
+        return fail(t, rc, "lr schedule: %s", ps_client_errmsg(t->client));
+    int pull = (push + 1) % (uint64_t)t->cfg->pull_every == 0;
     if (rc == PS_OK)
         rc = exchange_start(t, t->grads[cur], pull);
     if (rc == PS_OK && !t->cfg->overlap)
@@ -402,6 +456,42 @@ static int exchange_step(trainer *t, int cur, uint64_t step, int epoch,
         (rc = ps_client_clock(t->client)) != PS_OK)
         fail(t, rc, "clock: %s", ps_client_errmsg(t->client));
     return rc;
+}
+
+/* Takes the last step's gradient into grads[cur]: as is, or added to the
+ * group being accumulated (member `k` of it, from 0). */
+static int take_grads(trainer *t, int cur, int k)
+{
+    if (k == 0)
+        return ps_model_get_grads(t->model, t->grads[cur]);
+    int rc = ps_model_get_grads(t->model, t->stage);
+    float *g = t->grads[cur];
+    for (uint64_t i = 0; rc == PS_OK && i < t->nparams; i++)
+        g[i] += t->stage[i];
+    return rc;
+}
+
+/* Pushes the mean gradient of a group of `k` mini-batches. */
+static int push_group(trainer *t, int cur, int k, uint64_t push, int epoch,
+                      uint64_t samples, double loss, double accuracy,
+                      ps_consistency cons)
+{
+    if (t->client == NULL)
+        return PS_OK;
+    if (k > 1) {
+        float inv = 1.0f / (float)k, *g = t->grads[cur];
+        for (uint64_t i = 0; i < t->nparams; i++)
+            g[i] *= inv;
+    }
+    return exchange_step(t, cur, push, epoch, samples, loss, accuracy, cons);
+}
+
+/* Epochs done so far, with the fraction of the current one estimated from
+ * the rows an epoch holds (0 while that is unknown). */
+static double epochs_done(int epoch, uint64_t ep_samples, uint64_t epoch_rows)
+{
+    double f = epoch_rows ? (double)ep_samples / (double)epoch_rows : 0;
+    return (double)(epoch - 1) + (f < 1 ? f : 1);
 }
 
 int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
@@ -416,14 +506,20 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     t.errlen = errlen;
     memset(res, 0, sizeof(*res));
     res->test_accuracy = res->test_loss = NAN;
-    if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1)
+    t.lr_factor = 1.0;
+    if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1 ||
+        cfg->push_every < 1)
         return fail(&t, PS_EINVAL,
-                    "--batch, --epochs and --pull-every must "
+                    "--batch, --epochs, --push-every and --pull-every must "
                     "be positive");
+    int rc = ps_lr_schedule_parse(&t.sched, cfg->lr_schedule, cfg->epochs,
+                                  cfg->warmup_steps, err, errlen);
+    if (rc != PS_OK)
+        return rc;
     ps_dataset *data = NULL, *eval = NULL;
     shuffler sh;
     memset(&sh, 0, sizeof(sh));
-    int rc = ps_data_open(&data, &cfg->data, err, errlen);
+    rc = ps_data_open(&data, &cfg->data, err, errlen);
     if (rc == PS_OK && cfg->eval.path)
         rc = ps_data_open(&eval, &cfg->eval, err, errlen);
     if (rc == PS_OK)
@@ -432,8 +528,11 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         rc = fail(&t, PS_EINVAL, "%s has %zu features, %s has %zu",
                   cfg->eval.path, ps_data_dim(eval), cfg->data.path,
                   ps_data_dim(data));
+    if (rc == PS_OK && eval)
+        rc = check_eval(&t, eval);
     if (rc == PS_OK) {
         sh.data = data;
+        sh.classes = ps_model_classes(t.model);
         sh.dim = ps_data_dim(data);
         sh.cap = cfg->shuffle_rows ? cfg->shuffle_rows : 65536;
         sh.seed = cfg->seed ^ ((uint64_t)cfg->worker_id << 32);
@@ -447,9 +546,11 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                               ? ps_client_consistency(t.client, NULL)
                               : PS_ASP;
     int64_t start = ps_now_us(), last_line = start;
-    uint64_t samples = 0, line_samples = 0, step = 0;
+    uint64_t samples = 0, line_samples = 0, step = 0, pushes = 0;
+    uint64_t epoch_rows = data ? ps_data_rows_hint(data) : 0;
     double line_loss = 0, line_correct = 0, ep_loss = 0, ep_correct = 0;
-    int cur = 0;
+    int cur = 0, group = 0; /* mini-batches accumulated for the next push */
+    double loss = NAN, batch_acc = NAN;
     for (int epoch = 1; rc == PS_OK && epoch <= cfg->epochs; epoch++) {
         uint64_t ep_samples = 0;
         ep_loss = ep_correct = 0;
@@ -464,13 +565,10 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             rc = shuffler_next(&sh, t.bx, t.by, cfg->batch, &n, err, errlen);
             if (rc != PS_OK || n == 0)
                 break;
-            if ((rc = check_labels(&t, t.by, n)) != PS_OK)
-                break;
-            double loss;
             size_t correct;
             rc = ps_model_step(t.model, t.bx, t.by, n, &loss, &correct);
             if (rc == PS_OK)
-                rc = ps_model_get_grads(t.model, t.grads[cur]);
+                rc = take_grads(&t, cur, group++);
             if (rc != PS_OK) {
                 fail(&t, rc, "compute: %s", ps_strerror(rc));
                 break;
@@ -482,13 +580,20 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             line_correct += (double)correct;
             ep_loss += loss * (double)n;
             ep_correct += (double)correct;
-            if (t.client != NULL &&
-                (rc = exchange_step(&t, cur, step, epoch, samples, loss,
-                                    (double)correct / (double)n, cons)) !=
-                    PS_OK)
-                break;
-            cur ^= 1;
+            batch_acc = (double)correct / (double)n;
             step++;
+            /* The factor at the start of this step's batch. */
+            t.lr_factor = ps_lr_schedule_factor(
+                &t.sched, epochs_done(epoch, ep_samples - n, epoch_rows),
+                step);
+            if (group == cfg->push_every) {
+                rc = push_group(&t, cur, group, pushes++, epoch, samples, loss,
+                                batch_acc, cons);
+                if (rc != PS_OK)
+                    break;
+                cur ^= 1;
+                group = 0;
+            }
             int64_t now = ps_now_us();
             if ((double)(now - last_line) >= cfg->progress_every_s * 1e6) {
                 double dt = (double)(now - last_line) / 1e6;
@@ -501,8 +606,15 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                 line_loss = line_correct = 0;
             }
         }
+        if (rc == PS_OK && group > 0) { /* the epoch's last partial group */
+            rc = push_group(&t, cur, group, pushes++, epoch, samples, loss,
+                            batch_acc, cons);
+            cur ^= 1;
+            group = 0;
+        }
         if (rc != PS_OK)
             break;
+        epoch_rows = ep_samples;
         double tl = NAN, ta = NAN;
         if (eval && (rc = evaluate(&t, eval, &tl, &ta)) != PS_OK)
             break;

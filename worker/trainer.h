@@ -1,19 +1,27 @@
 /* The training loop of one worker: asynchronous SGD against the servers.
  *
  * Per step: compute the gradient of a mini-batch with the current weights,
- * then push it; every pull_every-th push is a pushpull whose reply brings
- * the servers' updated weights. With overlap on, the round trip of step t
+ * then push it (with push_every K, the mean gradient of K mini-batches, one
+ * push per K steps; an epoch's last partial group is pushed too); every
+ * pull_every-th push is a pushpull whose reply brings the servers' updated
+ * weights. Each push carries the learning-rate factor of the schedule at
+ * this worker's progress. With overlap on, the round trip of step t
  * runs while step t+1 computes (its weights are one exchange stale), so
  * communication hides behind compute. Under SSP/BSP the worker advances
- * its clock every step. Each epoch reads the worker's share of the data
+ * its clock with every push. Each epoch reads the worker's share of the data
  * through a seeded shuffle buffer, then evaluates on the held-out set.
  *
  * Progress goes to `progress` (a FILE, normally stdout) as JSON lines:
  *   {"event":"progress","worker":0,"epoch":1,"samples":..,"loss":..,
- *    "accuracy":..,"samples_per_s":..}
+ *    "accuracy":..,"samples_per_s":..,"lr":..}
  *   {"event":"epoch", ... ,"test_loss":..,"test_accuracy":..}
  *   {"event":"done", ...}
- * and to the servers with every push (ps_client_set_progress). */
+ * and to the servers with every push (ps_client_set_progress).
+ *
+ * Labels are checked as the shuffle buffer fills, before any of its rows
+ * trains: a share that fits the buffer (the default 65536 rows hold a
+ * Fashion-MNIST share) is checked whole before the first step. The eval set
+ * is checked in a pass before training. */
 #ifndef PS_TRAINER_H
 #define PS_TRAINER_H
 
@@ -35,7 +43,10 @@ typedef struct ps_train_cfg {
     size_t batch;
     const char *optimizer; /* sgd, momentum, adagrad, adam */
     double lr, momentum, weight_decay;
-    int pull_every; /* pushpull every K steps (push otherwise) */
+    const char *lr_schedule; /* lr_schedule.h spec; NULL: constant */
+    uint64_t warmup_steps;   /* linear warm-up over this worker's steps */
+    int push_every; /* push the mean gradient of K mini-batches */
+    int pull_every; /* every K-th push is a pushpull */
     int overlap;    /* exchange of step t overlaps step t+1 */
     uint64_t seed;
     size_t shuffle_rows;     /* shuffle buffer size in rows */

@@ -5,6 +5,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
+#include "lr_schedule.h"
 #include "trainer.h"
 
 #include <signal.h>
@@ -33,6 +34,9 @@ typedef struct worker_opts {
     int64_t batch;
     const char *optimizer;
     double lr, momentum, weight_decay;
+    const char *lr_schedule;
+    int64_t warmup_steps;
+    int64_t push_every;
     int64_t pull_every;
     int overlap;
     int64_t seed;
@@ -85,6 +89,13 @@ static const ps_setting settings[] = {
      "sgd momentum (momentum optimizer: default 0.9)"},
     {"weight-decay", PS_SET_DOUBLE, "0", 0, 1e6, OPT(weight_decay), "WD",
      "L2 weight decay applied by the servers"},
+    {"lr-schedule", PS_SET_STR, "constant", 0, 0, OPT(lr_schedule), "SPEC",
+     "constant, step:EPOCHS:GAMMA (lr *= GAMMA every EPOCHS) or "
+     "cosine[:FLOOR] (down to FLOOR * lr at the end); sent with each push"},
+    {"warmup-steps", PS_SET_INT, "0", 0, 1e12, OPT(warmup_steps), "N",
+     "ramp the lr up linearly over this worker's first N steps"},
+    {"push-every", PS_SET_INT, "1", 1, 1e6, OPT(push_every), "K",
+     "push the mean gradient of K mini-batches (one push per K steps)"},
     {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
      "fetch fresh weights with every K-th push (pushpull)"},
     {"overlap", PS_SET_BOOL, "true", 0, 1, OPT(overlap), NULL,
@@ -172,6 +183,13 @@ int main(int argc, char **argv)
                 o.format);
         return 2;
     }
+    ps_lr_schedule sched;
+    if (ps_lr_schedule_parse(&sched, o.lr_schedule, (int)o.epochs,
+                             (uint64_t)o.warmup_steps, err,
+                             sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-worker: %s\n", err);
+        return 2;
+    }
     cfg.servers = o.servers;
     cfg.job = o.job;
     cfg.worker_id = (int)o.worker_id;
@@ -198,6 +216,9 @@ int main(int argc, char **argv)
     cfg.lr = o.lr;
     cfg.momentum = o.momentum;
     cfg.weight_decay = o.weight_decay;
+    cfg.lr_schedule = o.lr_schedule;
+    cfg.warmup_steps = (uint64_t)o.warmup_steps;
+    cfg.push_every = (int)o.push_every;
     cfg.pull_every = (int)o.pull_every;
     cfg.overlap = o.overlap;
     cfg.seed = (uint64_t)o.seed;

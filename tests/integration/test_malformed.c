@@ -726,6 +726,23 @@ static void test_server_push_value_size_mismatch_eproto(void **state)
     check_intact(x);
 }
 
+static void test_server_push_bad_lr_scale_einval(void **state)
+{
+    fx *x = *state;
+    float g[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    static const double bad[] = {0.0, -1.0, 2e6, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ps_header h;
+        frame bulk = {g, sizeof(g)};
+        hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSHPULL, x->dense_id, 0, 8);
+        h.has_lr_scale = 1;
+        h.lr_scale = bad[i];
+        expect_error_naming(x, exchange(x, &h, &bulk, 1), PS_EINVAL,
+                            "lr_scale");
+    }
+    check_intact(x);
+}
+
 static void test_server_push_missing_value_frame_eproto(void **state)
 {
     fx *x = *state;
@@ -1255,6 +1272,8 @@ int main(void)
             test_server_push_dense_out_of_range_erange, setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_value_size_mismatch_eproto, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_server_push_bad_lr_scale_einval, setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_missing_value_frame_eproto, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_push_too_many_frames_eproto,

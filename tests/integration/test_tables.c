@@ -193,6 +193,36 @@ static void test_tables_adam_on_server_matches_rule(void **state)
     assert_int_equal(ps_cluster_stop(&cl), 0);
 }
 
+/* A worker's lr scale reaches the server's optimizer with each push, and
+ * only pushes made after it was set use it. */
+static void test_tables_lr_scale_applies_per_push(void **state)
+{
+    (void)state;
+    ps_cluster cl;
+    assert_int_equal(ps_cluster_start(&cl, 2, NULL), 0);
+    ps_client *c = client_for(cl.servers, "lrs", PS_F32);
+    int t;
+    ps_table_spec s = dense("w", 6); /* SGD lr 1, zeros */
+    assert_int_equal(ps_client_define(c, &s, &t), PS_OK);
+    const float g[6] = {1, 1, 1, 1, 1, 1};
+    float v[6];
+    assert_int_equal(ps_client_set_lr_scale(c, 0.25), PS_OK);
+    push_all(c, t, 0, 6, g);
+    pull_all(c, t, 0, 6, v);
+    for (int i = 0; i < 6; i++)
+        assert_true(v[i] == -0.25f);
+    assert_int_equal(ps_client_set_lr_scale(c, 1.0), PS_OK);
+    push_all(c, t, 0, 6, g);
+    pull_all(c, t, 0, 6, v);
+    for (int i = 0; i < 6; i++)
+        assert_true(v[i] == -1.25f);
+    assert_int_equal(ps_client_set_lr_scale(c, 0.0), PS_EINVAL);
+    assert_int_equal(ps_client_set_lr_scale(c, NAN), PS_EINVAL);
+    assert_non_null(strstr(ps_client_errmsg(c), "lr scale"));
+    ps_client_free(c);
+    assert_int_equal(ps_cluster_stop(&cl), 0);
+}
+
 static void test_tables_half_precision_wire(void **state)
 {
     (void)state;
@@ -340,6 +370,8 @@ int main(void)
         cmocka_unit_test_teardown(test_tables_adam_on_server_matches_rule,
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(test_tables_half_precision_wire,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_tables_lr_scale_applies_per_push,
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(test_tables_sparse_lazy_rows_seeded,
                                   ps_harness_teardown),

@@ -43,10 +43,17 @@ expect missing-file 1 "$dir/none.csv" -- "$w" --servers tcp://127.0.0.1:1 --form
 expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:5-3
 expect cuda-not-built 1 "without CUDA" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0
 expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
-expect label-out-of-range 1 "label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
+expect label-out-of-range 1 "row 1 of this worker's share: label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect short-row 1 "short.csv:2" -- "$t" --format csv --data "$dir/short.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect fmnist-missing 1 "apt-get install dataset-fashion-mnist" -- "$t" --data /usr/share/datasets/fashion-mnist/none.gz
+expect eval-label-before-training 1 "label 5 is not a class of the model (0..2) in $dir/label5.csv" -- "$w" --compute-only --format csv --data "$dir/good.csv" --eval "$dir/label5.csv" --model mlp:4-3
+expect bad-lr-schedule 2 "--lr-schedule 'cosine:2'" -- "$w" --servers tcp://127.0.0.1:1 --data x --lr-schedule cosine:2
+expect bad-push-every 2 "--push-every" -- "$w" --servers tcp://127.0.0.1:1 --data x --push-every 0
+# The schedule's factor reaches every push; an epoch line shows the lr of
+# the epoch's last push: step:1:0.5 halves it each epoch.
+expect lr-step-epoch2 0 '"epoch":2,"samples":6,' -- "$w" --compute-only --format csv --data "$dir/good.csv" --model mlp:4-3 --epochs 3 --lr 1 --lr-schedule step:1:0.5
+expect lr-step-halves 0 '"lr":0.25' -- "$w" --compute-only --format csv --data "$dir/good.csv" --model mlp:4-3 --epochs 3 --lr 1 --lr-schedule step:1:0.5
 expect eval-missing 1 "eval data" -- "$t" --format csv --data "$dir/good.csv" --eval "$dir/none.csv"
 expect train-unknown-flag 2 "--nope" -- "$t" --nope
 # SPARKPS_SERVERS is the client's endpoint list; ps-train must not read it

@@ -375,7 +375,7 @@ static void test_table_sparse_push_over_memory_limit_unchanged(void **st)
 
     const uint64_t first[2] = {1, 2};
     const float g0[2 * DIM] = {1, 2, 3, 4, 5, 6, 7, 8};
-    assert_int_equal(ps_table_sparse_push(t, first, 2, g0, NULL), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, first, 2, g0, 1.0f, NULL), PS_OK);
     assert_int_equal(ps_tables_bytes(ts), INDEX0_BYTES + chunk_bytes);
     assert_int_equal(info_of(ts, id).rows, 2);
 
@@ -391,7 +391,7 @@ static void test_table_sparse_push_over_memory_limit_unchanged(void **st)
     for (size_t i = 0; i < (NEW + 1) * DIM; i++)
         g[i] = 0.25f;
     ps_table_sparse_read(t, keys, NEW + 1, before);
-    assert_int_equal(ps_table_sparse_push(t, keys, NEW + 1, g, NULL),
+    assert_int_equal(ps_table_sparse_push(t, keys, NEW + 1, g, 1.0f, NULL),
                      PS_ENOMEM);
     assert_true(ps_tables_bytes(ts) <= limit);
     ps_table_sparse_read(t, keys, NEW + 1, after);
@@ -403,7 +403,7 @@ static void test_table_sparse_push_over_memory_limit_unchanged(void **st)
 
     /* Rows already there can still be pushed. */
     float out[DIM];
-    assert_int_equal(ps_table_sparse_push(t, first, 1, g, out), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, first, 1, g, 1.0f, out), PS_OK);
     for (size_t c = 0; c < DIM; c++)
         assert_near(out[c], before[c] - LR * 0.25f, RTOL);
     free(keys);
@@ -414,6 +414,28 @@ static void test_table_sparse_push_over_memory_limit_unchanged(void **st)
 }
 
 /* ---- push / pull ---- */
+
+/* A push's lr_scale multiplies the table's learning rate for that push
+ * only (dense and sparse). */
+static void test_table_push_lr_scale(void **st)
+{
+    (void)st;
+    ps_tables *ts = new_store(0, 1, 0);
+    ps_table_def d = dense_def("j", "w", 4);
+    ps_table *t = ps_tables_get(ts, define_ok(ts, &d));
+    float before[4], after[4];
+    const float g[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    ps_table_dense_read(t, 0, 4, before);
+    ps_table_dense_push(t, 0, 4, g, 0.25f, NULL);
+    ps_table_dense_read(t, 0, 4, after);
+    for (size_t i = 0; i < 4; i++)
+        assert_near(after[i], before[i] - 0.25f * LR, RTOL);
+    ps_table_dense_push(t, 0, 4, g, 1.0f, NULL); /* not sticky */
+    ps_table_dense_read(t, 0, 4, before);
+    for (size_t i = 0; i < 4; i++)
+        assert_near(before[i], after[i] - LR, RTOL);
+    ps_tables_free(ts);
+}
 
 static void test_table_dense_push_subrange_sgd(void **st)
 {
@@ -428,7 +450,7 @@ static void test_table_dense_push_subrange_sgd(void **st)
     /* Global offset 12, count 3: local elements 2..4. */
     const float g[3] = {1.0f, 2.0f, -4.0f};
     memset(out, 0, sizeof(out));
-    ps_table_dense_push(t, 12, 3, g, out);
+    ps_table_dense_push(t, 12, 3, g, 1.0f, out);
     ps_table_dense_read(t, 10, 10, after);
     for (size_t i = 0; i < 10; i++) {
         if (i >= 2 && i < 5)
@@ -441,7 +463,7 @@ static void test_table_dense_push_subrange_sgd(void **st)
 
     /* A read of a sub-range sees the same; out may be NULL. */
     float mid[2];
-    ps_table_dense_push(t, 19, 1, g, NULL);
+    ps_table_dense_push(t, 19, 1, g, 1.0f, NULL);
     ps_table_dense_read(t, 18, 2, mid);
     assert_true(mid[0] == after[8]);
     assert_near(mid[1], before[9] - LR * g[0], RTOL);
@@ -459,8 +481,8 @@ static void test_table_dense_push_momentum_state_per_element(void **st)
     const float one[2] = {1.0f, 1.0f};
     /* Element 4 gets two pushes, element 3 one: each has its own velocity
      * (state offset like the weights, not from the start of the block). */
-    ps_table_dense_push(t, 4, 1, one, NULL); /* v4 = 1, w4 = -0.5 */
-    ps_table_dense_push(t, 3, 2, one, NULL); /* v3 = 1, w3 = -0.5;
+    ps_table_dense_push(t, 4, 1, one, 1.0f, NULL); /* v4 = 1, w4 = -0.5 */
+    ps_table_dense_push(t, 3, 2, one, 1.0f, NULL); /* v3 = 1, w3 = -0.5;
                                                 v4 = 1.5, w4 = -1.25 */
     float w[8];
     ps_table_dense_read(t, 0, 8, w);
@@ -496,7 +518,7 @@ static void test_table_sparse_push_creates_rows_pull_absent(void **st)
     const uint64_t keys[2] = {42, 7};
     const float g[2 * DIM] = {1, 2, 3, -1, -2, -3};
     float out[2 * DIM];
-    assert_int_equal(ps_table_sparse_push(t, keys, 2, g, out), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, keys, 2, g, 1.0f, out), PS_OK);
     assert_int_equal(info_of(ts, id).rows, 2);
     assert_true(info_of(ts, id).bytes > 0);
     for (size_t c = 0; c < DIM; c++) {
@@ -515,7 +537,7 @@ static void test_table_sparse_push_creates_rows_pull_absent(void **st)
     assert_int_equal(info_of(ts, id).rows, 2);
 
     /* Pushing a known key again adds no row. */
-    assert_int_equal(ps_table_sparse_push(t, keys, 1, g, NULL), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, keys, 1, g, 1.0f, NULL), PS_OK);
     assert_int_equal(info_of(ts, id).rows, 2);
 }
 
@@ -532,7 +554,7 @@ static void test_table_sparse_push_duplicate_keys_applied_twice(void **st)
     const uint64_t keys[3] = {5, 9, 5};
     const float g[3 * DIM] = {1, 2, 10, 20, 0.5f, -4};
     float out[3 * DIM], w[DIM];
-    assert_int_equal(ps_table_sparse_push(t, keys, 3, g, out), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, keys, 3, g, 1.0f, out), PS_OK);
     assert_int_equal(info_of(ts, id).rows, 2);
     ps_table_sparse_read(t, keys, 1, w);
     for (size_t c = 0; c < DIM; c++) {
@@ -560,7 +582,7 @@ static void test_table_define_ftrl_nonzero_init_keeps_w(void **st)
     /* A zero gradient recomputes w from the state: it must give w back,
      * not the 0 a zeroed state would give. */
     const float zero[LEN] = {0};
-    ps_table_dense_push(t, 0, LEN, zero, NULL);
+    ps_table_dense_push(t, 0, LEN, zero, 1.0f, NULL);
     ps_table_dense_read(t, 0, LEN, w);
     for (size_t i = 0; i < LEN; i++)
         assert_near(w[i], init[i], 1e-4);
@@ -572,7 +594,7 @@ static void test_table_define_ftrl_nonzero_init_keeps_w(void **st)
     t = ps_tables_get(ts, define_ok(ts, &s));
     const uint64_t key = 3;
     float out[DIM];
-    assert_int_equal(ps_table_sparse_push(t, &key, 1, zero, out), PS_OK);
+    assert_int_equal(ps_table_sparse_push(t, &key, 1, zero, 1.0f, out), PS_OK);
     for (size_t c = 0; c < DIM; c++)
         assert_near(out[c], 0.5, 1e-4);
 }
@@ -590,7 +612,7 @@ static void test_table_drop_frees_bytes_id_not_reused(void **st)
     const uint64_t key = 11;
     const float g[2] = {1, 1};
     assert_int_equal(
-        ps_table_sparse_push(ps_tables_get(ts, idb), &key, 1, g, NULL), PS_OK);
+        ps_table_sparse_push(ps_tables_get(ts, idb), &key, 1, g, 1.0f, NULL), PS_OK);
     uint64_t with_b = ps_tables_bytes(ts);
     assert_true(with_b > 40);
 
@@ -693,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_table_define_dense_over_memory_limit),
         cmocka_unit_test(test_table_sparse_push_over_memory_limit_unchanged),
         cmocka_unit_test(test_table_dense_push_subrange_sgd),
+        cmocka_unit_test(test_table_push_lr_scale),
         T(test_table_dense_push_momentum_state_per_element),
         T(test_table_sparse_push_creates_rows_pull_absent),
         T(test_table_sparse_push_duplicate_keys_applied_twice),
