@@ -116,6 +116,9 @@ int ps_data_open(ps_dataset **out, const ps_data_cfg *cfg, char *err,
     case PS_DATA_IDX:
         ops = &ps__data_idx_ops;
         break;
+    case PS_DATA_STREAM:
+        ops = &ps__data_stream_ops;
+        break;
     default:
         ps__data_err(err, errlen, "%s: unknown data format %d", cfg->path,
                      (int)cfg->format);
@@ -178,6 +181,11 @@ void ps_data_close(ps_dataset *d)
 size_t ps_data_dim(const ps_dataset *d)
 {
     return d ? d->dim : 0;
+}
+
+int ps_data_sparse(const ps_dataset *d)
+{
+    return d && (d->cfg.format == PS_DATA_LIBSVM || d->sparse);
 }
 
 uint64_t ps_data_rows_hint(const ps_dataset *d)
