@@ -1,7 +1,7 @@
 /* Training data readers: libsvm, CSV, IDX (MNIST family). Every format is
- * read through zlib, so any file may also be gzip-compressed (.gz); the
- * connector's binary stream (spark-connector/FORMAT.md; path "-": stdin)
- * is read as it comes.
+ * read through zlib, so any file may also be gzip-compressed (.gz); all
+ * but the connector's binary stream (spark-connector/FORMAT.md; path "-":
+ * stdin), which is read as it comes.
  *
  * A reader streams its file (memory does not grow with the file's size)
  * and hands out batches of rows. With part/parts set it yields only its
@@ -9,7 +9,8 @@
  * comment-only lines not counted) belongs to part r % parts, so every
  * worker can be given the same path. Bad input fails with
  * "file:line: reason" (text formats, lines counted from 1) or
- * "file: record N: reason" (IDX, records from 0) in err, never a crash;
+ * "file: record N: reason" (IDX, records from 0) or "file: batch B: row
+ * R: reason" (stream; "stdin" for "-"; both from 0) in err, never a crash;
  * text formats only parse the rows of their own share. One reader is used
  * by one thread; readers share nothing.
  *
