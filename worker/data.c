@@ -1,7 +1,8 @@
 /* Training data readers: the public entry points of data.h, which check
  * arguments and dispatch to one file per format (data_idx.c, data_csv.c,
  * data_libsvm.c, data_stream.c) through a table of operations, plus the
- * batch buffers they share. A dataset is used by one thread; nothing here is global. */
+ * batch buffers they share. A dataset is used by one thread; nothing here is
+ * global. */
 #include "data_int.h"
 
 #include "common/sparkps_err.h"
