@@ -1,7 +1,8 @@
 /* Training data readers: the public entry points of data.h, which check
  * arguments and dispatch to one file per format (data_idx.c, data_csv.c,
- * data_libsvm.c) through a table of operations, plus the batch buffers they
- * share. A dataset is used by one thread; nothing here is global. */
+ * data_libsvm.c, data_stream.c) through a table of operations, plus the
+ * batch buffers they share. A dataset is used by one thread; nothing here is
+ * global. */
 #include "data_int.h"
 
 #include "common/sparkps_err.h"
@@ -116,6 +117,9 @@ int ps_data_open(ps_dataset **out, const ps_data_cfg *cfg, char *err,
     case PS_DATA_IDX:
         ops = &ps__data_idx_ops;
         break;
+    case PS_DATA_STREAM:
+        ops = &ps__data_stream_ops;
+        break;
     default:
         ps__data_err(err, errlen, "%s: unknown data format %d", cfg->path,
                      (int)cfg->format);
@@ -178,6 +182,11 @@ void ps_data_close(ps_dataset *d)
 size_t ps_data_dim(const ps_dataset *d)
 {
     return d ? d->dim : 0;
+}
+
+int ps_data_sparse(const ps_dataset *d)
+{
+    return d && (d->cfg.format == PS_DATA_LIBSVM || d->sparse);
 }
 
 uint64_t ps_data_rows_hint(const ps_dataset *d)

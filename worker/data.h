@@ -1,5 +1,7 @@
 /* Training data readers: libsvm, CSV, IDX (MNIST family). Every format is
- * read through zlib, so any file may also be gzip-compressed (.gz).
+ * read through zlib, so any file may also be gzip-compressed (.gz); all
+ * but the connector's binary stream (spark-connector/FORMAT.md; path "-":
+ * stdin), which is read as it comes.
  *
  * A reader streams its file (memory does not grow with the file's size)
  * and hands out batches of rows. With part/parts set it yields only its
@@ -7,7 +9,8 @@
  * comment-only lines not counted) belongs to part r % parts, so every
  * worker can be given the same path. Bad input fails with
  * "file:line: reason" (text formats, lines counted from 1) or
- * "file: record N: reason" (IDX, records from 0) in err, never a crash;
+ * "file: record N: reason" (IDX, records from 0) or "file: batch B: row
+ * R: reason" (stream; "stdin" for "-"; both from 0) in err, never a crash;
  * text formats only parse the rows of their own share. One reader is used
  * by one thread; readers share nothing.
  *
@@ -30,7 +33,8 @@
 typedef enum ps_data_format {
     PS_DATA_LIBSVM = 0,
     PS_DATA_CSV = 1,
-    PS_DATA_IDX = 2
+    PS_DATA_IDX = 2,
+    PS_DATA_STREAM = 3 /* spark-connector/FORMAT.md; dense or sparse */
 } ps_data_format;
 
 typedef struct ps_data_cfg {
@@ -45,6 +49,11 @@ typedef struct ps_data_cfg {
     int csv_header;       /* CSV: skip the first non-empty line */
     int libsvm_one_based; /* libsvm: file indices start at 1 (the
                              standard; index 0 is an error); 0: from 0 */
+    int multi_pass;       /* stream: ps_data_rewind will be called, so a
+                             source that cannot seek (stdin, a pipe) is
+                             copied to a cache file while it is read */
+    /* stream: where that cache goes; NULL or "": $TMPDIR, else /tmp */
+    const char *cache_dir;
 } ps_data_cfg;
 
 typedef struct ps_batch {
@@ -74,6 +83,9 @@ void ps_data_close(ps_dataset *d);
  * libsvm: the largest feature id seen so far + 1 (grows while reading). */
 size_t ps_data_dim(const ps_dataset *d);
 
+/* Whether rows come as CSR (libsvm, a sparse stream), not dense x. */
+int ps_data_sparse(const ps_dataset *d);
+
 /* Rows in this reader's share, when the format says so without reading it
  * all (IDX); 0 when unknown. */
 uint64_t ps_data_rows_hint(const ps_dataset *d);
@@ -87,7 +99,9 @@ int ps_data_next(ps_dataset *d, ps_batch *b, size_t max_rows, char *err,
                  size_t errlen);
 
 /* Starts the share again from its first record (next epoch): same rows in
- * the same order, line numbers from 1 again. libsvm's dim is kept. */
+ * the same order, line numbers from 1 again. libsvm's dim is kept. A
+ * stream from a pipe replays its cache (the rest of the pipe is drained
+ * into it first); without cfg.multi_pass it cannot rewind (PS_EINVAL). */
 int ps_data_rewind(ps_dataset *d, char *err, size_t errlen);
 
 #endif

@@ -66,12 +66,14 @@ struct ps_dataset {
     uint64_t *idx;
     float *val;
     size_t nnz_cap;
-    void *fmt; /* per-format state */
+    void *fmt;  /* per-format state */
+    int sparse; /* set by formats other than libsvm that hand out CSR */
 };
 
 extern const ps__data_ops ps__data_idx_ops;
 extern const ps__data_ops ps__data_csv_ops;
 extern const ps__data_ops ps__data_libsvm_ops;
+extern const ps__data_ops ps__data_stream_ops;
 
 /* snprintf into err when err is non-NULL and errlen > 0. */
 void ps__data_err(char *err, size_t errlen, const char *fmt, ...)

@@ -361,9 +361,10 @@ static int setup(trainer *t, ps_dataset *data)
     if (rc != PS_OK)
         return rc;
     size_t dim = ps_data_dim(data);
-    if (dim == 0)
+    if (dim == 0 || ps_data_sparse(data))
         return fail(t, PS_EINVAL,
-                    "%s: only dense data (idx, csv) trains these models",
+                    "%s: only dense data (idx, csv, stream) trains these "
+                    "models",
                     cfg->data.path);
     rc = ps_model_new(&t->model, cfg->model, dim, cfg->classes, t->be,
                       cfg->batch, t->err, t->errlen);
@@ -519,9 +520,12 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     ps_dataset *data = NULL, *eval = NULL;
     shuffler sh;
     memset(&sh, 0, sizeof(sh));
-    rc = ps_data_open(&data, &cfg->data, err, errlen);
+    ps_data_cfg dcfg = cfg->data, ecfg = cfg->eval;
+    dcfg.multi_pass = cfg->epochs > 1; /* a piped stream is then cached */
+    ecfg.multi_pass = 1;               /* rewound before every evaluation */
+    rc = ps_data_open(&data, &dcfg, err, errlen);
     if (rc == PS_OK && cfg->eval.path)
-        rc = ps_data_open(&eval, &cfg->eval, err, errlen);
+        rc = ps_data_open(&eval, &ecfg, err, errlen);
     if (rc == PS_OK)
         rc = setup(&t, data);
     if (rc == PS_OK && eval && ps_data_dim(eval) != ps_data_dim(data))

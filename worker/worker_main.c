@@ -26,6 +26,7 @@ typedef struct worker_opts {
     const char *format;
     const char *eval;
     const char *eval_labels;
+    const char *cache_dir;
     const char *part;
     int64_t csv_label_col;
     int csv_header;
@@ -62,15 +63,18 @@ static const ps_setting settings[] = {
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
      "cpu, cpu:THREADS or cuda:N"},
     {"data", PS_SET_STR, NULL, 0, 0, OPT(data), "PATH",
-     "training data (idx: the images file) (required)"},
+     "training data (idx: the images file; stream: - is stdin) (required)"},
     {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",
      "idx: labels file (default: derived from --data)"},
     {"format", PS_SET_STR, "idx", 0, 0, OPT(format), "FMT",
-     "idx, csv or libsvm"},
+     "idx, csv, libsvm or stream (spark-connector/FORMAT.md)"},
     {"eval", PS_SET_STR, NULL, 0, 0, OPT(eval), "PATH",
      "held-out data evaluated after every epoch"},
     {"eval-labels", PS_SET_STR, NULL, 0, 0, OPT(eval_labels), "PATH",
      "idx: labels of --eval (default: derived)"},
+    {"cache-dir", PS_SET_STR, NULL, 0, 0, OPT(cache_dir), "DIR",
+     "stream on a pipe, epochs > 1: where epoch 1 is cached "
+     "(default: $TMPDIR, else /tmp)"},
     {"part", PS_SET_STR, "0/1", 0, 0, OPT(part), "I/M",
      "read every M-th record starting at I (this worker's share)"},
     {"csv-label-col", PS_SET_INT, "-1", -1, 1e6, OPT(csv_label_col), "K",
@@ -136,8 +140,8 @@ static void usage(FILE *out)
 
 static int parse_format(const char *s, ps_data_format *f)
 {
-    static const char *names[] = {"libsvm", "csv", "idx"};
-    for (int i = 0; i < 3; i++) {
+    static const char *names[] = {"libsvm", "csv", "idx", "stream"};
+    for (int i = 0; i < 4; i++) {
         if (strcmp(s, names[i]) == 0) {
             *f = (ps_data_format)i;
             return 0;
@@ -178,8 +182,8 @@ int main(int argc, char **argv)
     }
     if (parse_format(o.format, &cfg.data.format) != 0) {
         fprintf(stderr,
-                "ps-worker: --format: expected idx, csv or libsvm, "
-                "got '%s'\n",
+                "ps-worker: --format: expected idx, csv, libsvm or "
+                "stream, got '%s'\n",
                 o.format);
         return 2;
     }
@@ -188,6 +192,11 @@ int main(int argc, char **argv)
                              (uint64_t)o.warmup_steps, err,
                              sizeof(err)) != PS_OK) {
         fprintf(stderr, "ps-worker: %s\n", err);
+        return 2;
+    }
+    if (o.eval && strcmp(o.eval, "-") == 0) {
+        fprintf(stderr, "ps-worker: --eval: stdin (-) is not accepted; "
+                        "give a file (it is read every epoch)\n");
         return 2;
     }
     cfg.servers = o.servers;
@@ -203,6 +212,7 @@ int main(int argc, char **argv)
     cfg.data.csv_label_col = (int)o.csv_label_col;
     cfg.data.csv_header = o.csv_header;
     cfg.data.libsvm_one_based = !o.zero_based;
+    cfg.data.cache_dir = o.cache_dir;
     if (o.eval) {
         cfg.eval = cfg.data;
         cfg.eval.path = o.eval;
