@@ -62,11 +62,14 @@ int ps_model_file_spec(const ps_st_file *f, const char *path, const char **spec,
     if (d != NULL && parse_size(d, input_dim) != 0)
         return mf_err(err, errlen,
                       "%s: metadata input_dim=\"%s\" is not a count", path, d);
-    if (*input_dim == 0) {
-        const ps_st_tensor *w = ps_st_find(f, "fc1.weight");
-        if (w != NULL && w->ndim == 2)
-            *input_dim = (size_t)w->shape[0];
-    }
+    /* Older or hand-made files: a softmax model's sizes are its one
+     * weight's shape. */
+    const ps_st_tensor *w = ps_st_find(f, "fc1.weight");
+    if (*input_dim == 0 && w != NULL && w->ndim == 2)
+        *input_dim = (size_t)w->shape[0];
+    if (*classes == 0 && strcmp(model, "softmax") == 0 && w != NULL &&
+        w->ndim == 2)
+        *classes = (size_t)w->shape[1];
     return PS_OK;
 }
 

@@ -19,8 +19,8 @@
 void ps_model_file_meta(const char *spec, size_t classes, size_t input_dim,
                         char *buf, size_t len);
 
-/* The model's spec, input width and classes from a file's metadata (the
- * input width of a "softmax" model from fc1.weight when absent). Errors
+/* The model's spec, input width and classes from a file's metadata (from
+ * fc1.weight's shape when absent; 0 when unknown). Errors
  * (PS_EINVAL with the reason): no "model" entry, bad numbers. spec is
  * borrowed from f. */
 int ps_model_file_spec(const ps_st_file *f, const char *path, const char **spec,

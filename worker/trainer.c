@@ -12,6 +12,7 @@
 #include "common/rng.h"
 #include "common/timeutil.h"
 #include "model.h"
+#include "model_file.h"
 #include "sparkps.h"
 
 #include <math.h>
@@ -178,10 +179,16 @@ static int define_tables(trainer *t)
                     "got '%s'",
                     cfg->optimizer);
     }
+    /* The model spec travels with the tables, so an export from the
+     * servers knows what it holds. */
+    char meta[256];
+    ps_model_file_meta(cfg->model, ps_model_classes(t->model),
+                       ps_model_input_dim(t->model), meta, sizeof(meta));
     for (size_t i = 0; i < t->ntables; i++) {
         const ps_model_table *mt = ps_model_table_at(t->model, i);
         ps_table_spec spec;
         memset(&spec, 0, sizeof(spec));
+        spec.meta = meta;
         spec.name = mt->name;
         spec.kind = PS_DENSE;
         spec.len = mt->len;
@@ -196,6 +203,42 @@ static int define_tables(trainer *t)
                         ps_client_errmsg(t->client));
     }
     return PS_OK;
+}
+
+/* Warm start: every worker sends the file's weights before its first pull,
+ * as ASSIGN if_untouched, so whichever comes first initialises the tables
+ * and none overwrites what training already pushed. */
+static int warm_start(trainer *t)
+{
+    const char *path = t->cfg->init_from;
+    ps_st_file *f = NULL;
+    int rc = ps_st_open(&f, path, t->err, t->errlen);
+    if (rc == PS_OK)
+        rc = ps_model_file_params(f, path, t->model, t->params, t->err,
+                                  t->errlen);
+    if (rc != PS_OK) {
+        ps_st_close(f);
+        return rc;
+    }
+    size_t skipped = 0;
+    for (size_t i = 0; rc == PS_OK && i < t->ntables; i++) {
+        const ps_model_table *mt = ps_model_table_at(t->model, i);
+        size_t sk = 0;
+        rc = ps_client_assign(t->client, t->tables[i], 0, mt->len,
+                              t->params + mt->offset, PS_ASSIGN_IF_UNTOUCHED,
+                              &sk);
+        if (rc != PS_OK)
+            fail(t, rc, "--init-from: assigning %s: %s", mt->name,
+                 ps_client_errmsg(t->client));
+        skipped += sk;
+    }
+    ps_st_close(f);
+    if (rc == PS_OK)
+        ps_log(PS_LOG_INFO,
+               "warm start file=%s tables=%zu skipped_pieces=%zu "
+               "(skipped: training had already reached them)",
+               path, t->ntables, skipped);
+    return rc;
 }
 
 static int exchange_start(trainer *t, const float *grads, int pull)
@@ -336,6 +379,8 @@ static int setup(trainer *t, ps_dataset *data)
     rc = setup_buffers(t, dim);
     if (rc == PS_OK)
         rc = define_tables(t);
+    if (rc == PS_OK && cfg->init_from != NULL)
+        rc = warm_start(t);
     return rc == PS_OK ? pull_all(t) : rc;
 }
 
