@@ -237,5 +237,14 @@ fi
     fail "second warm worker exited $?"
 grep -q "skipped_pieces=8" "$dir/warm2.err" || fail "second warm start was not skipped: $(grep 'warm start' "$dir/warm2.err")"
 
+# Every server survived all of the above and stops cleanly (a sanitizer
+# build reports through their stderr).
+for p in "${pids[@]}"; do kill -TERM "$p"; done
+for p in "${pids[@]}"; do wait "$p" || fail "a server exited $? on SIGTERM"; done
+pids=()
+if grep -lE "AddressSanitizer|runtime error|LeakSanitizer" "$dir"/*.err 2>/dev/null; then
+    fail "sanitizer reports above"
+fi
+
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "all ps-ctl / predict / init-from cases passed"
