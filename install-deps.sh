@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config git ca-certificates procps
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-    libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev
+    libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
     python3 dataset-fashion-mnist
 )
 

@@ -21,7 +21,8 @@ static int name_ok(const char *s)
 static int spec_ok(const Sparkps__TableSpec *t)
 {
     return t == NULL ||
-           (name_ok(t->job) && name_ok(t->name) && t->n_shape <= PS_MAX_SHAPE);
+           (name_ok(t->job) && name_ok(t->name) && t->n_shape <= PS_MAX_SHAPE &&
+            (t->meta == NULL || strlen(t->meta) <= PS_MAX_META));
 }
 
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
@@ -45,7 +46,7 @@ int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
                  h->has_version ? h->version : 0, PS_PROTOCOL_VERSION);
         rc = PS_EVERSION;
     } else if (h->type <= SPARKPS__MSG_TYPE__MSG_NONE ||
-               h->type > SPARKPS__MSG_TYPE__HEARTBEAT) {
+               h->type > PS_MSG_TYPE_MAX) {
         snprintf(err, errlen, "unknown message type %d", (int)h->type);
         rc = PS_EUNKNOWN;
     } else if (ps_dtype_size((int)h->dtype) == 0) {
@@ -53,9 +54,9 @@ int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
         rc = PS_EPROTO;
     } else if (!name_ok(h->job) || !name_ok(h->name) || !spec_ok(h->table)) {
         snprintf(err, errlen,
-                 "name longer than %u bytes or shape over %u "
-                 "dims",
-                 PS_MAX_NAME, PS_MAX_SHAPE);
+                 "name longer than %u bytes, shape over %u dims or meta "
+                 "over %u bytes",
+                 PS_MAX_NAME, PS_MAX_SHAPE, PS_MAX_META);
         rc = PS_EPROTO;
     }
     *out = h; /* also on error: the caller echoes the request id */
@@ -81,9 +82,10 @@ size_t ps_header_pack(const ps_header *h, uint8_t *buf)
 const char *ps_msg_type_name(int type)
 {
     static const char *names[] = {
-        "NONE", "HELLO",    "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB", "PUSH",
-        "PULL", "PUSHPULL", "CLOCK",        "STATUS",     "HEARTBEAT"};
-    if (type < 0 || type > SPARKPS__MSG_TYPE__HEARTBEAT)
+        "NONE",      "HELLO",  "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB",
+        "PUSH",      "PULL",   "PUSHPULL",     "CLOCK",      "STATUS",
+        "HEARTBEAT", "ASSIGN", "SCAN"};
+    if (type < 0 || type > PS_MSG_TYPE_MAX)
         return "?";
     return names[type];
 }

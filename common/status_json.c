@@ -68,12 +68,18 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
             b,
             ",\"id\":%u,\"kind\":\"%s\",\"len\":%llu,\"dim\":%u,\"lo\":%llu,"
             "\"hi\":%llu,\"rows\":%llu,\"bytes\":%llu,\"optimizer\":\"%s\","
-            "\"pushes\":%llu,\"pulls\":%llu}",
+            "\"pushes\":%llu,\"pulls\":%llu,\"shape\":[",
             t->id, t->kind == SPARKPS__TABLE_KIND__SPARSE ? "sparse" : "dense",
             (unsigned long long)t->len, t->dim, (unsigned long long)t->lo,
             (unsigned long long)t->hi, (unsigned long long)t->rows,
             (unsigned long long)t->bytes, optim_name((int)t->optim),
             (unsigned long long)t->pushes, (unsigned long long)t->pulls);
+        for (size_t k = 0; k < t->n_shape; k++)
+            ps_strbuf_printf(b, "%s%llu", k ? "," : "",
+                             (unsigned long long)t->shape[k]);
+        ps_strbuf_add(b, "],\"meta\":", 9);
+        ps_strbuf_json_str(b, t->meta ? t->meta : "");
+        ps_strbuf_add(b, "}", 1);
     }
     ps_strbuf_add(b, "],\"workers\":[", 13);
     for (size_t i = 0; i < st->n_workers; i++) {

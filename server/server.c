@@ -29,7 +29,7 @@
 #define POLL_MS 100      /* upper bound on timer latency */
 #define DRAIN_MAX 100000 /* messages handled after a stop request */
 #define PARK_MAX 65536   /* pulls that may wait for slower workers at once */
-#define MSG_TYPES (SPARKPS__MSG_TYPE__HEARTBEAT + 1)
+#define MSG_TYPES (PS_MSG_TYPE_MAX + 1)
 
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
 typedef struct parked {
@@ -69,6 +69,8 @@ typedef struct request {
     ps_frames *f;
     ps_header *h;
     ps_header reply;
+    zmq_msg_t keys; /* SCAN reply: key frame before the values */
+    int has_keys;
     zmq_msg_t values; /* bulk reply frame, when has_values */
     int has_values;
     char err[256];
@@ -223,6 +225,13 @@ static int send_reply(ps_server *s, zmq_msg_t *rid, request *r)
     }
     int rc = ps_send_header(s->sock, &r->reply, r->has_values);
     out += ps_header_packed_size(&r->reply);
+    if (rc == PS_OK && r->has_keys && r->has_values) {
+        out += zmq_msg_size(&r->keys);
+        if (zmq_msg_send(&r->keys, s->sock, ZMQ_SNDMORE) < 0)
+            rc = PS_EZMQ;
+        else
+            r->has_keys = 0; /* ownership passed to libzmq */
+    }
     if (rc == PS_OK && r->has_values) {
         out += zmq_msg_size(&r->values);
         if (zmq_msg_send(&r->values, s->sock, 0) < 0)
@@ -286,6 +295,7 @@ static void spec_to_def(const Sparkps__TableSpec *t, ps_table_def *d)
     d->kind = (int)t->kind;
     d->len = t->len;
     d->dim = t->dim;
+    d->meta = t->meta;
     d->nshape = t->n_shape;
     for (size_t i = 0; i < t->n_shape && i < PS_TABLE_MAX_SHAPE; i++)
         d->shape[i] = t->shape[i];
@@ -462,7 +472,8 @@ static int validate_data(ps_server *s, request *r, data_req *d)
         return -1;
     }
     if (!ps_all_finite(d->grad, d->nvals)) {
-        fail(r, PS_EBADGRAD, "gradient contains NaN or Inf; not applied");
+        fail(r, PS_EBADGRAD, "%s contain NaN or Inf; not applied",
+             h->type == SPARKPS__MSG_TYPE__ASSIGN ? "values" : "gradients");
         return -1;
     }
     return 0;
@@ -678,6 +689,112 @@ static void serve_parked(ps_server *s)
     s->npark = kept;
 }
 
+/* ---- ASSIGN, SCAN ---- */
+
+/* Overwrites values without the optimizer. Validated like a push (frames,
+ * ranges, key ownership, finite values) and deduplicated like one, so a
+ * retried piece is applied once. */
+static void handle_assign(ps_server *s, request *r)
+{
+    const ps_header *h = r->h;
+    data_req d;
+    if (validate_data(s, r, &d) != 0)
+        return;
+    int status = PS_OK;
+    int dedup = h->client_id != 0 && h->seq != 0;
+    int seen = dedup ? ps_dedup_check(s->dedup, h->client_id, h->seq, &status)
+                     : PS_DEDUP_NEW;
+    if (seen == PS_DEDUP_STALE) {
+        fail(r, PS_ESTALE, "sequence %llu is older than the dedup window",
+             (unsigned long long)h->seq);
+        return;
+    }
+    if (seen == PS_DEDUP_DUP)
+        return; /* the first copy was applied (only success is recorded) */
+    if (h->if_untouched && ps_table_touched(d.t)) {
+        /* Training already moved this shard's part: a warm start arriving
+         * late must not undo it. */
+        r->reply.has_skipped = r->reply.skipped = 1;
+    } else if (d.sparse) {
+        status = ps_table_sparse_assign(d.t, d.keys, (size_t)h->count, d.grad);
+    } else {
+        ps_table_dense_assign(d.t, h->offset, h->count, d.grad);
+    }
+    if (status != PS_OK) {
+        fail(r, status, "out of memory creating rows");
+        return;
+    }
+    if (dedup)
+        ps_dedup_record(s->dedup, h->client_id, h->seq, PS_OK);
+}
+
+/* One page of a sparse table's rows on this shard, capped so the reply
+ * stays under the message limit. */
+static void handle_scan(ps_server *s, request *r)
+{
+    const ps_header *h = r->h;
+    ps_table *t = ps_tables_get(s->tables, h->table_id);
+    if (t == NULL) {
+        fail(r, PS_ENOTABLE, "unknown table id %u", h->table_id);
+        return;
+    }
+    if (ps_table_kind(t) != PS_TABLE_SPARSE) {
+        fail(r, PS_EINVAL, "SCAN needs a sparse table");
+        return;
+    }
+    if (r->f->n != 2) {
+        fail(r, PS_EPROTO, "SCAN takes no data frames, got %d", r->f->n - 2);
+        return;
+    }
+    uint64_t end = ps_table_scan_end(t);
+    if (h->count == 0 || h->offset > end) {
+        fail(r, PS_ERANGE, "cursor %llu beyond %llu, or count 0",
+             (unsigned long long)h->offset, (unsigned long long)end);
+        return;
+    }
+    size_t dim = ps_table_dim(t);
+    size_t dsize = ps_dtype_size((int)h->dtype);
+    /* The header of the reply needs a few hundred bytes of the limit. */
+    uint64_t room =
+        s->cfg.max_message_bytes > 512 ? s->cfg.max_message_bytes - 512 : 0;
+    uint64_t fit = room / (8 + dim * dsize);
+    uint64_t max = h->count < fit ? h->count : fit;
+    if (max > ps_table_rows(t))
+        max = ps_table_rows(t);
+    if (fit == 0) {
+        fail(r, PS_ETOOBIG, "one row of %zu floats exceeds the message limit",
+             dim);
+        return;
+    }
+    /* Rows are gathered in aligned scratch, then copied into the frames
+     * (small frames live inside the message, unaligned). */
+    uint64_t *keys = scratch(s, 0, (size_t)max * 8 + 8);
+    float *vals = scratch(s, 2, (size_t)max * dim * 4 + 4);
+    if (keys == NULL || vals == NULL) {
+        fail(r, PS_ENOMEM, "out of memory reading rows");
+        return;
+    }
+    uint64_t cursor = h->offset;
+    size_t n = ps_table_sparse_scan(t, &cursor, (size_t)max, keys, vals);
+    if (zmq_msg_init_size(&r->keys, n * 8) != 0) {
+        fail(r, PS_ENOMEM, "out of memory reading rows");
+        return;
+    }
+    r->has_keys = 1;
+    if (zmq_msg_init_size(&r->values, n * dim * dsize) != 0) {
+        fail(r, PS_ENOMEM, "out of memory reading rows");
+        return;
+    }
+    r->has_values = 1;
+    if (n)
+        memcpy(zmq_msg_data(&r->keys), keys, n * 8);
+    ps_dtype_from_f32((int)h->dtype, vals, zmq_msg_data(&r->values), n * dim);
+    r->reply.has_count = r->reply.has_offset = r->reply.has_done = 1;
+    r->reply.count = n;
+    r->reply.offset = cursor;
+    r->reply.done = cursor >= end;
+}
+
 /* ---- CLOCK, STATUS ---- */
 
 static void handle_clock(ps_server *s, request *r)
@@ -741,6 +858,9 @@ static void status_tables(ps_server *s, status_parts *p, size_t nt)
         x->optim = (Sparkps__OptimKind)info.optim;
         x->pushes = info.pushes;
         x->pulls = info.pulls;
+        x->meta = (char *)info.meta;
+        x->n_shape = info.nshape;
+        x->shape = (uint64_t *)info.shape;
         p->tp[p->st.n_tables++] = x;
     }
 }
@@ -898,6 +1018,12 @@ static void handle_message(ps_server *s, ps_frames *f)
         case SPARKPS__MSG_TYPE__PUSHPULL:
             handle_data(s, &r, &was_parked);
             break;
+        case SPARKPS__MSG_TYPE__ASSIGN:
+            handle_assign(s, &r);
+            break;
+        case SPARKPS__MSG_TYPE__SCAN:
+            handle_scan(s, &r);
+            break;
         case SPARKPS__MSG_TYPE__CLOCK:
             handle_clock(s, &r);
             break;
@@ -920,9 +1046,15 @@ static void handle_message(ps_server *s, ps_frames *f)
     }
     /* A parked pull moved its routing id out of the frames; the deferred
      * notice goes to the same peer through the parked copy. */
+    if (r.reply.has_error_code && r.has_values) {
+        zmq_msg_close(&r.values); /* an error reply carries no data */
+        r.has_values = 0;
+    }
     send_reply(s, was_parked ? &s->park[s->npark - 1].rid : &f->part[0], &r);
     if (r.has_values)
         zmq_msg_close(&r.values);
+    if (r.has_keys)
+        zmq_msg_close(&r.keys);
     status_parts_free(&st);
     ps_header_free(r.h);
 }

@@ -25,6 +25,7 @@ struct ps_table {
     ps_tables *owner; /* for memory accounting of sparse growth */
     char *job;
     char *name;
+    char *meta; /* "" when none */
     uint32_t id;
     ps_table_def def; /* job/name point at the strings above */
     int width;        /* optimizer state floats per parameter */
@@ -73,6 +74,7 @@ static void table_free(ps_table *t)
         return;
     free(t->job);
     free(t->name);
+    free(t->meta);
     free(t->block);
     free(t->keys);
     free(t->slots);
@@ -248,7 +250,8 @@ int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
         return PS_ENOMEM;
     t->job = strdup(d.job);
     t->name = strdup(d.name);
-    if (t->job == NULL || t->name == NULL) {
+    t->meta = strdup(d.meta ? d.meta : "");
+    if (t->job == NULL || t->name == NULL || t->meta == NULL) {
         rc = PS_ENOMEM;
         goto out;
     }
@@ -256,6 +259,7 @@ int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
     t->def = d;
     t->def.job = t->job;
     t->def.name = t->name;
+    t->def.meta = t->meta;
     t->width = ps_optim_state_width(&d.optim);
     if (d.kind == PS_TABLE_DENSE) {
         t->lo = ps_dense_lo(d.len, ts->shard, ts->nshards);
@@ -351,6 +355,9 @@ int ps_tables_info_at(ps_tables *ts, size_t i, ps_table_info *info)
     info->optim = t->def.optim.kind;
     info->pushes = t->pushes;
     info->pulls = t->pulls;
+    info->meta = t->meta;
+    info->shape = t->def.shape;
+    info->nshape = t->def.nshape;
     return 1;
 }
 
@@ -536,4 +543,57 @@ void ps_table_sparse_read(ps_table *t, const uint64_t *keys, size_t n,
             memcpy(out + i * dim, row_at(t, row), dim * sizeof(float));
     }
     t->pulls++;
+}
+
+int ps_table_touched(const ps_table *t)
+{
+    return t->pushes > 0;
+}
+
+void ps_table_dense_assign(ps_table *t, uint64_t offset, uint64_t count,
+                           const float *v)
+{
+    memcpy(t->block + (offset - t->lo), v, (size_t)count * sizeof(float));
+}
+
+int ps_table_sparse_assign(ps_table *t, const uint64_t *keys, size_t n,
+                           const float *v)
+{
+    size_t dim = t->def.dim;
+    /* Rows first, as in a push: a failure changes no weight. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t row;
+        if (lookup(t, keys[i]) == EMPTY_ROW &&
+            add_row(t, keys[i], &row) != PS_OK)
+            return PS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(row_at(t, lookup(t, keys[i])), v + i * dim, dim * sizeof(float));
+    return PS_OK;
+}
+
+uint64_t ps_table_rows(const ps_table *t)
+{
+    return t->nrows;
+}
+
+uint64_t ps_table_scan_end(const ps_table *t)
+{
+    return t->index_cap;
+}
+
+size_t ps_table_sparse_scan(const ps_table *t, uint64_t *cursor, size_t max,
+                            uint64_t *keys, float *vals)
+{
+    size_t dim = t->def.dim, n = 0;
+    uint64_t i = *cursor;
+    for (; i < t->index_cap && n < max; i++) {
+        if (t->slots[i] == EMPTY_ROW)
+            continue;
+        keys[n] = t->keys[i];
+        memcpy(vals + n * dim, row_at(t, t->slots[i]), dim * sizeof(float));
+        n++;
+    }
+    *cursor = i;
+    return n;
 }

@@ -34,6 +34,7 @@ typedef struct ps_table_def {
     size_t nshape;
     ps_init_cfg init;   /* fans 0: derived from shape / dim */
     ps_optim_cfg optim; /* zero fields: documented defaults */
+    const char *meta;   /* informative; not compared on re-define */
 } ps_table_def;
 
 typedef struct ps_table_info {
@@ -47,6 +48,9 @@ typedef struct ps_table_info {
     uint64_t bytes;  /* weights + optimizer state */
     int optim;
     uint64_t pushes, pulls;
+    const char *meta; /* "" when none */
+    const uint64_t *shape;
+    size_t nshape;
 } ps_table_info;
 
 typedef struct ps_table ps_table;
@@ -59,9 +63,9 @@ int ps_tables_new(ps_tables **out, uint32_t shard, uint32_t nshards,
 void ps_tables_free(ps_tables *ts);
 
 /* Creates the table, or checks that an existing one of the same job and name
- * has the same spec. *id receives its id. Errors: PS_EINVAL (bad spec),
- * PS_ECONFLICT (exists with another spec; err names the field), PS_ENOMEM
- * (over the memory limit). */
+ * has the same spec (meta aside: the first definer's text is kept). *id
+ * receives its id. Errors: PS_EINVAL (bad spec), PS_ECONFLICT (exists with
+ * another spec; err names the field), PS_ENOMEM (over the memory limit). */
 int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
                      char *err, size_t errlen);
 
@@ -98,5 +102,28 @@ int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
                          const float *g, float lr_scale, float *out);
 void ps_table_sparse_read(ps_table *t, const uint64_t *keys, size_t n,
                           float *out);
+
+/* Whether any push ever reached this table (ASSIGN if_untouched). */
+int ps_table_touched(const ps_table *t);
+
+/* Overwrite weights, bypassing the optimizer (its state is kept). Dense:
+ * [offset, offset + count) within [lo, hi) (checked by the caller). Sparse:
+ * keys owned by this shard, dim floats each, rows created as needed
+ * (PS_ENOMEM if that fails, nothing changed then). */
+void ps_table_dense_assign(ps_table *t, uint64_t offset, uint64_t count,
+                           const float *v);
+int ps_table_sparse_assign(ps_table *t, const uint64_t *keys, size_t n,
+                           const float *v);
+
+/* Sparse: up to max rows (keys and dim weights each) in hash-index order,
+ * from index position *cursor (0 first) on; *cursor receives where the next
+ * page starts, ps_table_scan_end() when nothing is left. The order is stable
+ * while the table does not grow: rows created during a scan may be missed,
+ * and growth of the index reorders it (a scan is meant for a table training
+ * no longer updates: export). */
+size_t ps_table_sparse_scan(const ps_table *t, uint64_t *cursor, size_t max,
+                            uint64_t *keys, float *vals);
+uint64_t ps_table_scan_end(const ps_table *t);
+uint64_t ps_table_rows(const ps_table *t);
 
 #endif

@@ -52,7 +52,9 @@ enum {
     PS_MSG_PUSHPULL = SPARKPS__MSG_TYPE__PUSHPULL,
     PS_MSG_CLOCK = SPARKPS__MSG_TYPE__CLOCK,
     PS_MSG_STATUS = SPARKPS__MSG_TYPE__STATUS,
-    PS_MSG_HEARTBEAT = SPARKPS__MSG_TYPE__HEARTBEAT
+    PS_MSG_HEARTBEAT = SPARKPS__MSG_TYPE__HEARTBEAT,
+    PS_MSG_ASSIGN = SPARKPS__MSG_TYPE__ASSIGN,
+    PS_MSG_SCAN = SPARKPS__MSG_TYPE__SCAN
 };
 
 #define MAX_SHARDS 65536
@@ -61,6 +63,7 @@ enum {
 #define DEFAULT_RETRIES 5
 #define DEFAULT_HEARTBEAT_MS 1000
 #define DEFAULT_MAX_PIECE_BYTES (1u << 20)
+#define SCAN_SHARD_SHIFT 48 /* scan cursor: shard << 48 | index position */
 
 typedef struct table_ref {
     char *name;
@@ -121,6 +124,14 @@ struct ps_request {
     uint32_t *ids;
     uint64_t *lo, *hi;
     char *status_json;
+    ps_header **status_hdrs; /* per shard, kept when not NULL */
+    int flags;               /* ASSIGN: PS_ASSIGN_IF_UNTOUCHED */
+    size_t skipped;          /* ASSIGN: pieces acknowledged as no-ops */
+    uint64_t *scan_keys;     /* SCAN: the caller's buffers */
+    float *scan_vals;
+    size_t scan_n;
+    uint64_t scan_next;
+    int scan_done;
 };
 
 struct ps_client {
@@ -145,6 +156,7 @@ struct ps_client {
     int has_progress;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
+    size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];
     /* heartbeat thread */
@@ -339,20 +351,29 @@ static int send_piece(ps_client *c, piece *p)
         h.clock = c->clock;
     }
     int data = r->type == PS_MSG_PUSH || r->type == PS_MSG_PULL ||
-               r->type == PS_MSG_PUSHPULL;
+               r->type == PS_MSG_PUSHPULL || r->type == PS_MSG_ASSIGN ||
+               r->type == PS_MSG_SCAN;
     int pushes = r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL;
+    int sends_vals = pushes || r->type == PS_MSG_ASSIGN;
+    /* Assigned and scanned values are exact: always float32. */
+    int dtype = r->type == PS_MSG_ASSIGN || r->type == PS_MSG_SCAN
+                    ? PS_F32
+                    : (int)c->cfg.dtype;
     if (data) {
         table_ref *t = &c->tables[r->table];
         h.has_table_id = h.has_offset = h.has_count = h.has_dtype = 1;
         h.table_id = t->id[p->shard];
         h.offset = p->offset;
         h.count = p->count;
-        h.dtype = (Sparkps__DType)c->cfg.dtype;
+        h.dtype = (Sparkps__DType)dtype;
     }
-    if (pushes && r->lr_scale != 1.0) {
+    if ((r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL) &&
+        r->lr_scale != 1.0) {
         h.has_lr_scale = 1;
         h.lr_scale = r->lr_scale;
     }
+    if (r->type == PS_MSG_ASSIGN && (r->flags & PS_ASSIGN_IF_UNTOUCHED))
+        h.has_if_untouched = h.if_untouched = 1;
     Sparkps__Progress prog;
     if (c->has_progress && s->progress_due &&
         (pushes || r->type == PS_MSG_CLOCK)) {
@@ -367,24 +388,24 @@ static int send_piece(ps_client *c, piece *p)
         h.has_clock = 1;
         h.clock = c->clock;
     }
-    int nbulk = data ? (p->keys != NULL) + pushes : 0;
+    int nbulk = data ? (p->keys != NULL) + sends_vals : 0;
     int rc = ps_send_header(s->sock, &h, nbulk > 0);
     if (rc == PS_OK && data && p->keys != NULL)
-        rc = send_zc(r, s->sock, p->keys, p->count * 8, pushes);
-    if (rc == PS_OK && pushes) {
+        rc = send_zc(r, s->sock, p->keys, p->count * 8, sends_vals);
+    if (rc == PS_OK && sends_vals) {
         size_t n = p->keys ? p->count * r->dim : p->count;
         const float *g = p->keys ? p->gbuf : p->grad;
         const void *wire = g;
-        if (c->cfg.dtype != PS_F32) {
+        if (dtype != PS_F32) {
             if (p->wire_vals == NULL) {
                 p->wire_vals = malloc(n * 2);
                 if (p->wire_vals == NULL)
                     return PS_ENOMEM;
-                ps_dtype_from_f32((int)c->cfg.dtype, g, p->wire_vals, n);
+                ps_dtype_from_f32(dtype, g, p->wire_vals, n);
             }
             wire = p->wire_vals;
         }
-        rc = send_zc(r, s->sock, wire, n * ps_dtype_size((int)c->cfg.dtype), 0);
+        rc = send_zc(r, s->sock, wire, n * ps_dtype_size(dtype), 0);
     }
     p->deadline_ms = ps_now_ms() + c->cfg.timeout_ms;
     return rc;
@@ -435,6 +456,11 @@ static void request_free(ps_request *r)
     free(r->lo);
     free(r->hi);
     free(r->status_json);
+    if (r->status_hdrs) {
+        for (int i = 0; i < r->npieces; i++)
+            ps_header_free(r->status_hdrs[i]);
+        free(r->status_hdrs);
+    }
     free(r->pieces);
     free(r);
 }
@@ -449,7 +475,8 @@ static int request_start(ps_client *c, ps_request *r)
         piece *p = &r->pieces[i];
         p->req = r;
         p->request_id = ++c->next_request_id;
-        if (r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL)
+        if (r->type == PS_MSG_PUSH || r->type == PS_MSG_PUSHPULL ||
+            r->type == PS_MSG_ASSIGN)
             p->seq = ++c->next_seq;
         int rc = inflight_put(c, p);
         if (rc == PS_OK)
@@ -524,6 +551,27 @@ static int take_values(ps_client *c, piece *p, ps_frames *f)
     return PS_OK;
 }
 
+/* A page of a SCAN: checked against what was asked before it is copied
+ * into the caller's buffers. */
+static int take_scan(ps_client *c, piece *p, const ps_header *h, ps_frames *f)
+{
+    (void)c;
+    ps_request *r = p->req;
+    if (f->n != 3 || h->count > p->count ||
+        ps_frame_size(f, 1) != h->count * 8 ||
+        ps_frame_size(f, 2) != h->count * r->dim * sizeof(float))
+        return PS_EPROTO;
+    if (h->count) {
+        memcpy(r->scan_keys, ps_frame_data(f, 1), h->count * 8);
+        memcpy(r->scan_vals, ps_frame_data(f, 2),
+               h->count * r->dim * sizeof(float));
+    }
+    r->scan_n = (size_t)h->count;
+    r->scan_next = h->offset;
+    r->scan_done = h->done;
+    return PS_OK;
+}
+
 static void handle_reply(ps_client *c, ps_frames *f)
 {
     ps_header *h = NULL;
@@ -550,6 +598,7 @@ static void handle_reply(ps_client *c, ps_frames *f)
         return;
     }
     int code = h->has_error_code ? h->error_code : PS_OK;
+    int keep = 0;
     if (code == PS_OK) {
         switch (r->type) {
         case PS_MSG_HELLO:
@@ -569,9 +618,17 @@ static void handle_reply(ps_client *c, ps_frames *f)
                 (r->min_clock < 0 || h->min_clock < r->min_clock))
                 r->min_clock = h->min_clock;
             break;
+        case PS_MSG_ASSIGN:
+            r->skipped += h->skipped != 0;
+            break;
+        case PS_MSG_SCAN:
+            code = take_scan(c, p, h, f);
+            break;
         case PS_MSG_STATUS:
             if (h->status == NULL) {
                 code = PS_EPROTO;
+            } else if (r->status_hdrs != NULL) {
+                keep = 1; /* the caller reads the structure */
             } else {
                 ps_strbuf b;
                 ps_strbuf_init(&b, 0);
@@ -587,7 +644,10 @@ static void handle_reply(ps_client *c, ps_frames *f)
     piece_finish(c, p, code,
                  code == PS_EPROTO && !h->error_msg ? "malformed reply"
                                                     : h->error_msg);
-    ps_header_free(h);
+    if (keep && code == PS_OK)
+        r->status_hdrs[p - r->pieces] = h;
+    else
+        ps_header_free(h);
 }
 
 /* Re-sends every pending piece of one shard over a fresh connection. */
@@ -699,7 +759,23 @@ static int finish_request(ps_client *c, ps_request *r)
         set_err(c, rc, "%s", r->errmsg);
     if (r->type == PS_MSG_PULL || r->type == PS_MSG_PUSHPULL)
         c->last_min_clock = r->min_clock;
+    c->last_skipped = r->skipped;
     return rc;
+}
+
+/* Waits for r to complete without freeing it (the caller reads its
+ * results). */
+static int wait_keep(ps_client *c, ps_request *r)
+{
+    while (r->remaining > 0) {
+        int rc = drive(c, 1000);
+        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
+            for (int i = 0; i < r->npieces; i++)
+                if (!r->pieces[i].done)
+                    piece_finish(c, &r->pieces[i], rc, "transport error");
+        }
+    }
+    return finish_request(c, r);
 }
 
 int ps_client_wait(ps_client *c, ps_request *r, int timeout_ms)
@@ -1117,10 +1193,49 @@ static int define_on_shards(ps_client *c, const ps_table_spec *spec,
     ts.shape = shape;
     ts.init = &init;
     ts.optim = &optim;
+    ts.meta = (char *)spec->meta;
     r->spec = &ts;
     int rc = run_blocking(c, r);
     r->spec = NULL; /* points into this frame */
     return rc;
+}
+
+/* Records a table handle, taking the per-shard ids and ranges out of r.
+ * The same name again refreshes the handle (ids may change after a drop
+ * and re-define). */
+static int add_table_ref(ps_client *c, const char *name, int kind, uint64_t len,
+                         uint32_t dim, ps_request *r, int *table)
+{
+    int idx = c->ntables;
+    for (int i = 0; i < c->ntables; i++)
+        if (strcmp(c->tables[i].name, name) == 0)
+            idx = i;
+    if (idx == c->ntables) {
+        table_ref *tabs =
+            realloc(c->tables, (size_t)(c->ntables + 1) * sizeof(*tabs));
+        if (tabs == NULL)
+            return set_err(c, PS_ENOMEM, "out of memory");
+        c->tables = tabs;
+        memset(&tabs[idx], 0, sizeof(tabs[idx]));
+        tabs[idx].name = strdup(name);
+        if (tabs[idx].name == NULL)
+            return set_err(c, PS_ENOMEM, "out of memory");
+        c->ntables++;
+    }
+    table_ref *t = &c->tables[idx];
+    free(t->id);
+    free(t->lo);
+    free(t->hi);
+    t->kind = kind;
+    t->len = len;
+    t->dim = dim;
+    t->id = r->ids;
+    t->lo = r->lo;
+    t->hi = r->hi;
+    r->ids = NULL;
+    r->lo = r->hi = NULL;
+    *table = idx;
+    return PS_OK;
 }
 
 int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
@@ -1132,17 +1247,16 @@ int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
     if (spec->kind == PS_DENSE && spec->len == 0 && spec->shape[0] != 0) {
         return set_err(c, PS_EINVAL, "dense table '%s': set len", spec->name);
     }
+    if (spec->meta != NULL && strlen(spec->meta) > PS_MAX_META)
+        return set_err(c, PS_EINVAL, "table '%s': meta over %u bytes",
+                       spec->name, PS_MAX_META);
     ps_request *r = request_new(c, PS_MSG_DEFINE_TABLE, -1, (int)c->nshards);
     if (r == NULL)
         return PS_ENOMEM;
     r->ids = calloc(c->nshards, sizeof(*r->ids));
     r->lo = calloc(c->nshards, sizeof(*r->lo));
     r->hi = calloc(c->nshards, sizeof(*r->hi));
-    table_ref *tabs =
-        realloc(c->tables, (size_t)(c->ntables + 1) * sizeof(*tabs));
-    if (tabs != NULL)
-        c->tables = tabs;
-    if (!r->ids || !r->lo || !r->hi || tabs == NULL) {
+    if (!r->ids || !r->lo || !r->hi) {
         request_free(r);
         return PS_ENOMEM;
     }
@@ -1151,37 +1265,10 @@ int ps_client_define(ps_client *c, const ps_table_spec *spec, int *table)
         request_free(r);
         return rc;
     }
-    /* Defining the same name again refreshes the handle (ids may change
-     * after a drop and re-define). */
-    int idx = c->ntables;
-    for (int i = 0; i < c->ntables; i++)
-        if (strcmp(c->tables[i].name, spec->name) == 0)
-            idx = i;
-    table_ref *t = &c->tables[idx];
-    if (idx == c->ntables) {
-        memset(t, 0, sizeof(*t));
-        t->name = strdup(spec->name);
-        if (t->name == NULL) {
-            request_free(r);
-            return PS_ENOMEM;
-        }
-        c->ntables++;
-    } else {
-        free(t->id);
-        free(t->lo);
-        free(t->hi);
-    }
-    t->kind = spec->kind;
-    t->len = spec->len;
-    t->dim = spec->dim;
-    t->id = r->ids;
-    t->lo = r->lo;
-    t->hi = r->hi;
-    r->ids = NULL;
-    r->lo = r->hi = NULL;
+    rc = add_table_ref(c, spec->name, spec->kind, spec->len, spec->dim, r,
+                       table);
     request_free(r);
-    *table = idx;
-    return PS_OK;
+    return rc;
 }
 
 static int control_all(ps_client *c, int type, const char *job,
@@ -1267,6 +1354,152 @@ int ps_client_status_json(ps_client *c, int shard, char **json)
     return rc;
 }
 
+/* Every shard's Status, kept as decoded headers in r->status_hdrs. */
+static ps_request *gather_status(ps_client *c, int *rc)
+{
+    ps_request *r = request_new(c, PS_MSG_STATUS, -1, (int)c->nshards);
+    if (r == NULL || (r->status_hdrs = calloc(
+                          c->nshards, sizeof(*r->status_hdrs))) == NULL) {
+        request_free(r);
+        *rc = set_err(c, PS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *rc = run_blocking(c, r);
+    if (*rc != PS_OK) {
+        request_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static const Sparkps__TableInfo *find_info(const Sparkps__Status *st,
+                                           const char *job, const char *name)
+{
+    for (size_t i = 0; i < st->n_tables; i++) {
+        const Sparkps__TableInfo *t = st->tables[i];
+        if (t->job && t->name && strcmp(t->job, job) == 0 &&
+            strcmp(t->name, name) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+int ps_client_attach(ps_client *c, const char *name, int *table)
+{
+    if (name == NULL || *name == '\0' || table == NULL)
+        return set_err(c, PS_EINVAL, "attach needs a table name");
+    int rc;
+    ps_request *r = gather_status(c, &rc);
+    if (r == NULL)
+        return rc;
+    r->ids = calloc(c->nshards, sizeof(*r->ids));
+    r->lo = calloc(c->nshards, sizeof(*r->lo));
+    r->hi = calloc(c->nshards, sizeof(*r->hi));
+    if (!r->ids || !r->lo || !r->hi) {
+        rc = set_err(c, PS_ENOMEM, "out of memory");
+        goto out;
+    }
+    const Sparkps__TableInfo *first = NULL;
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        const Sparkps__TableInfo *t =
+            find_info(r->status_hdrs[i]->status, c->job, name);
+        if (t == NULL) {
+            rc = set_err(c, PS_ENOTABLE,
+                         "shard %u (%s) has no table '%s' in "
+                         "job '%s'",
+                         i, c->shards[i].endpoint, name, c->job);
+            goto out;
+        }
+        if (first == NULL)
+            first = t;
+        if (t->kind != first->kind || t->len != first->len ||
+            t->dim != first->dim) {
+            rc = set_err(c, PS_EMISMATCH,
+                         "shards 0 and %u disagree on table '%s'", i, name);
+            goto out;
+        }
+        r->ids[i] = t->id;
+        r->lo[i] = t->lo;
+        r->hi[i] = t->hi;
+    }
+    if (first->kind == SPARKPS__TABLE_KIND__DENSE && first->len == 0) {
+        rc = set_err(c, PS_EPROTO, "table '%s' reported with length 0", name);
+        goto out;
+    }
+    rc = add_table_ref(c, name, (int)first->kind, first->len, first->dim, r,
+                       table);
+out:
+    request_free(r);
+    return rc;
+}
+
+void ps_client_free_table_list(ps_table_info *tables, size_t n)
+{
+    if (tables == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(tables[i].name);
+        free(tables[i].meta);
+    }
+    free(tables);
+}
+
+int ps_client_list_tables(ps_client *c, const char *job, ps_table_info **tables,
+                          size_t *n)
+{
+    if (tables == NULL || n == NULL)
+        return set_err(c, PS_EINVAL, "list_tables needs output pointers");
+    if (job == NULL)
+        job = c->job;
+    int rc;
+    ps_request *r = gather_status(c, &rc);
+    if (r == NULL)
+        return rc;
+    const Sparkps__Status *st0 = r->status_hdrs[0]->status;
+    ps_table_info *out = calloc(st0->n_tables + 1, sizeof(*out));
+    size_t k = 0;
+    if (out == NULL) {
+        rc = set_err(c, PS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < st0->n_tables; i++) {
+        const Sparkps__TableInfo *t = st0->tables[i];
+        if (t->job == NULL || t->name == NULL || strcmp(t->job, job) != 0)
+            continue;
+        ps_table_info *x = &out[k++];
+        x->name = strdup(t->name);
+        x->meta = strdup(t->meta ? t->meta : "");
+        if (x->name == NULL || x->meta == NULL) {
+            rc = set_err(c, PS_ENOMEM, "out of memory");
+            goto out;
+        }
+        x->kind = t->kind == SPARKPS__TABLE_KIND__SPARSE ? PS_SPARSE : PS_DENSE;
+        x->len = t->len;
+        x->dim = t->dim;
+        for (size_t d = 0; d < t->n_shape && d < 7; d++)
+            x->shape[d] = t->shape[d];
+        /* Sizes and counters add up over the shards. */
+        for (uint32_t sh = 0; sh < c->nshards; sh++) {
+            const Sparkps__TableInfo *o =
+                find_info(r->status_hdrs[sh]->status, job, t->name);
+            if (o == NULL)
+                continue;
+            x->rows += o->rows;
+            x->bytes += o->bytes;
+            x->pushes += o->pushes;
+        }
+    }
+out:
+    request_free(r);
+    if (rc != PS_OK) {
+        ps_client_free_table_list(out, k);
+        return rc;
+    }
+    *tables = out;
+    *n = k;
+    return PS_OK;
+}
+
 /* ---- push / pull ---- */
 
 static int check_table(ps_client *c, int table, int kind)
@@ -1279,9 +1512,15 @@ static int check_table(ps_client *c, int table, int kind)
     return PS_OK;
 }
 
+static int missing_buffer(int type, const float *grad, const float *out)
+{
+    int wants_out = type == PS_MSG_PULL || type == PS_MSG_PUSHPULL;
+    return (type != PS_MSG_PULL && grad == NULL) || (wants_out && out == NULL);
+}
+
 static int dense_request(ps_client *c, int type, int table, uint64_t offset,
                          uint64_t count, const float *grad, float *out,
-                         ps_request **req)
+                         int flags, ps_request **req)
 {
     int rc = check_table(c, table, PS_DENSE);
     if (rc != PS_OK)
@@ -1292,8 +1531,7 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
                        "range [%llu, +%llu) outside table '%s' of %llu",
                        (unsigned long long)offset, (unsigned long long)count,
                        t->name, (unsigned long long)t->len);
-    if ((type != PS_MSG_PULL && grad == NULL) ||
-        (type != PS_MSG_PUSH && out == NULL))
+    if (missing_buffer(type, grad, out))
         return set_err(c, PS_EINVAL, "missing gradient or output buffer");
     /* One piece per shard the range touches, and per max_piece floats
      * within a shard: several pieces in flight pipeline a large transfer,
@@ -1320,6 +1558,7 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
     if (r == NULL)
         return PS_ENOMEM;
     r->dim = 1;
+    r->flags = flags;
     int k = 0;
     for (uint32_t s = first; s <= last; s++) {
         uint64_t lo = t->lo[s] > offset ? t->lo[s] : offset;
@@ -1345,19 +1584,21 @@ static int dense_request(ps_client *c, int type, int table, uint64_t offset,
 int ps_client_push(ps_client *c, int table, uint64_t offset, uint64_t count,
                    const float *grad, ps_request **req)
 {
-    return dense_request(c, PS_MSG_PUSH, table, offset, count, grad, NULL, req);
+    return dense_request(c, PS_MSG_PUSH, table, offset, count, grad, NULL, 0,
+                         req);
 }
 
 int ps_client_pull(ps_client *c, int table, uint64_t offset, uint64_t count,
                    float *out, ps_request **req)
 {
-    return dense_request(c, PS_MSG_PULL, table, offset, count, NULL, out, req);
+    return dense_request(c, PS_MSG_PULL, table, offset, count, NULL, out, 0,
+                         req);
 }
 
 int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
                        const float *grad, float *out, ps_request **req)
 {
-    return dense_request(c, PS_MSG_PUSHPULL, table, offset, count, grad, out,
+    return dense_request(c, PS_MSG_PUSHPULL, table, offset, count, grad, out, 0,
                          req);
 }
 
@@ -1365,15 +1606,14 @@ int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
  * caller's arrays and (for pushes) the gathered gradient rows. */
 static int sparse_request(ps_client *c, int type, int table,
                           const uint64_t *keys, size_t nkeys, const float *grad,
-                          float *out, ps_request **req)
+                          float *out, int flags, ps_request **req)
 {
     int rc = check_table(c, table, PS_SPARSE);
     if (rc != PS_OK)
         return rc;
     if (nkeys == 0 || keys == NULL)
         return set_err(c, PS_EINVAL, "no keys");
-    if ((type != PS_MSG_PULL && grad == NULL) ||
-        (type != PS_MSG_PUSH && out == NULL))
+    if (missing_buffer(type, grad, out))
         return set_err(c, PS_EINVAL, "missing gradient or output buffer");
     size_t dim = c->tables[table].dim;
     uint32_t *owner = malloc(nkeys * sizeof(*owner));
@@ -1398,6 +1638,7 @@ static int sparse_request(ps_client *c, int type, int table,
         goto out;
     }
     r->dim = dim;
+    r->flags = flags;
     r->user_out = out;
     int k = 0;
     for (uint32_t s = 0; s < c->nshards; s++) {
@@ -1443,19 +1684,98 @@ out:
 int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, const float *grad, ps_request **req)
 {
-    return sparse_request(c, PS_MSG_PUSH, table, keys, nkeys, grad, NULL, req);
+    return sparse_request(c, PS_MSG_PUSH, table, keys, nkeys, grad, NULL, 0,
+                          req);
 }
 
 int ps_client_pull_sparse(ps_client *c, int table, const uint64_t *keys,
                           size_t nkeys, float *out, ps_request **req)
 {
-    return sparse_request(c, PS_MSG_PULL, table, keys, nkeys, NULL, out, req);
+    return sparse_request(c, PS_MSG_PULL, table, keys, nkeys, NULL, out, 0,
+                          req);
 }
 
 int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
                               size_t nkeys, const float *grad, float *out,
                               ps_request **req)
 {
-    return sparse_request(c, PS_MSG_PUSHPULL, table, keys, nkeys, grad, out,
+    return sparse_request(c, PS_MSG_PUSHPULL, table, keys, nkeys, grad, out, 0,
                           req);
+}
+
+/* ---- assign / scan ---- */
+
+int ps_client_assign(ps_client *c, int table, uint64_t offset, uint64_t count,
+                     const float *values, int flags, size_t *skipped)
+{
+    ps_request *r;
+    int rc = dense_request(c, PS_MSG_ASSIGN, table, offset, count, values, NULL,
+                           flags, &r);
+    if (rc == PS_OK)
+        rc = ps_client_wait(c, r, -1);
+    if (skipped)
+        *skipped = rc == PS_OK ? c->last_skipped : 0;
+    return rc;
+}
+
+int ps_client_assign_sparse(ps_client *c, int table, const uint64_t *keys,
+                            size_t nkeys, const float *values, int flags,
+                            size_t *skipped)
+{
+    ps_request *r;
+    int rc = sparse_request(c, PS_MSG_ASSIGN, table, keys, nkeys, values, NULL,
+                            flags, &r);
+    if (rc == PS_OK)
+        rc = ps_client_wait(c, r, -1);
+    if (skipped)
+        *skipped = rc == PS_OK ? c->last_skipped : 0;
+    return rc;
+}
+
+int ps_client_scan_sparse(ps_client *c, int table, uint64_t *cursor,
+                          size_t max_keys, uint64_t *keys, float *values,
+                          size_t *n)
+{
+    int rc = check_table(c, table, PS_SPARSE);
+    if (rc != PS_OK)
+        return rc;
+    if (cursor == NULL || keys == NULL || values == NULL || n == NULL ||
+        max_keys == 0)
+        return set_err(c, PS_EINVAL,
+                       "scan needs a cursor, buffers and "
+                       "max_keys > 0");
+    *n = 0;
+    if (*cursor == PS_SCAN_DONE)
+        return PS_OK;
+    uint64_t shard = *cursor >> SCAN_SHARD_SHIFT;
+    if (shard >= c->nshards)
+        return set_err(c, PS_ERANGE, "scan cursor %llu names no shard",
+                       (unsigned long long)*cursor);
+    ps_request *r = request_new(c, PS_MSG_SCAN, table, 1);
+    if (r == NULL)
+        return set_err(c, PS_ENOMEM, "out of memory");
+    r->dim = c->tables[table].dim;
+    r->scan_keys = keys;
+    r->scan_vals = values;
+    piece *p = &r->pieces[0];
+    p->shard = (uint32_t)shard;
+    p->offset = *cursor & ((UINT64_C(1) << SCAN_SHARD_SHIFT) - 1);
+    p->count = max_keys;
+    rc = request_start(c, r);
+    if (rc != PS_OK) {
+        request_free(r);
+        return rc;
+    }
+    rc = wait_keep(c, r);
+    if (rc == PS_OK) {
+        *n = r->scan_n;
+        if (!r->scan_done)
+            *cursor = (shard << SCAN_SHARD_SHIFT) | r->scan_next;
+        else if (shard + 1 < c->nshards)
+            *cursor = (shard + 1) << SCAN_SHARD_SHIFT;
+        else
+            *cursor = PS_SCAN_DONE;
+    }
+    request_free(r);
+    return rc;
 }

@@ -88,7 +88,25 @@ typedef struct ps_table_spec {
     uint32_t dim;      /* sparse: floats per key */
     ps_init init;
     ps_optim optim;
+    const char *meta; /* informative text kept with the table, shown by
+                         status and written by export (the worker puts
+                         "model=SPEC;classes=C;input_dim=D" there); NULL:
+                         none. Not compared when a table is defined again:
+                         the first definer's text stays. */
 } ps_table_spec;
+
+/* One table of a job as the servers report it (ps_client_list_tables). */
+typedef struct ps_table_info {
+    char *name;
+    ps_table_kind kind;
+    uint64_t len;      /* dense: elements */
+    uint64_t shape[8]; /* dense: dims, 0-terminated (may be empty) */
+    uint32_t dim;      /* sparse: floats per key */
+    char *meta;        /* "" when none */
+    uint64_t rows;     /* sparse: keys stored, summed over the shards */
+    uint64_t bytes;    /* weights + optimizer state, all shards */
+    uint64_t pushes;   /* pushes applied, summed over the shards' pieces */
+} ps_table_info;
 
 typedef struct ps_client_cfg {
     const char *servers;    /* "tcp://h0:7000,tcp://h1:7000"; NULL: the
@@ -140,6 +158,18 @@ PS_API ps_consistency ps_client_consistency(const ps_client *c, int *staleness);
 PS_API int ps_client_define(ps_client *c, const ps_table_spec *spec,
                             int *table);
 
+/* Gets a handle to a table of the client's job that someone else defined
+ * (a tool such as ps-ctl export), learning its kind, size and placement from
+ * the shards' Status. PS_ENOTABLE when a shard does not hold it. Blocks. */
+PS_API int ps_client_attach(ps_client *c, const char *name, int *table);
+
+/* The tables of `job` (NULL: the client's), merged over the shards, in the
+ * order shard 0 lists them (definition order). *tables is the caller's, to
+ * release with ps_client_free_table_list(). Blocks. */
+PS_API int ps_client_list_tables(ps_client *c, const char *job,
+                                 ps_table_info **tables, size_t *n);
+PS_API void ps_client_free_table_list(ps_table_info *tables, size_t n);
+
 /* Frees one table of the client's job on every shard; blocks. */
 PS_API int ps_client_drop_table(ps_client *c, const char *name);
 /* Frees every table of `job` (NULL: the client's) on every shard; blocks. */
@@ -166,6 +196,36 @@ PS_API int ps_client_pushpull_sparse(ps_client *c, int table,
                                      const uint64_t *keys, size_t nkeys,
                                      const float *grad, float *out,
                                      ps_request **req);
+
+/* ASSIGN: overwrites values, bypassing the optimizer (its state is kept);
+ * sparse keys absent on the servers are created. With
+ * PS_ASSIGN_IF_UNTOUCHED a shard applies its piece only while the table has
+ * never received a push there, else it acknowledges it as a no-op: a warm
+ * start sent by every worker before training initialises the table once and
+ * never overwrites progress. *skipped (nullable) receives the number of
+ * shard pieces not applied for that reason. Values travel as float32
+ * whatever cfg.dtype is. Blocks until every piece is acknowledged; `values`
+ * is borrowed until then. */
+#define PS_ASSIGN_IF_UNTOUCHED 1
+PS_API int ps_client_assign(ps_client *c, int table, uint64_t offset,
+                            uint64_t count, const float *values, int flags,
+                            size_t *skipped);
+PS_API int ps_client_assign_sparse(ps_client *c, int table,
+                                   const uint64_t *keys, size_t nkeys,
+                                   const float *values, int flags,
+                                   size_t *skipped);
+
+/* Reads a sparse table's stored rows, a page at a time, shard after shard.
+ * Start with *cursor = 0; each call fills up to max_keys keys and their
+ * values (dim floats each) and sets *n and the next *cursor, which is
+ * PS_SCAN_DONE after the last page. A page may hold 0 rows before the end.
+ * Rows created while a scan runs may be missed or, when a shard's index
+ * grows meanwhile, returned twice: scan a table training no longer updates.
+ * Blocks. */
+#define PS_SCAN_DONE UINT64_MAX
+PS_API int ps_client_scan_sparse(ps_client *c, int table, uint64_t *cursor,
+                                 size_t max_keys, uint64_t *keys, float *values,
+                                 size_t *n);
 
 /* Waits up to timeout_ms (-1: until done or failed after retries) for a
  * request. Returns PS_ETIMEDOUT if it is still running (the handle stays

@@ -37,6 +37,7 @@ typedef struct train_opts {
     const char *lr_schedule;
     int json;
     const char *bin_dir;
+    const char *init_from;
 } train_opts;
 
 #define OPT(f) offsetof(train_opts, f)
@@ -78,6 +79,8 @@ static const ps_setting settings[] = {
      "print the summary as one JSON line on stdout"},
     {"bin-dir", PS_SET_STR, NULL, 0, 0, OPT(bin_dir), "DIR",
      "where ps-server and ps-worker are (default: beside ps-train)"},
+    {"init-from", PS_SET_STR, NULL, 0, 0, OPT(init_from), "FILE",
+     "warm start the workers from a ps-ctl export file (safetensors)"},
 };
 #undef OPT
 
@@ -373,6 +376,10 @@ int main(int argc, char **argv)
         if (o.eval_labels) {
             args[k++] = "--eval-labels";
             args[k++] = (char *)o.eval_labels;
+        }
+        if (o.init_from) {
+            args[k++] = "--init-from";
+            args[k++] = (char *)o.init_from;
         }
         args[k] = NULL;
         if (spawn(&workers[nworkers], args) != 0)

@@ -13,6 +13,7 @@
 #include "common/timeutil.h"
 #include "lr_schedule.h"
 #include "model.h"
+#include "model_file.h"
 #include "sparkps.h"
 
 #include <math.h>
@@ -53,7 +54,8 @@ typedef struct trainer {
     uint64_t nparams;
     float *params, *next, *grads[2];
     float *stage;   /* push_every > 1: one mini-batch's gradient */
-    float *bx, *by; /* one batch, contiguous */
+    float *bx, *by;     /* one batch, contiguous */
+    float *init_params; /* --init-from: the file's weights, checked */
     ps_lr_schedule sched;
     double lr_factor; /* of the latest push */
     exchange ex;
@@ -205,10 +207,16 @@ static int define_tables(trainer *t)
                     "got '%s'",
                     cfg->optimizer);
     }
+    /* The model spec travels with the tables, so an export from the
+     * servers knows what it holds. */
+    char meta[256];
+    ps_model_file_meta(cfg->model, ps_model_classes(t->model),
+                       ps_model_input_dim(t->model), meta, sizeof(meta));
     for (size_t i = 0; i < t->ntables; i++) {
         const ps_model_table *mt = ps_model_table_at(t->model, i);
         ps_table_spec spec;
         memset(&spec, 0, sizeof(spec));
+        spec.meta = meta;
         spec.name = mt->name;
         spec.kind = PS_DENSE;
         spec.len = mt->len;
@@ -223,6 +231,52 @@ static int define_tables(trainer *t)
                         ps_client_errmsg(t->client));
     }
     return PS_OK;
+}
+
+/* Reads and checks the --init-from file before anything is defined on the
+ * servers, so a bad file fails the worker without side effects. */
+static int load_init(trainer *t)
+{
+    const char *path = t->cfg->init_from;
+    ps_st_file *f = NULL;
+    int rc = ps_st_open(&f, path, t->err, t->errlen);
+    if (rc != PS_OK)
+        return rc;
+    t->init_params =
+        malloc((size_t)ps_model_num_params(t->model) * sizeof(float));
+    if (t->init_params == NULL)
+        rc = fail(t, PS_ENOMEM, "--init-from: out of memory");
+    else
+        rc = ps_model_file_params(f, path, t->model, t->init_params, t->err,
+                                  t->errlen);
+    ps_st_close(f);
+    return rc;
+}
+
+/* Warm start: every worker sends the file's weights before its first pull,
+ * as ASSIGN if_untouched, so whichever comes first initialises the tables
+ * and none overwrites what training already pushed. */
+static int warm_start(trainer *t)
+{
+    size_t skipped = 0;
+    int rc = PS_OK;
+    for (size_t i = 0; rc == PS_OK && i < t->ntables; i++) {
+        const ps_model_table *mt = ps_model_table_at(t->model, i);
+        size_t sk = 0;
+        rc = ps_client_assign(t->client, t->tables[i], 0, mt->len,
+                              t->init_params + mt->offset,
+                              PS_ASSIGN_IF_UNTOUCHED, &sk);
+        if (rc != PS_OK)
+            fail(t, rc, "--init-from: assigning %s: %s", mt->name,
+                 ps_client_errmsg(t->client));
+        skipped += sk;
+    }
+    if (rc == PS_OK)
+        ps_log(PS_LOG_INFO,
+               "warm start file=%s tables=%zu skipped_pieces=%zu "
+               "(skipped: training had already reached them)",
+               t->cfg->init_from, t->ntables, skipped);
+    return rc;
 }
 
 static int exchange_start(trainer *t, const float *grads, int pull)
@@ -370,6 +424,8 @@ static int setup(trainer *t, ps_dataset *data)
                       cfg->batch, t->err, t->errlen);
     if (rc != PS_OK)
         return rc;
+    if (cfg->init_from != NULL && (rc = load_init(t)) != PS_OK)
+        return rc;
     if (cfg->compute_only)
         return setup_buffers(t, dim);
     ps_client_cfg cc;
@@ -385,6 +441,8 @@ static int setup(trainer *t, ps_dataset *data)
     rc = setup_buffers(t, dim);
     if (rc == PS_OK)
         rc = define_tables(t);
+    if (rc == PS_OK && cfg->init_from != NULL)
+        rc = warm_start(t);
     return rc == PS_OK ? pull_all(t) : rc;
 }
 
@@ -411,8 +469,11 @@ static int setup_buffers(trainer *t, size_t dim)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
     if (t->client != NULL)
         return PS_OK;
-    for (size_t i = 0; i < p; i++)
-        t->params[i] = (float)(ps_rng_unit(cfg->seed, 0, i) - 0.5) * 0.1f;
+    if (t->init_params != NULL)
+        memcpy(t->params, t->init_params, p * sizeof(float));
+    else
+        for (size_t i = 0; i < p; i++)
+            t->params[i] = (float)(ps_rng_unit(cfg->seed, 0, i) - 0.5) * 0.1f;
     return ps_model_set_params(t->model, t->params);
 }
 
@@ -432,6 +493,7 @@ static void teardown(trainer *t)
     free(t->stage);
     free(t->bx);
     free(t->by);
+    free(t->init_params);
 }
 
 /* ---- the loop ---- */

@@ -54,6 +54,9 @@ typedef struct ps_train_cfg {
     int timeout_ms;          /* client timeout per attempt (0: default) */
     int compute_only;        /* no servers: forward/backward only, as the
                                 baseline communication is measured against */
+    const char *init_from;   /* safetensors file (ps-ctl export) the tables
+                                start from when no push reached them yet
+                                (ASSIGN if_untouched); NULL: their init */
 } ps_train_cfg;
 
 typedef struct ps_train_result {

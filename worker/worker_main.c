@@ -6,13 +6,16 @@
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "lr_schedule.h"
+#include "predict.h"
 #include "trainer.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct worker_opts {
     const char *servers;
@@ -45,6 +48,7 @@ typedef struct worker_opts {
     double progress_every;
     int64_t timeout_ms;
     int compute_only;
+    const char *init_from;
     const char *log_level;
 } worker_opts;
 
@@ -114,6 +118,51 @@ static const ps_setting settings[] = {
      "client timeout per attempt (0: 5000)"},
     {"compute-only", PS_SET_BOOL, "false", 0, 1, OPT(compute_only), NULL,
      "benchmark baseline: no servers, compute only (weights stay fixed)"},
+    {"init-from", PS_SET_STR, NULL, 0, 0, OPT(init_from), "FILE",
+     "warm start: a safetensors file from ps-ctl export; applied to tables "
+     "no push has reached yet"},
+    {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
+     "error, warn, info or debug"},
+};
+#undef OPT
+
+/* ps-worker predict: its own settings (no servers, a model file). */
+typedef struct predict_opts {
+    const char *model_file;
+    const char *data;
+    const char *labels;
+    const char *format;
+    int64_t csv_label_col;
+    int csv_header;
+    int zero_based;
+    const char *out;
+    const char *device;
+    int64_t batch;
+    const char *log_level;
+} predict_opts;
+
+#define OPT(f) offsetof(predict_opts, f)
+static const ps_setting predict_settings[] = {
+    {"model-file", PS_SET_STR, NULL, 0, 0, OPT(model_file), "FILE",
+     "safetensors model from ps-ctl export (required)"},
+    {"data", PS_SET_STR, NULL, 0, 0, OPT(data), "PATH",
+     "rows to score (idx: the images file) (required)"},
+    {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",
+     "idx: labels file (default: derived from --data)"},
+    {"format", PS_SET_STR, "idx", 0, 0, OPT(format), "FMT",
+     "idx, csv or libsvm"},
+    {"csv-label-col", PS_SET_INT, "-1", -1, 1e6, OPT(csv_label_col), "K",
+     "csv: label column, 0-based (-1: last); not a feature"},
+    {"csv-header", PS_SET_BOOL, "false", 0, 1, OPT(csv_header), NULL,
+     "csv: skip the first line"},
+    {"zero-based", PS_SET_BOOL, "false", 0, 1, OPT(zero_based), NULL,
+     "libsvm: feature indices start at 0 (default 1)"},
+    {"out", PS_SET_STR, "-", 0, 0, OPT(out), "FILE",
+     "where the predictions go (-: stdout)"},
+    {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
+     "cpu, cpu:THREADS or cuda:N"},
+    {"batch", PS_SET_INT, "256", 1, 1e6, OPT(batch), "B",
+     "rows per forward pass"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug"},
 };
@@ -122,7 +171,9 @@ static const ps_setting settings[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ps-worker --servers LIST --data PATH [options]\n\n"
+            "usage: ps-worker --servers LIST --data PATH [options]\n"
+            "       ps-worker predict --model-file FILE --data PATH "
+            "[options]\n\n"
             "Trains one model replica on this worker's share of the data by\n"
             "asynchronous SGD against running ps-server shards; the\n"
             "optimizer runs on the servers. Example (Fashion-MNIST, worker\n"
@@ -136,6 +187,100 @@ static void usage(FILE *out)
             "Progress: JSON lines on stdout ({\"event\": \"progress\" | "
             "\"epoch\" | \"done\", ...}).\n\noptions:\n");
     ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
+}
+
+static void predict_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ps-worker predict --model-file FILE --data PATH "
+            "[options]\n\n"
+            "Scores every row of --data with a model exported by ps-ctl\n"
+            "export (no servers). One line per input row, in order:\n"
+            "  CLASS,P0,P1,...   (argmax class, then each class's "
+            "probability)\n"
+            "The rows read and their accuracy against the data's labels go "
+            "to\nstderr.\n\noptions:\n");
+    ps_config_usage(out, predict_settings,
+                    sizeof(predict_settings) / sizeof(predict_settings[0]));
+}
+
+static int parse_format(const char *s, ps_data_format *f);
+
+static int predict_main(int argc, char **argv)
+{
+    predict_opts o;
+    memset(&o, 0, sizeof(o));
+    int done =
+        ps_config_main(predict_settings,
+                       sizeof(predict_settings) / sizeof(predict_settings[0]),
+                       &o, argc, argv, "ps-worker predict", predict_usage);
+    if (done >= 0)
+        return done;
+    int level = ps_log_parse_level(o.log_level);
+    if (level < 0 || o.model_file == NULL || o.data == NULL) {
+        fprintf(stderr, "ps-worker predict: %s (see --help)\n",
+                level < 0 ? "--log-level: unknown level"
+                          : "--model-file and --data are required");
+        return 2;
+    }
+    ps_log_set_level((ps_log_level)level);
+    ps_predict_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    if (parse_format(o.format, &cfg.data.format) != 0) {
+        fprintf(stderr,
+                "ps-worker predict: --format: expected idx, csv or libsvm, "
+                "got '%s'\n",
+                o.format);
+        return 2;
+    }
+    cfg.model_file = o.model_file;
+    cfg.data.path = o.data;
+    cfg.data.labels_path = o.labels;
+    cfg.data.csv_label_col = (int)o.csv_label_col;
+    cfg.data.csv_header = o.csv_header;
+    cfg.data.libsvm_one_based = !o.zero_based;
+    cfg.device = o.device;
+    cfg.batch = (size_t)o.batch;
+    /* A file is written beside its final name and renamed when complete,
+     * so a failed run never leaves half the predictions behind. */
+    int to_stdout = strcmp(o.out, "-") == 0;
+    char tmp[2048];
+    FILE *out = stdout;
+    if (!to_stdout && strlen(o.out) > sizeof(tmp) - 32) {
+        fprintf(stderr, "ps-worker predict: --out: path too long\n");
+        return 2;
+    }
+    if (!to_stdout) {
+        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", o.out, (long)getpid());
+        out = fopen(tmp, "w");
+        if (out == NULL) {
+            fprintf(stderr, "ps-worker predict: %s: %s\n", tmp,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    char err[4200];
+    ps_predict_result r;
+    int rc = ps_predict_run(&cfg, out, &r, err, sizeof(err));
+    if (!to_stdout) {
+        if (fclose(out) != 0 && rc == PS_OK) {
+            snprintf(err, sizeof(err), "%s: %s", tmp, strerror(errno));
+            rc = PS_EIO;
+        }
+        if (rc == PS_OK && rename(tmp, o.out) != 0) {
+            snprintf(err, sizeof(err), "%s: %s", o.out, strerror(errno));
+            rc = PS_EIO;
+        }
+        if (rc != PS_OK)
+            unlink(tmp);
+    }
+    if (rc != PS_OK) {
+        fprintf(stderr, "ps-worker predict: %s\n", err);
+        return 1;
+    }
+    ps_log(PS_LOG_INFO, "predicted rows=%llu accuracy=%.4f",
+           (unsigned long long)r.rows, r.accuracy);
+    return 0;
 }
 
 static int parse_format(const char *s, ps_data_format *f)
@@ -153,6 +298,8 @@ static int parse_format(const char *s, ps_data_format *f)
 int main(int argc, char **argv)
 {
     ps_log_set_name("ps-worker");
+    if (argc >= 2 && strcmp(argv[1], "predict") == 0)
+        return predict_main(argc - 1, argv + 1);
     worker_opts o;
     memset(&o, 0, sizeof(o));
     int done = ps_config_main(settings, sizeof(settings) / sizeof(settings[0]),
@@ -236,6 +383,7 @@ int main(int argc, char **argv)
     cfg.progress_every_s = o.progress_every;
     cfg.timeout_ms = (int)o.timeout_ms;
     cfg.compute_only = o.compute_only;
+    cfg.init_from = o.init_from;
 
     ps_config_stop_signals();
     ps_train_result r;

@@ -1163,6 +1163,99 @@ static size_t fuzz_base(fx *x, int sparse, uint8_t *buf)
     return ps_header_pack(&h, buf);
 }
 
+/* ---- ASSIGN and SCAN ---- */
+
+static void test_server_assign_malformed_refused(void **state)
+{
+    fx *x = *state;
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    frame bulk = {v, sizeof(v)};
+    ps_header h;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, 999, 0, 8);
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_ENOTABLE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, DENSE_LEN - 4, 8);
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_ERANGE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, UINT64_MAX, 2);
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_ERANGE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 0);
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_ERANGE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 9);
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_EPROTO); /* 32 != 36 */
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 8);
+    expect_error(x, exchange(x, &h, NULL, 0), PS_EPROTO); /* no values */
+    frame two[2] = {bulk, bulk};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 8);
+    expect_error(x, exchange(x, &h, two, 2), PS_EPROTO); /* extra frame */
+    v[3] = NAN;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 8);
+    expect_error_naming(x, exchange(x, &h, &bulk, 1), PS_EBADGRAD, "values");
+    v[3] = INFINITY;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->dense_id, 0, 8);
+    h.has_if_untouched = h.if_untouched = 1;
+    expect_error(x, exchange(x, &h, &bulk, 1), PS_EBADGRAD);
+    v[3] = 4;
+    /* Sparse: key frame of the wrong size, values for the wrong count. */
+    frame sp[2] = {{x->keys, 3}, {v, 2 * SPARSE_DIM * 4}};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->sparse_id, 0, 2);
+    expect_error(x, exchange(x, &h, sp, 2), PS_EPROTO);
+    sp[0] = (frame){x->keys, 2 * sizeof(uint64_t)};
+    sp[1] = (frame){v, 28};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->sparse_id, 0, 2);
+    expect_error(x, exchange(x, &h, sp, 2), PS_EPROTO);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->sparse_id, 0, 2);
+    expect_error(x, exchange(x, &h, sp, 1), PS_EPROTO); /* values missing */
+    check_intact(x);
+}
+
+static void test_server_assign_sparse_wrong_shard_erange(void **state)
+{
+    fx *x = *state;
+    uint64_t k = 1000;
+    while (ps_key_shard(k, 2) == 0)
+        k++;
+    float v[SPARSE_DIM] = {1, 2, 3, 4};
+    frame sp[2] = {{&k, sizeof(k)}, {v, sizeof(v)}};
+    ps_header h;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__ASSIGN, x->sparse_id, 0, 1);
+    expect_error(x, exchange(x, &h, sp, 2), PS_ERANGE);
+    check_intact(x);
+}
+
+static void test_server_scan_malformed_refused(void **state)
+{
+    fx *x = *state;
+    ps_header h;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, 999, 0, 10);
+    expect_error(x, exchange(x, &h, NULL, 0), PS_ENOTABLE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, x->dense_id, 0, 10);
+    expect_error_naming(x, exchange(x, &h, NULL, 0), PS_EINVAL, "sparse");
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, x->sparse_id, 0, 0);
+    expect_error(x, exchange(x, &h, NULL, 0), PS_ERANGE);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, x->sparse_id, UINT64_MAX, 10);
+    expect_error(x, exchange(x, &h, NULL, 0), PS_ERANGE);
+    uint64_t k = 1;
+    frame extra = {&k, sizeof(k)};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, x->sparse_id, 0, 10);
+    expect_error(x, exchange(x, &h, &extra, 1), PS_EPROTO);
+    /* A good scan, one row per page: every stored row once, then done. */
+    uint64_t cursor = 0, seen = 0;
+    for (int page = 0; page < 10000; page++) {
+        hdr_data(x, &h, SPARKPS__MSG_TYPE__SCAN, x->sparse_id, cursor, 1);
+        ps_header *rep = exchange(x, &h, NULL, 0);
+        assert_false(rep->has_error_code && rep->error_code != PS_OK);
+        assert_true(rep->count <= 1);
+        assert_int_equal(x->bulk_len, rep->count * SPARSE_DIM * 4);
+        seen += rep->count;
+        cursor = rep->offset;
+        int done = rep->done;
+        ps_header_free(rep);
+        if (done)
+            break;
+    }
+    assert_int_equal(seen, x->sparse_rows);
+    check_intact(x);
+}
+
 static void test_server_fuzz_random_frames_survives(void **state)
 {
     fx *x = *state;
@@ -1304,6 +1397,12 @@ int main(void)
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_duplicate_seq_applied_once, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_server_assign_malformed_refused,
+                                        setup_one, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_server_assign_sparse_wrong_shard_erange, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_server_scan_malformed_refused,
+                                        setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_fuzz_random_frames_survives,
                                         setup_one, teardown),
     };
