@@ -228,7 +228,8 @@ static int predict_main(int argc, char **argv)
     memset(&cfg, 0, sizeof(cfg));
     if (parse_format(o.format, &cfg.data.format) != 0) {
         fprintf(stderr,
-                "ps-worker predict: --format: expected idx, csv or libsvm, "
+                "ps-worker predict: --format: expected idx, csv, libsvm or "
+                "stream, "
                 "got '%s'\n",
                 o.format);
         return 2;

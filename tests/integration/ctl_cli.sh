@@ -9,7 +9,7 @@
 #      the accuracy clears a floor;
 #   5. a fresh cluster warm-started with --init-from starts at a much lower
 #      loss than a cold start.
-# Usage: ctl_cli.sh BIN_DIR SERVER_BIN
+# Usage: ctl_cli.sh BIN_DIR SERVER_BIN [STREAM_GEN]
 set -uo pipefail
 bin=${1:?usage: ctl_cli.sh BIN_DIR SERVER_BIN}
 server=${2:?usage: ctl_cli.sh BIN_DIR SERVER_BIN}
@@ -183,6 +183,11 @@ print("predict accuracy %.3f" % acc)
 assert acc >= 0.75, acc
 EOF
 grep -q "predicted rows=3000" "$dir/pred.err" || fail "predict summary missing: $(cat "$dir/pred.err")"
+# The connector's Transformer feeds rows as a stream on stdin.
+if [ -n "${3:-}" ]; then
+    expect predict-stream-stdin 0 "predicted rows=3000" -- bash -c '"$1" <"$2" | "$3" predict --model-file "$4" --format stream --data -' _ \
+        "$3" "$dir/train.csv" "$w" "$dir/model.safetensors"
+fi
 expect predict-stdout 0 "," -- "$w" predict --model-file "$dir/model.safetensors" --format csv --data "$dir/train.csv" --batch 7
 expect predict-width-mismatch 1 "has 3 features per row, but the model" -- "$w" predict --model-file "$dir/model.safetensors" --format csv --data "$dir/narrow.csv"
 expect predict-missing-data 1 "$dir/none.csv" -- "$w" predict --model-file "$dir/model.safetensors" --format csv --data "$dir/none.csv"
