@@ -388,7 +388,8 @@ int ps_backend_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y)
 
     if (k == 0)
         return PS_EINVAL;
-    if ((rc = check_csr(&x)) != PS_OK || (rc = check_mat(&w, x.cols, k)) != PS_OK ||
+    if ((rc = check_csr(&x)) != PS_OK ||
+        (rc = check_mat(&w, x.cols, k)) != PS_OK ||
         (rc = check_mat(&y, x.rows, k)) != PS_OK)
         return rc;
     if (x.rows == 0)
@@ -396,14 +397,14 @@ int ps_backend_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y)
     return be->ops->csr_mm(be, x, k, w, y);
 }
 
-int ps_backend_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy,
-                        ps_mat g)
+int ps_backend_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g)
 {
     int rc;
 
     if (k == 0)
         return PS_EINVAL;
-    if ((rc = check_csr(&x)) != PS_OK || (rc = check_mat(&dy, x.rows, k)) != PS_OK ||
+    if ((rc = check_csr(&x)) != PS_OK ||
+        (rc = check_mat(&dy, x.rows, k)) != PS_OK ||
         (rc = check_mat(&g, x.cols, k)) != PS_OK)
         return rc;
     if (x.rows == 0 || x.cols == 0)
@@ -426,8 +427,8 @@ int ps_backend_sigmoid_xent(ps_backend *be, const ps_buf *logits,
                                  grad, grad_off, out, out_off);
 }
 
-int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off,
-                       ps_buf *y, size_t y_off, size_t n)
+int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n)
 {
     if (x == NULL || y == NULL)
         return PS_EINVAL;

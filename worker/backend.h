@@ -208,8 +208,8 @@ int ps_backend_sigmoid_xent(ps_backend *be, const ps_buf *logits,
                             size_t grad_off, ps_buf *out, size_t out_off);
 
 /* y = 1 / (1 + exp(-x)) over n floats (stable for large |x|); y may be x. */
-int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off,
-                       ps_buf *y, size_t y_off, size_t n);
+int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n);
 
 /* ---- For backend implementations (worker/backend_cpu.c, gpu/) ----
  *
@@ -262,10 +262,10 @@ struct ps_backend_ops {
                        size_t dim, ps_buf *w, size_t w_off, size_t rows);
     int (*csr_mm)(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y);
     int (*csr_mm_t)(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g);
-    int (*sigmoid_xent)(ps_backend *be, const ps_buf *logits,
-                        size_t logits_off, const ps_buf *labels,
-                        size_t labels_off, size_t n, ps_buf *grad,
-                        size_t grad_off, ps_buf *out, size_t out_off);
+    int (*sigmoid_xent)(ps_backend *be, const ps_buf *logits, size_t logits_off,
+                        const ps_buf *labels, size_t labels_off, size_t n,
+                        ps_buf *grad, size_t grad_off, ps_buf *out,
+                        size_t out_off);
     int (*sigmoid)(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
                    size_t y_off, size_t n);
 };

@@ -349,8 +349,7 @@ static int cpu_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y)
     return PS_OK;
 }
 
-static int cpu_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy,
-                        ps_mat g)
+static int cpu_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g)
 {
     const uint32_t *rp = (const uint32_t *)x.rowptr->data + x.rowptr_off;
     const uint32_t *col = (const uint32_t *)x.col->data + x.col_off;
@@ -407,8 +406,8 @@ static int cpu_sigmoid_xent(ps_backend *be, const ps_buf *logits,
     return PS_OK;
 }
 
-static int cpu_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off,
-                       ps_buf *y, size_t y_off, size_t n)
+static int cpu_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n)
 {
     const float *xv = fptr(x, x_off);
     float *yv = fptr(y, y_off);

@@ -619,11 +619,11 @@ static void csr_upload(ps_backend *be, csr_dev *d, const float *val)
     assert_int_equal(ps_backend_buf_alloc(be, sizeof(csr_rowptr), &d->rowptr),
                      PS_OK);
     assert_int_equal(ps_backend_buf_alloc(be, sizeof(csr_col), &d->col), PS_OK);
-    assert_int_equal(ps_backend_upload(be, d->rowptr, 0, csr_rowptr,
-                                       sizeof(csr_rowptr)),
-                     PS_OK);
     assert_int_equal(
-        ps_backend_upload(be, d->col, 0, csr_col, sizeof(csr_col)), PS_OK);
+        ps_backend_upload(be, d->rowptr, 0, csr_rowptr, sizeof(csr_rowptr)),
+        PS_OK);
+    assert_int_equal(ps_backend_upload(be, d->col, 0, csr_col, sizeof(csr_col)),
+                     PS_OK);
     d->val = dev_from(be, val, CNNZ);
     d->x = (ps_csr){d->rowptr, 0, d->col, 0, d->val, 0, CR, CC, CNNZ};
 }
@@ -729,9 +729,9 @@ static void test_backend_csr_mm_bad_structure_rejected(void **state)
     x = d.x;
     x.nnz = CNNZ - 1; /* rowptr[rows] != nnz */
     assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_ERANGE);
-    assert_int_equal(ps_backend_upload(be, d.col, 2 * sizeof(uint32_t), &bad,
-                                       sizeof(bad)),
-                     PS_OK);
+    assert_int_equal(
+        ps_backend_upload(be, d.col, 2 * sizeof(uint32_t), &bad, sizeof(bad)),
+        PS_OK);
     assert_int_equal(ps_backend_csr_mm(be, d.x, 1, wm, ym), PS_ERANGE);
     assert_int_equal(ps_backend_csr_mm_t(be, d.x, 1, ym, wm), PS_ERANGE);
     dev_to(be, dy, got, CR);
@@ -770,8 +770,7 @@ static void test_backend_sigmoid_xent_matches_reference_and_fd(void **state)
     dz = dev_from(be, z, N);
     dy = dev_from(be, y, N);
     assert_int_equal(ps_backend_buf_alloc(be, N * sizeof(float), &dg), PS_OK);
-    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout),
-                     PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout), PS_OK);
     assert_int_equal(
         ps_backend_sigmoid_xent(be, dz, 0, dy, 0, N, dg, 0, dout, 0), PS_OK);
     dev_to(be, dout, out, 2);
@@ -810,8 +809,7 @@ static void test_backend_sigmoid_xent_large_logits_stable(void **state)
     ps_buf *dg = NULL;
 
     assert_int_equal(ps_backend_buf_alloc(be, 4 * sizeof(float), &dg), PS_OK);
-    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout),
-                     PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout), PS_OK);
     assert_int_equal(
         ps_backend_sigmoid_xent(be, dz, 0, dy, 0, 4, dg, 0, dout, 0), PS_OK);
     dev_to(be, dout, out, 2);
