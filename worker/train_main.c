@@ -57,9 +57,11 @@ static const ps_setting settings[] = {
      "idx, csv or libsvm"},
     {"epochs", PS_SET_INT, "15", 1, 1e6, OPT(epochs), "E", "epochs"},
     {"batch", PS_SET_INT, "64", 1, 1e6, OPT(batch), "B", "mini-batch rows"},
-    {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
-     "sgd, momentum, adagrad or adam (on the servers)"},
-    {"lr", PS_SET_DOUBLE, "0.0005", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
+    {"optimizer", PS_SET_STR, NULL, 0, 0, OPT(optimizer), "NAME",
+     "sgd, momentum, adagrad, adam or ftrl (on the servers); default adam, "
+     "ftrl for logreg"},
+    {"lr", PS_SET_DOUBLE, "0", 0, 1e6, OPT(lr), "X",
+     "learning rate; 0: 0.0005, ps-worker's default for logreg"},
     {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
      "workers fetch fresh weights every K steps"},
     {"consistency", PS_SET_STR, "asp", 0, 0, OPT(consistency), "MODEL",
@@ -81,7 +83,7 @@ typedef struct proc {
     size_t len;
     /* latest progress of a worker */
     int epoch;
-    double samples, loss, rate, test_acc, test_loss;
+    double samples, loss, rate, test_acc, test_loss, test_auc;
     int done;
     int64_t done_ms; /* when its "done" line arrived: the last one to finish
                         evaluated the final model */
@@ -145,6 +147,7 @@ static int spawn(proc *p, char *const *argv)
     p->pid = pid;
     p->out = fd[0];
     p->test_acc = NAN;
+    p->test_auc = NAN;
     return 0;
 }
 
@@ -184,6 +187,7 @@ static void take_line(proc *w, const char *line)
     if (!isnan(ta)) {
         w->test_acc = ta;
         w->test_loss = json_num(line, "test_loss");
+        w->test_auc = json_num(line, "test_auc"); /* logreg only */
     }
     if (strstr(line, "\"event\":\"done\"")) {
         w->done = 1;
@@ -315,7 +319,10 @@ int main(int argc, char **argv)
         snprintf(part, sizeof(part), "%d/%d", i, (int)o.workers);
         snprintf(epochs, sizeof(epochs), "%lld", (long long)o.epochs);
         snprintf(batch, sizeof(batch), "%lld", (long long)o.batch);
-        snprintf(lr, sizeof(lr), "%g", o.lr);
+        /* lr 0: the dense models' measured default; ps-worker picks
+         * logreg's (and the optimizer when not given). */
+        int logreg = strncmp(o.model, "logreg", 6) == 0;
+        snprintf(lr, sizeof(lr), "%g", o.lr > 0 ? o.lr : 0.0005);
         snprintf(pe, sizeof(pe), "%lld", (long long)o.pull_every);
         snprintf(seed, sizeof(seed), "%lld", (long long)o.seed);
         char *args[40] = {worker_bin,
@@ -335,17 +342,21 @@ int main(int argc, char **argv)
                           epochs,
                           "--batch",
                           batch,
-                          "--optimizer",
-                          (char *)o.optimizer,
-                          "--lr",
-                          lr,
                           "--pull-every",
                           pe,
                           "--seed",
                           seed,
                           "--device",
                           (char *)o.device};
-        int k = 27;
+        int k = 23;
+        if (o.optimizer) {
+            args[k++] = "--optimizer";
+            args[k++] = (char *)o.optimizer;
+        }
+        if (o.lr > 0 || !logreg) {
+            args[k++] = "--lr";
+            args[k++] = lr;
+        }
         if (o.labels) {
             args[k++] = "--labels";
             args[k++] = (char *)o.labels;
@@ -425,21 +436,27 @@ int main(int argc, char **argv)
             rc = rc ? rc : 1;
     if (rc == 0) {
         double secs = (double)(ps_now_ms() - start) / 1000.0;
-        double samples = 0, acc = NAN;
+        double samples = 0, acc = NAN, auc = NAN;
         int64_t latest = -1;
         for (int i = 0; i < nworkers; i++) {
             samples += workers[i].samples;
             if (workers[i].done_ms > latest) {
                 latest = workers[i].done_ms;
                 acc = workers[i].test_acc;
+                auc = workers[i].test_auc;
             }
         }
+        char aucs[32] = "";
+        if (!isnan(auc))
+            snprintf(aucs, sizeof(aucs), ", test AUC %.4f", auc);
         fprintf(stderr,
                 "ps-train: done in %.1f s, %.0f samples (%.0f samples/s), "
-                "test accuracy %.4f\n",
-                secs, samples, samples / secs, acc);
+                "test accuracy %.4f%s\n",
+                secs, samples, samples / secs, acc, aucs);
+        if (o.json) /* test_auc first: the line's other fields stay as is */
+            printf(isnan(auc) ? "{" : "{\"test_auc\":%.6g,", auc);
         if (o.json)
-            printf("{\"test_accuracy\":%.6g,\"seconds\":%.3f,"
+            printf("\"test_accuracy\":%.6g,\"seconds\":%.3f,"
                    "\"samples_per_s\":%.1f,\"samples\":%.0f,\"epochs\":%lld,"
                    "\"servers\":%d,\"workers\":%d}\n",
                    acc, secs, samples / secs, samples, (long long)o.epochs,

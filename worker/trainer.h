@@ -33,8 +33,9 @@ typedef struct ps_train_cfg {
     ps_data_cfg eval; /* eval.path NULL: no evaluation */
     int epochs;
     size_t batch;
-    const char *optimizer; /* sgd, momentum, adagrad, adam */
+    const char *optimizer; /* sgd, momentum, adagrad, adam (ftrl: logreg) */
     double lr, momentum, weight_decay;
+    double l1, l2, ftrl_beta; /* FTRL (logreg); ftrl_beta 0: 1.0 */
     int pull_every; /* pushpull every K steps (push otherwise) */
     int overlap;    /* exchange of step t overlaps step t+1 */
     uint64_t seed;
@@ -52,6 +53,7 @@ typedef struct ps_train_result {
     double train_accuracy;
     double test_loss;
     double test_accuracy; /* -1 without an eval set */
+    double test_auc;      /* logreg with an eval set; NAN otherwise */
 } ps_train_result;
 
 /* Runs the whole training. Returns PS_OK, or an error with the reason in
