@@ -35,7 +35,8 @@ typedef struct ps_train_cfg {
     size_t batch;
     const char *optimizer; /* sgd, momentum, adagrad, adam (ftrl: logreg) */
     double lr, momentum, weight_decay;
-    double l1, l2, ftrl_beta; /* FTRL (logreg); ftrl_beta 0: 1.0 */
+    /* FTRL (logreg): L1, L2 and beta; ftrl_beta 0 means 1.0 */
+    double l1, l2, ftrl_beta;
     int pull_every; /* pushpull every K steps (push otherwise) */
     int overlap;    /* exchange of step t overlaps step t+1 */
     uint64_t seed;
