@@ -367,3 +367,74 @@ int ps_backend_scatter_add(ps_backend *be, const ps_buf *g, size_t g_off,
     return be->ops->scatter_add(be, g, g_off, idx, idx_off, nidx, dim, w, w_off,
                                 rows);
 }
+
+/* Checks a CSR operand's three ranges; its contents are the backend's to
+ * check (they live on the device). */
+static int check_csr(const ps_csr *x)
+{
+    if (x->rowptr == NULL || x->col == NULL || x->val == NULL ||
+        x->rows >= UINT32_MAX || x->nnz > UINT32_MAX)
+        return PS_EINVAL;
+    if (!fits(x->rowptr, x->rowptr_off, x->rows + 1, sizeof(uint32_t)) ||
+        !fits(x->col, x->col_off, x->nnz, sizeof(uint32_t)) ||
+        !fits_f(x->val, x->val_off, x->nnz))
+        return PS_ERANGE;
+    return PS_OK;
+}
+
+int ps_backend_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y)
+{
+    int rc;
+
+    if (k == 0)
+        return PS_EINVAL;
+    if ((rc = check_csr(&x)) != PS_OK ||
+        (rc = check_mat(&w, x.cols, k)) != PS_OK ||
+        (rc = check_mat(&y, x.rows, k)) != PS_OK)
+        return rc;
+    if (x.rows == 0)
+        return PS_OK;
+    return be->ops->csr_mm(be, x, k, w, y);
+}
+
+int ps_backend_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g)
+{
+    int rc;
+
+    if (k == 0)
+        return PS_EINVAL;
+    if ((rc = check_csr(&x)) != PS_OK ||
+        (rc = check_mat(&dy, x.rows, k)) != PS_OK ||
+        (rc = check_mat(&g, x.cols, k)) != PS_OK)
+        return rc;
+    if (x.rows == 0 || x.cols == 0)
+        return PS_OK;
+    return be->ops->csr_mm_t(be, x, k, dy, g);
+}
+
+int ps_backend_sigmoid_xent(ps_backend *be, const ps_buf *logits,
+                            size_t logits_off, const ps_buf *labels,
+                            size_t labels_off, size_t n, ps_buf *grad,
+                            size_t grad_off, ps_buf *out, size_t out_off)
+{
+    if (logits == NULL || labels == NULL || out == NULL || n == 0)
+        return PS_EINVAL;
+    if (!fits_f(logits, logits_off, n) || !fits_f(labels, labels_off, n) ||
+        !fits_f(out, out_off, 2) ||
+        (grad != NULL && !fits_f(grad, grad_off, n)))
+        return PS_ERANGE;
+    return be->ops->sigmoid_xent(be, logits, logits_off, labels, labels_off, n,
+                                 grad, grad_off, out, out_off);
+}
+
+int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n)
+{
+    if (x == NULL || y == NULL)
+        return PS_EINVAL;
+    if (!fits_f(x, x_off, n) || !fits_f(y, y_off, n))
+        return PS_ERANGE;
+    if (n == 0)
+        return PS_OK;
+    return be->ops->sigmoid(be, x, x_off, y, y_off, n);
+}

@@ -164,6 +164,53 @@ int ps_backend_scatter_add(ps_backend *be, const ps_buf *g, size_t g_off,
                            const ps_buf *idx, size_t idx_off, size_t nidx,
                            size_t dim, ps_buf *w, size_t w_off, size_t rows);
 
+/* ---- Sparse rows (CSR) and the logistic loss ---- */
+
+/* A CSR matrix X [rows, cols] in three device buffers: rowptr holds rows + 1
+ * uint32_t offsets into col/val (rowptr[0] = 0, non-decreasing, rowptr[rows]
+ * = nnz), col holds nnz uint32_t column numbers (< cols; repeats within a
+ * row add up), val nnz floats. Offsets in elements of each buffer, as for
+ * gather. The wrappers check the three ranges; only the implementation
+ * reads the contents: the CPU backend checks rowptr and col and returns
+ * PS_ERANGE writing nothing, a device backend may only skip bad entries
+ * (reported by sync at best), so callers build valid matrices. */
+typedef struct ps_csr {
+    const ps_buf *rowptr;
+    size_t rowptr_off; /* uint32_t */
+    const ps_buf *col;
+    size_t col_off; /* uint32_t */
+    const ps_buf *val;
+    size_t val_off; /* floats */
+    size_t rows, cols, nnz;
+} ps_csr;
+
+/* Y[rows, k] = X · W with W [x.cols, k] dense (row-major, leading dims as
+ * for sgemm); Y is overwritten and must not overlap W or X's values. */
+int ps_backend_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y);
+
+/* G[x.cols, k] += X^T · dY with dY [x.rows, k]: the gradient of csr_mm
+ * w.r.t. W (fill G with zeros first for a fresh gradient). G must not
+ * overlap dY or X's values. */
+int ps_backend_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy,
+                        ps_mat g);
+
+/* Binary logistic loss over n logits z with labels 0 or 1 stored as floats
+ * (anything else: PS_EINVAL, nothing written, on the CPU backend; the
+ * caller checks them). Writes out[out_off] = mean log-loss, computed as
+ * max(z, 0) - z*y + log1p(exp(-|z|)) (stable for any finite z), and
+ * out[out_off + 1] = rows predicted right, predicting 1 when sigmoid(z) >=
+ * 0.5 (z >= 0). When grad is not NULL also writes grad[i] = (sigmoid(z_i)
+ * - y_i) / n, the gradient of the mean loss; grad may be the logits' own
+ * range. */
+int ps_backend_sigmoid_xent(ps_backend *be, const ps_buf *logits,
+                            size_t logits_off, const ps_buf *labels,
+                            size_t labels_off, size_t n, ps_buf *grad,
+                            size_t grad_off, ps_buf *out, size_t out_off);
+
+/* y = 1 / (1 + exp(-x)) over n floats (stable for large |x|); y may be x. */
+int ps_backend_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n);
+
 /* ---- For backend implementations (worker/backend_cpu.c, gpu/) ----
  *
  * A backend is a ps_backend whose ops point at its table and whose ctx is
@@ -213,6 +260,14 @@ struct ps_backend_ops {
     int (*scatter_add)(ps_backend *be, const ps_buf *g, size_t g_off,
                        const ps_buf *idx, size_t idx_off, size_t nidx,
                        size_t dim, ps_buf *w, size_t w_off, size_t rows);
+    int (*csr_mm)(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y);
+    int (*csr_mm_t)(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g);
+    int (*sigmoid_xent)(ps_backend *be, const ps_buf *logits, size_t logits_off,
+                        const ps_buf *labels, size_t labels_off, size_t n,
+                        ps_buf *grad, size_t grad_off, ps_buf *out,
+                        size_t out_off);
+    int (*sigmoid)(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                   size_t y_off, size_t n);
 };
 
 struct ps_backend {

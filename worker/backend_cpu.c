@@ -306,6 +306,118 @@ static int cpu_scatter_add(ps_backend *be, const ps_buf *g, size_t g_off,
     return PS_OK;
 }
 
+/* Refuses a CSR matrix whose structure would index outside its operands. */
+static int check_csr_data(const ps_csr *x)
+{
+    const uint32_t *rp = (const uint32_t *)x->rowptr->data + x->rowptr_off;
+    const uint32_t *col = (const uint32_t *)x->col->data + x->col_off;
+
+    if (rp[0] != 0 || rp[x->rows] != x->nnz)
+        return PS_ERANGE;
+    for (size_t i = 0; i < x->rows; i++)
+        if (rp[i + 1] < rp[i])
+            return PS_ERANGE;
+    return check_idx(col, x->nnz, x->cols);
+}
+
+static int cpu_csr_mm(ps_backend *be, ps_csr x, size_t k, ps_mat w, ps_mat y)
+{
+    const uint32_t *rp = (const uint32_t *)x.rowptr->data + x.rowptr_off;
+    const uint32_t *col = (const uint32_t *)x.col->data + x.col_off;
+    const float *val = fptr(x.val, x.val_off);
+    int rc;
+
+    (void)be;
+    if ((rc = check_csr_data(&x)) != PS_OK)
+        return rc;
+    for (size_t i = 0; i < x.rows; i++) {
+        float *yr = fptr(y.buf, y.off + i * y.ld);
+        if (k == 1) { /* logistic regression: one dot product per row */
+            double acc = 0.0;
+            for (uint32_t p = rp[i]; p < rp[i + 1]; p++)
+                acc += (double)val[p] * fptr(w.buf, w.off + col[p] * w.ld)[0];
+            yr[0] = (float)acc;
+            continue;
+        }
+        memset(yr, 0, k * sizeof(float));
+        for (uint32_t p = rp[i]; p < rp[i + 1]; p++) {
+            const float *wr = fptr(w.buf, w.off + col[p] * w.ld);
+            for (size_t j = 0; j < k; j++)
+                yr[j] += val[p] * wr[j];
+        }
+    }
+    return PS_OK;
+}
+
+static int cpu_csr_mm_t(ps_backend *be, ps_csr x, size_t k, ps_mat dy, ps_mat g)
+{
+    const uint32_t *rp = (const uint32_t *)x.rowptr->data + x.rowptr_off;
+    const uint32_t *col = (const uint32_t *)x.col->data + x.col_off;
+    const float *val = fptr(x.val, x.val_off);
+    int rc;
+
+    (void)be;
+    if ((rc = check_csr_data(&x)) != PS_OK)
+        return rc;
+    for (size_t i = 0; i < x.rows; i++) {
+        const float *dr = fptr(dy.buf, dy.off + i * dy.ld);
+        for (uint32_t p = rp[i]; p < rp[i + 1]; p++) {
+            float *gr = fptr(g.buf, g.off + col[p] * g.ld);
+            for (size_t j = 0; j < k; j++)
+                gr[j] += val[p] * dr[j];
+        }
+    }
+    return PS_OK;
+}
+
+/* 1 / (1 + exp(-z)) without overflow for either sign of z. */
+static double sigmoid_d(double z)
+{
+    if (z >= 0)
+        return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+static int cpu_sigmoid_xent(ps_backend *be, const ps_buf *logits,
+                            size_t logits_off, const ps_buf *labels,
+                            size_t labels_off, size_t n, ps_buf *grad,
+                            size_t grad_off, ps_buf *out, size_t out_off)
+{
+    const float *z = fptr(logits, logits_off);
+    const float *lab = fptr(labels, labels_off);
+    float *g = grad != NULL ? fptr(grad, grad_off) : NULL;
+    double loss = 0.0, inv_n = 1.0 / (double)n;
+    size_t correct = 0;
+
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        if (lab[i] != 0.0f && lab[i] != 1.0f)
+            return PS_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        double zi = z[i], y = lab[i];
+        loss += (zi > 0 ? zi : 0.0) - zi * y + log1p(exp(-fabs(zi)));
+        correct += (zi >= 0) == (y == 1.0);
+        if (g != NULL) /* z[i] is read before g[i] is written */
+            g[i] = (float)((sigmoid_d(zi) - y) * inv_n);
+    }
+    fptr(out, out_off)[0] = (float)(loss * inv_n);
+    fptr(out, out_off)[1] = (float)correct;
+    return PS_OK;
+}
+
+static int cpu_sigmoid(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
+                       size_t y_off, size_t n)
+{
+    const float *xv = fptr(x, x_off);
+    float *yv = fptr(y, y_off);
+
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        yv[i] = (float)sigmoid_d(xv[i]);
+    return PS_OK;
+}
+
 static const ps_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .buf_alloc = cpu_buf_alloc,
@@ -325,6 +437,10 @@ static const ps_backend_ops cpu_ops = {
     .fill = cpu_fill,
     .gather = cpu_gather,
     .scatter_add = cpu_scatter_add,
+    .csr_mm = cpu_csr_mm,
+    .csr_mm_t = cpu_csr_mm_t,
+    .sigmoid_xent = cpu_sigmoid_xent,
+    .sigmoid = cpu_sigmoid,
 };
 
 int ps_backend_cpu_new(int threads, ps_backend **out, char *err, size_t errlen)

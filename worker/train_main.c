@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -59,11 +60,14 @@ static const ps_setting settings[] = {
      "idx, csv or libsvm"},
     {"epochs", PS_SET_INT, "15", 1, 1e6, OPT(epochs), "E", "epochs"},
     {"batch", PS_SET_INT, "64", 1, 1e6, OPT(batch), "B", "mini-batch rows"},
-    {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
-     "sgd, momentum, adagrad or adam (on the servers)"},
-    {"lr", PS_SET_DOUBLE, "0.0005", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
-    {"lr-schedule", PS_SET_STR, "cosine", 0, 0, OPT(lr_schedule), "SPEC",
-     "constant, step:EPOCHS:GAMMA or cosine[:FLOOR] (see ps-worker --help)"},
+    {"optimizer", PS_SET_STR, NULL, 0, 0, OPT(optimizer), "NAME",
+     "sgd, momentum, adagrad, adam or ftrl (on the servers); default adam, "
+     "ftrl for logreg"},
+    {"lr", PS_SET_DOUBLE, "0", 0, 1e6, OPT(lr), "X",
+     "learning rate; 0: 0.0005, ps-worker's default for logreg"},
+    {"lr-schedule", PS_SET_STR, NULL, 0, 0, OPT(lr_schedule), "SPEC",
+     "constant, step:EPOCHS:GAMMA or cosine[:FLOOR] (see ps-worker --help); "
+     "default cosine, constant for logreg"},
     {"warmup-steps", PS_SET_INT, "0", 0, 1e12, OPT(warmup_steps), "N",
      "linear lr warm-up over each worker's first N steps"},
     {"push-every", PS_SET_INT, "1", 1, 1e6, OPT(push_every), "K",
@@ -91,7 +95,7 @@ typedef struct proc {
     size_t len;
     /* latest progress of a worker */
     int epoch;
-    double samples, loss, rate, test_acc, test_loss;
+    double samples, loss, rate, test_acc, test_loss, test_auc;
     int done;
     int64_t done_ms; /* when its "done" line arrived: the last one to finish
                         evaluated the final model */
@@ -133,6 +137,44 @@ static void stop_all(void)
 }
 
 /* Starts argv with stdout on a pipe; returns 0 or -1. */
+/* A worker's command line, built flag by flag; numbers are formatted into
+ * the buffer's own storage. */
+typedef struct argv_buf {
+    char *v[64];
+    int n;
+    char num[24][64];
+    int nnum;
+} argv_buf;
+
+/* Adds "flag value"; a NULL value adds nothing (the worker's default). */
+static void arg(argv_buf *a, const char *flag, const char *value)
+{
+    if (value == NULL || a->n + 3 > (int)(sizeof(a->v) / sizeof(a->v[0])))
+        return;
+    a->v[a->n++] = (char *)flag;
+    a->v[a->n++] = (char *)value;
+}
+
+static void arg_fmt(argv_buf *a, const char *flag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void arg_fmt(argv_buf *a, const char *flag, const char *fmt, ...)
+{
+    if (a->nnum == (int)(sizeof(a->num) / sizeof(a->num[0])))
+        return;
+    char *s = a->num[a->nnum++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s, sizeof(a->num[0]), fmt, ap);
+    va_end(ap);
+    arg(a, flag, s);
+}
+
+static void arg_int(argv_buf *a, const char *flag, int64_t v)
+{
+    arg_fmt(a, flag, "%lld", (long long)v);
+}
+
 static int spawn(proc *p, char *const *argv)
 {
     int fd[2];
@@ -155,6 +197,7 @@ static int spawn(proc *p, char *const *argv)
     p->pid = pid;
     p->out = fd[0];
     p->test_acc = NAN;
+    p->test_auc = NAN;
     return 0;
 }
 
@@ -194,6 +237,7 @@ static void take_line(proc *w, const char *line)
     if (!isnan(ta)) {
         w->test_acc = ta;
         w->test_loss = json_num(line, "test_loss");
+        w->test_auc = json_num(line, "test_auc"); /* logreg only */
     }
     if (strstr(line, "\"event\":\"done\"")) {
         w->done = 1;
@@ -320,69 +364,39 @@ int main(int argc, char **argv)
             nservers, list, (int)o.workers, o.model);
     int64_t start = ps_now_ms();
     for (int i = 0; i < o.workers; i++) {
-        char id[16], part[32], epochs[16], batch[16], lr[32], pe[16], seed[32];
-        char push[16], warm[32];
-        snprintf(id, sizeof(id), "%d", i);
-        snprintf(part, sizeof(part), "%d/%d", i, (int)o.workers);
-        snprintf(epochs, sizeof(epochs), "%lld", (long long)o.epochs);
-        snprintf(batch, sizeof(batch), "%lld", (long long)o.batch);
-        snprintf(lr, sizeof(lr), "%g", o.lr);
-        snprintf(pe, sizeof(pe), "%lld", (long long)o.pull_every);
-        snprintf(push, sizeof(push), "%lld", (long long)o.push_every);
-        snprintf(warm, sizeof(warm), "%lld", (long long)o.warmup_steps);
-        snprintf(seed, sizeof(seed), "%lld", (long long)o.seed);
-        char *args[40] = {worker_bin,
-                          "--servers",
-                          list,
-                          "--worker-id",
-                          id,
-                          "--part",
-                          part,
-                          "--model",
-                          (char *)o.model,
-                          "--data",
-                          (char *)o.data,
-                          "--format",
-                          (char *)o.format,
-                          "--epochs",
-                          epochs,
-                          "--batch",
-                          batch,
-                          "--optimizer",
-                          (char *)o.optimizer,
-                          "--lr",
-                          lr,
-                          "--pull-every",
-                          pe,
-                          "--push-every",
-                          push,
-                          "--lr-schedule",
-                          (char *)o.lr_schedule,
-                          "--warmup-steps",
-                          warm,
-                          "--seed",
-                          seed,
-                          "--device",
-                          (char *)o.device};
-        int k = 33;
-        if (o.labels) {
-            args[k++] = "--labels";
-            args[k++] = (char *)o.labels;
-        }
-        if (o.eval && *o.eval) {
-            args[k++] = "--eval";
-            args[k++] = (char *)o.eval;
-        }
-        if (o.eval_labels) {
-            args[k++] = "--eval-labels";
-            args[k++] = (char *)o.eval_labels;
-        }
-        if (o.init_from) {
-            args[k++] = "--init-from";
-            args[k++] = (char *)o.init_from;
-        }
-        args[k] = NULL;
-        if (spawn(&workers[nworkers], args) != 0)
+        /* lr 0 and no optimizer or schedule: the dense models' measured
+         * defaults; ps-worker picks logreg's. */
+        int logreg = strncmp(o.model, "logreg", 6) == 0;
+        const char *sched = o.lr_schedule ? o.lr_schedule
+                            : logreg      ? NULL
+                                          : "cosine";
+        argv_buf a = {.n = 0};
+        a.v[a.n++] = worker_bin;
+        arg(&a, "--servers", list);
+        arg_int(&a, "--worker-id", i);
+        arg_fmt(&a, "--part", "%d/%d", i, (int)o.workers);
+        arg(&a, "--model", o.model);
+        arg(&a, "--data", o.data);
+        arg(&a, "--format", o.format);
+        arg_int(&a, "--epochs", o.epochs);
+        arg_int(&a, "--batch", o.batch);
+        arg(&a, "--optimizer", o.optimizer);
+        if (o.lr > 0 || !logreg)
+            arg_fmt(&a, "--lr", "%g", o.lr > 0 ? o.lr : 0.0005);
+        arg(&a, "--lr-schedule", sched);
+        if (o.warmup_steps > 0)
+            arg_int(&a, "--warmup-steps", o.warmup_steps);
+        if (o.push_every > 1)
+            arg_int(&a, "--push-every", o.push_every);
+        arg_int(&a, "--pull-every", o.pull_every);
+        arg_int(&a, "--seed", o.seed);
+        arg(&a, "--device", o.device);
+        arg(&a, "--labels", o.labels);
+        arg(&a, "--eval", o.eval && *o.eval ? o.eval : NULL);
+        arg(&a, "--eval-labels", o.eval_labels);
+        arg(&a, "--init-from", o.init_from);
+        a.v[a.n] = NULL;
+        if (spawn(&workers[nworkers], a.v) != 0)
             goto out;
         nworkers++;
     }
@@ -448,21 +462,27 @@ int main(int argc, char **argv)
             rc = rc ? rc : 1;
     if (rc == 0) {
         double secs = (double)(ps_now_ms() - start) / 1000.0;
-        double samples = 0, acc = NAN;
+        double samples = 0, acc = NAN, auc = NAN;
         int64_t latest = -1;
         for (int i = 0; i < nworkers; i++) {
             samples += workers[i].samples;
             if (workers[i].done_ms > latest) {
                 latest = workers[i].done_ms;
                 acc = workers[i].test_acc;
+                auc = workers[i].test_auc;
             }
         }
+        char aucs[32] = "";
+        if (!isnan(auc))
+            snprintf(aucs, sizeof(aucs), ", test AUC %.4f", auc);
         fprintf(stderr,
                 "ps-train: done in %.1f s, %.0f samples (%.0f samples/s), "
-                "test accuracy %.4f\n",
-                secs, samples, samples / secs, acc);
+                "test accuracy %.4f%s\n",
+                secs, samples, samples / secs, acc, aucs);
+        if (o.json) /* test_auc first: the line's other fields stay as is */
+            printf(isnan(auc) ? "{" : "{\"test_auc\":%.6g,", auc);
         if (o.json)
-            printf("{\"test_accuracy\":%.6g,\"seconds\":%.3f,"
+            printf("\"test_accuracy\":%.6g,\"seconds\":%.3f,"
                    "\"samples_per_s\":%.1f,\"samples\":%.0f,\"epochs\":%lld,"
                    "\"servers\":%d,\"workers\":%d}\n",
                    acc, secs, samples / secs, samples, (long long)o.epochs,

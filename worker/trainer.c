@@ -15,6 +15,8 @@
 #include "model.h"
 #include "model_file.h"
 #include "sparkps.h"
+#include "sparse_lr.h"
+#include "trainer_sparse.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -561,6 +563,8 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                  volatile sig_atomic_t *stop, ps_train_result *res, char *err,
                  size_t errlen)
 {
+    if (ps_logreg_is_spec(cfg->model)) /* sparse model: its own loop */
+        return ps_train_sparse_run(cfg, progress, stop, res, err, errlen);
     trainer t;
     memset(&t, 0, sizeof(t));
     t.cfg = cfg;
@@ -568,7 +572,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     t.err = err;
     t.errlen = errlen;
     memset(res, 0, sizeof(*res));
-    res->test_accuracy = res->test_loss = NAN;
+    res->test_accuracy = res->test_loss = res->test_auc = NAN;
     t.lr_factor = 1.0;
     if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1 ||
         cfg->push_every < 1)

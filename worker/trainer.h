@@ -41,8 +41,10 @@ typedef struct ps_train_cfg {
     ps_data_cfg eval; /* eval.path NULL: no evaluation */
     int epochs;
     size_t batch;
-    const char *optimizer; /* sgd, momentum, adagrad, adam */
+    const char *optimizer; /* sgd, momentum, adagrad, adam (ftrl: logreg) */
     double lr, momentum, weight_decay;
+    /* FTRL (logreg): L1, L2 and beta; ftrl_beta 0 means 1.0 */
+    double l1, l2, ftrl_beta;
     const char *lr_schedule; /* lr_schedule.h spec; NULL: constant */
     uint64_t warmup_steps;   /* linear warm-up over this worker's steps */
     int push_every; /* push the mean gradient of K mini-batches */
@@ -66,6 +68,7 @@ typedef struct ps_train_result {
     double train_accuracy;
     double test_loss;
     double test_accuracy; /* -1 without an eval set */
+    double test_auc;      /* logreg with an eval set; NAN otherwise */
 } ps_train_result;
 
 /* Runs the whole training. Returns PS_OK, or an error with the reason in

@@ -7,9 +7,11 @@
 #include "common/sparkps_err.h"
 #include "lr_schedule.h"
 #include "predict.h"
+#include "sparse_lr.h"
 #include "trainer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@ typedef struct worker_opts {
     const char *lr_schedule;
     int64_t warmup_steps;
     int64_t push_every;
+    double l1, l2, ftrl_beta;
     int64_t pull_every;
     int overlap;
     int64_t seed;
@@ -61,7 +64,9 @@ static const ps_setting settings[] = {
     {"worker-id", PS_SET_INT, "0", 0, 65535, OPT(worker_id), "I",
      "this worker's id (its clock under SSP/BSP)"},
     {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
-     "softmax, or mlp:IN-H1-...-CLASSES (ReLU hidden layers)"},
+     "softmax, mlp:IN-H1-...-CLASSES (ReLU hidden layers), or logreg[:BITS] "
+     "(sparse logistic regression, 2^BITS hashed keys, default 24; libsvm "
+     "data)"},
     {"classes", PS_SET_INT, "10", 1, 1e6, OPT(classes), "C",
      "label classes (softmax; an mlp takes them from its spec)"},
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
@@ -90,9 +95,11 @@ static const ps_setting settings[] = {
     {"epochs", PS_SET_INT, "1", 1, 1e6, OPT(epochs), "E",
      "passes over the data"},
     {"batch", PS_SET_INT, "64", 1, 1e6, OPT(batch), "B", "mini-batch rows"},
-    {"optimizer", PS_SET_STR, "adam", 0, 0, OPT(optimizer), "NAME",
-     "server-side optimizer: sgd, momentum, adagrad, adam"},
-    {"lr", PS_SET_DOUBLE, "0.001", 1e-12, 1e6, OPT(lr), "X", "learning rate"},
+    {"optimizer", PS_SET_STR, NULL, 0, 0, OPT(optimizer), "NAME",
+     "server-side optimizer: sgd, momentum, adagrad, adam, ftrl (logreg); "
+     "default adam, ftrl for logreg"},
+    {"lr", PS_SET_DOUBLE, "0", 0, 1e6, OPT(lr), "X",
+     "learning rate (FTRL: alpha); 0: 0.001, 0.05 for logreg"},
     {"momentum", PS_SET_DOUBLE, "0", 0, 0.999999, OPT(momentum), "M",
      "sgd momentum (momentum optimizer: default 0.9)"},
     {"weight-decay", PS_SET_DOUBLE, "0", 0, 1e6, OPT(weight_decay), "WD",
@@ -104,6 +111,10 @@ static const ps_setting settings[] = {
      "ramp the lr up linearly over this worker's first N steps"},
     {"push-every", PS_SET_INT, "1", 1, 1e6, OPT(push_every), "K",
      "push the mean gradient of K mini-batches (one push per K steps)"},
+    {"l1", PS_SET_DOUBLE, "0", 0, 1e6, OPT(l1), "X", "ftrl: L1 strength"},
+    {"l2", PS_SET_DOUBLE, "0", 0, 1e6, OPT(l2), "X", "ftrl: L2 strength"},
+    {"ftrl-beta", PS_SET_DOUBLE, "1", 0, 1e6, OPT(ftrl_beta), "X",
+     "ftrl: beta of the per-key learning rate"},
     {"pull-every", PS_SET_INT, "1", 1, 1e6, OPT(pull_every), "K",
      "fetch fresh weights with every K-th push (pushpull)"},
     {"overlap", PS_SET_BOOL, "true", 0, 1, OPT(overlap), NULL,
@@ -370,8 +381,12 @@ int main(int argc, char **argv)
     }
     cfg.epochs = (int)o.epochs;
     cfg.batch = (size_t)o.batch;
-    cfg.optimizer = o.optimizer;
-    cfg.lr = o.lr;
+    int logreg = ps_logreg_is_spec(o.model);
+    cfg.optimizer = o.optimizer ? o.optimizer : logreg ? "ftrl" : "adam";
+    cfg.lr = o.lr > 0 ? o.lr : logreg ? 0.05 : 0.001;
+    cfg.l1 = o.l1;
+    cfg.l2 = o.l2;
+    cfg.ftrl_beta = o.ftrl_beta;
     cfg.momentum = o.momentum;
     cfg.weight_decay = o.weight_decay;
     cfg.lr_schedule = o.lr_schedule;
@@ -396,5 +411,7 @@ int main(int argc, char **argv)
     }
     ps_log(PS_LOG_INFO, "finished samples=%llu seconds=%.1f test_accuracy=%.4f",
            (unsigned long long)r.samples, r.seconds, r.test_accuracy);
+    if (!isnan(r.test_auc))
+        ps_log(PS_LOG_INFO, "finished test_auc=%.4f", r.test_auc);
     return 0;
 }

@@ -106,7 +106,7 @@ static const ps_setting bench_settings[] = {
     {"dtype", PS_SET_STR, "f32", 0, 0, offsetof(bench_cfg, dtype),
      "f32|f16|bf16", "value encoding on the wire"},
     {"optimizer", PS_SET_STR, "sgd", 0, 0, offsetof(bench_cfg, optimizer),
-     "sgd|adagrad|adam", "optimizer the server applies to pushes"},
+     "sgd|adagrad|adam|ftrl", "optimizer the server applies to pushes"},
     {"lr", PS_SET_DOUBLE, "1e-6", 0, 1e6, offsetof(bench_cfg, lr), "X",
      "learning rate of the bench table"},
     {"job", PS_SET_STR, "bench", 0, 0, offsetof(bench_cfg, job), "NAME",
@@ -196,6 +196,8 @@ static int parse_optim(const char *s, ps_optim_kind *k)
         *k = PS_OPT_ADAGRAD;
     else if (strcmp(s, "adam") == 0)
         *k = PS_OPT_ADAM;
+    else if (strcmp(s, "ftrl") == 0)
+        *k = PS_OPT_FTRL; /* server defaults: beta 1, l1 = l2 = 0 */
     else
         return PS_EINVAL;
     return PS_OK;
@@ -589,7 +591,7 @@ int main(int argc, char **argv)
     }
     if (parse_optim(cfg.optimizer, &optim) != PS_OK) {
         fprintf(stderr,
-                "ps-bench: --optimizer must be sgd, adagrad or adam, "
+                "ps-bench: --optimizer must be sgd, adagrad, adam or ftrl, "
                 "not '%s'\n",
                 cfg.optimizer);
         return 2;

@@ -59,6 +59,17 @@ expect train-unknown-flag 2 "--nope" -- "$t" --nope
 # SPARKPS_SERVERS is the client's endpoint list; ps-train must not read it
 # as a count (its shard count is --shards / SPARKPS_SHARDS).
 expect train-env-servers-list 1 "none.csv" -- env SPARKPS_SERVERS=tcp://127.0.0.1:7000 "$t" --format csv --data "$dir/none.csv"
+# logreg: binary labels only, and sparse (libsvm) data only.
+printf '1 1:1 3:2\n0 2:1\n-1 1:0.5\n' >"$dir/good.svm"
+printf '1 1:1 3:2\n2 2:1\n' >"$dir/label2.svm"
+expect logreg-label-2 1 "label 2 is not 0 or 1" -- "$t" --model logreg --format libsvm --data "$dir/label2.svm" --eval "" --epochs 1 --workers 1 --shards 1
+expect logreg-eval-label-2 1 "label 2 is not 0 or 1" -- "$t" --model logreg --format libsvm --data "$dir/good.svm" --eval "$dir/label2.svm" --epochs 1 --workers 1 --shards 1
+expect logreg-csv 1 "needs sparse data (--format libsvm or a sparse stream)" -- "$w" --servers tcp://127.0.0.1:1 --model logreg --format csv --data "$dir/good.csv"
+expect logreg-bad-bits 1 "logreg:99" -- "$w" --servers tcp://127.0.0.1:1 --model logreg:99 --format libsvm --data "$dir/good.svm"
+expect logreg-bad-optimizer 1 "logreg trains with" -- "$t" --model logreg --format libsvm --data "$dir/good.svm" --eval "" --optimizer momentum --epochs 1 --workers 1 --shards 1
+expect logreg-schedule 1 "--lr-schedule and --warmup-steps are not supported" -- "$w" --servers tcp://127.0.0.1:1 --model logreg --format libsvm --data "$dir/good.svm" --lr-schedule cosine
+expect logreg-push-every 1 "--push-every and --init-from are not supported" -- "$w" --servers tcp://127.0.0.1:1 --model logreg --format libsvm --data "$dir/good.svm" --push-every 2
+expect logreg-trains 0 "test AUC" -- "$t" --model logreg --format libsvm --data "$dir/good.svm" --eval "$dir/good.svm" --epochs 1 --workers 1 --shards 1
 # Ctrl-C stops ps-train and every process it started.
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "%d,%d,%d,%d,%d\n", i % 7, i % 5, i % 3, i % 2, i % 3 }' >"$dir/long.csv"
 "$t" --format csv --data "$dir/long.csv" --eval "" --model mlp:4-64-3 --epochs 100000 >/dev/null 2>&1 &

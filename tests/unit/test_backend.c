@@ -602,6 +602,260 @@ static void test_backend_gather_scatter_repeated_indices(void **state)
     ps_backend_buf_free(be, dout);
 }
 
+/* ---- CSR products and the logistic loss ---- */
+
+/* A 4x5 CSR matrix with an empty row and a column repeated within a row. */
+enum { CR = 4, CC = 5, CNNZ = 7 };
+static const uint32_t csr_rowptr[CR + 1] = {0, 3, 3, 5, 7};
+static const uint32_t csr_col[CNNZ] = {0, 4, 0, 2, 3, 1, 4};
+
+typedef struct csr_dev {
+    ps_buf *rowptr, *col, *val;
+    ps_csr x;
+} csr_dev;
+
+static void csr_upload(ps_backend *be, csr_dev *d, const float *val)
+{
+    assert_int_equal(ps_backend_buf_alloc(be, sizeof(csr_rowptr), &d->rowptr),
+                     PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, sizeof(csr_col), &d->col), PS_OK);
+    assert_int_equal(
+        ps_backend_upload(be, d->rowptr, 0, csr_rowptr, sizeof(csr_rowptr)),
+        PS_OK);
+    assert_int_equal(ps_backend_upload(be, d->col, 0, csr_col, sizeof(csr_col)),
+                     PS_OK);
+    d->val = dev_from(be, val, CNNZ);
+    d->x = (ps_csr){d->rowptr, 0, d->col, 0, d->val, 0, CR, CC, CNNZ};
+}
+
+static void csr_free(ps_backend *be, csr_dev *d)
+{
+    ps_backend_buf_free(be, d->rowptr);
+    ps_backend_buf_free(be, d->col);
+    ps_backend_buf_free(be, d->val);
+}
+
+/* The dense form of the CSR matrix, repeats summed. */
+static void csr_dense(const float *val, double *xd)
+{
+    memset(xd, 0, CR * CC * sizeof(double));
+    for (size_t i = 0; i < CR; i++)
+        for (uint32_t p = csr_rowptr[i]; p < csr_rowptr[i + 1]; p++)
+            xd[i * CC + csr_col[p]] += val[p];
+}
+
+static void test_backend_csr_mm_and_transpose_match_dense(void **state)
+{
+    ps_backend *be = *state;
+    enum { K = 3 };
+    float val[CNNZ], w[CC * K], dy[CR * K], g0[CC * K], got[CC * K];
+    double xd[CR * CC];
+    csr_dev d;
+    ps_buf *dw, *dyb, *dyo = NULL, *dg;
+
+    fill_rand(val, CNNZ);
+    fill_rand(w, CC * K);
+    fill_rand(dy, CR * K);
+    fill_rand(g0, CC * K);
+    csr_dense(val, xd);
+    csr_upload(be, &d, val);
+    dw = dev_from(be, w, CC * K);
+    dyb = dev_from(be, dy, CR * K);
+    dg = dev_from(be, g0, CC * K);
+    assert_int_equal(ps_backend_buf_alloc(be, CR * K * sizeof(float), &dyo),
+                     PS_OK);
+
+    for (size_t k = 1; k <= K; k += K - 1) { /* the k = 1 fast path too */
+        ps_mat wm = {dw, 0, K}, ym = {dyo, 0, k};
+        assert_int_equal(ps_backend_csr_mm(be, d.x, k, wm, ym), PS_OK);
+        dev_to(be, dyo, got, CR * k);
+        for (size_t i = 0; i < CR; i++)
+            for (size_t j = 0; j < k; j++) {
+                double want = 0.0;
+                for (size_t c = 0; c < CC; c++)
+                    want += xd[i * CC + c] * w[c * K + j];
+                assert_true(fabs(got[i * k + j] - want) <= TOL);
+            }
+    }
+
+    ps_mat dym = {dyb, 0, K}, gm = {dg, 0, K};
+    assert_int_equal(ps_backend_csr_mm_t(be, d.x, K, dym, gm), PS_OK);
+    dev_to(be, dg, got, CC * K);
+    for (size_t c = 0; c < CC; c++)
+        for (size_t j = 0; j < K; j++) {
+            double want = g0[c * K + j];
+            for (size_t i = 0; i < CR; i++)
+                want += xd[i * CC + c] * dy[i * K + j];
+            assert_true(fabs(got[c * K + j] - want) <= TOL);
+        }
+    ps_backend_buf_free(be, dw);
+    ps_backend_buf_free(be, dyb);
+    ps_backend_buf_free(be, dyo);
+    ps_backend_buf_free(be, dg);
+    csr_free(be, &d);
+}
+
+static void test_backend_csr_mm_bad_structure_rejected(void **state)
+{
+    ps_backend *be = *state;
+    float val[CNNZ], w[CC], y[CR] = {7, 7, 7, 7}, got[CC];
+    csr_dev d;
+    ps_buf *dw, *dy;
+    uint32_t bad = CC;
+
+    fill_rand(val, CNNZ);
+    fill_rand(w, CC);
+    csr_upload(be, &d, val);
+    dw = dev_from(be, w, CC);
+    dy = dev_from(be, y, CR);
+    ps_mat wm = {dw, 0, 1}, ym = {dy, 0, 1};
+    ps_csr x = d.x;
+
+    /* Ranges and shapes, checked by the wrapper. */
+    x.nnz = CNNZ + 1;
+    assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_ERANGE);
+    x = d.x;
+    x.rows = CR + 1;
+    assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_ERANGE);
+    x = d.x;
+    x.cols = CC + 1; /* W has CC rows */
+    assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_ERANGE);
+    assert_int_equal(ps_backend_csr_mm_t(be, x, 1, ym, wm), PS_ERANGE);
+    assert_int_equal(ps_backend_csr_mm(be, d.x, 0, wm, ym), PS_EINVAL);
+    x = d.x;
+    x.val = NULL;
+    assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_EINVAL);
+    /* Contents, checked by the CPU backend: nothing written. */
+    x = d.x;
+    x.nnz = CNNZ - 1; /* rowptr[rows] != nnz */
+    assert_int_equal(ps_backend_csr_mm(be, x, 1, wm, ym), PS_ERANGE);
+    assert_int_equal(
+        ps_backend_upload(be, d.col, 2 * sizeof(uint32_t), &bad, sizeof(bad)),
+        PS_OK);
+    assert_int_equal(ps_backend_csr_mm(be, d.x, 1, wm, ym), PS_ERANGE);
+    assert_int_equal(ps_backend_csr_mm_t(be, d.x, 1, ym, wm), PS_ERANGE);
+    dev_to(be, dy, got, CR);
+    assert_memory_equal(got, y, sizeof(y));
+    dev_to(be, dw, got, CC);
+    assert_memory_equal(got, w, sizeof(w));
+    ps_backend_buf_free(be, dw);
+    ps_backend_buf_free(be, dy);
+    csr_free(be, &d);
+}
+
+/* Mean log-loss in double, the reference. */
+static double ref_logloss(const float *z, const float *y, size_t n)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double p = 1.0 / (1.0 + exp(-(double)z[i]));
+        sum -= y[i] == 1.0f ? log(p) : log1p(-p);
+    }
+    return sum / (double)n;
+}
+
+static void test_backend_sigmoid_xent_matches_reference_and_fd(void **state)
+{
+    ps_backend *be = *state;
+    enum { N = 9 };
+    float z[N], y[N], g[N], out[2], zp[N];
+    ps_buf *dz, *dy, *dg = NULL, *dout = NULL;
+    size_t want_correct = 0;
+
+    for (size_t i = 0; i < N; i++) {
+        z[i] = 3.0f * frand();
+        y[i] = (float)(i % 2);
+        want_correct += (z[i] >= 0) == (y[i] == 1.0f);
+    }
+    dz = dev_from(be, z, N);
+    dy = dev_from(be, y, N);
+    assert_int_equal(ps_backend_buf_alloc(be, N * sizeof(float), &dg), PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout), PS_OK);
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, N, dg, 0, dout, 0), PS_OK);
+    dev_to(be, dout, out, 2);
+    dev_to(be, dg, g, N);
+    assert_near(out[0], ref_logloss(z, y, N), 1e-5);
+    assert_int_equal((size_t)out[1], want_correct);
+    /* The gradient against central differences of the reference loss. */
+    for (size_t i = 0; i < N; i++) {
+        const double eps = 1e-3;
+        memcpy(zp, z, sizeof(z));
+        zp[i] = (float)(z[i] + eps);
+        double lp = ref_logloss(zp, y, N);
+        zp[i] = (float)(z[i] - eps);
+        double lm = ref_logloss(zp, y, N);
+        double num = (lp - lm) / ((double)(float)(z[i] + eps) -
+                                  (double)(float)(z[i] - eps));
+        assert_true(fabs(num - g[i]) <= 1e-5);
+    }
+    /* grad may alias the logits. */
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, N, dz, 0, dout, 0), PS_OK);
+    dev_to(be, dz, zp, N);
+    assert_memory_equal(zp, g, sizeof(g));
+    ps_backend_buf_free(be, dz);
+    ps_backend_buf_free(be, dy);
+    ps_backend_buf_free(be, dg);
+    ps_backend_buf_free(be, dout);
+}
+
+static void test_backend_sigmoid_xent_large_logits_stable(void **state)
+{
+    ps_backend *be = *state;
+    float z[4] = {100.0f, -100.0f, 100.0f, -100.0f}, y[4] = {1, 0, 0, 1};
+    float g[4], out[2], p[4];
+    ps_buf *dz = dev_from(be, z, 4), *dy = dev_from(be, y, 4), *dout = NULL;
+    ps_buf *dg = NULL;
+
+    assert_int_equal(ps_backend_buf_alloc(be, 4 * sizeof(float), &dg), PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, 2 * sizeof(float), &dout), PS_OK);
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, 4, dg, 0, dout, 0), PS_OK);
+    dev_to(be, dout, out, 2);
+    dev_to(be, dg, g, 4);
+    assert_near(out[0], 50.0, 1e-6); /* two right (~0), two off by 100 */
+    assert_int_equal(out[1], 2);
+    assert_true(fabsf(g[0]) < 1e-6f && fabsf(g[1]) < 1e-6f);
+    assert_near(g[2], 0.25, 1e-6);
+    assert_near(g[3], -0.25, 1e-6);
+    assert_int_equal(ps_backend_sigmoid(be, dz, 0, dg, 0, 4), PS_OK);
+    dev_to(be, dg, p, 4);
+    assert_true(p[0] == 1.0f && p[1] >= 0.0f && p[1] < 1e-40f);
+    for (size_t i = 0; i < 4; i++)
+        assert_false(isnan(g[i]) || isnan(p[i]));
+    ps_backend_buf_free(be, dz);
+    ps_backend_buf_free(be, dy);
+    ps_backend_buf_free(be, dg);
+    ps_backend_buf_free(be, dout);
+}
+
+static void test_backend_sigmoid_xent_bad_label_einval(void **state)
+{
+    ps_backend *be = *state;
+    float z[3] = {0.5f, -0.5f, 1.0f}, y[3] = {1, 2, 0}, out[2] = {9, 9};
+    ps_buf *dz = dev_from(be, z, 3), *dy = dev_from(be, y, 3);
+    ps_buf *dout = dev_from(be, out, 2);
+
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, 3, NULL, 0, dout, 0),
+        PS_EINVAL);
+    dev_to(be, dout, out, 2);
+    assert_true(out[0] == 9.0f && out[1] == 9.0f);
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, 0, NULL, 0, dout, 0),
+        PS_EINVAL);
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 1, dy, 0, 3, NULL, 0, dout, 0),
+        PS_ERANGE);
+    assert_int_equal(
+        ps_backend_sigmoid_xent(be, dz, 0, dy, 0, 3, NULL, 0, dout, 1),
+        PS_ERANGE);
+    ps_backend_buf_free(be, dz);
+    ps_backend_buf_free(be, dy);
+    ps_backend_buf_free(be, dout);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +890,17 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_backend_gather_scatter_repeated_indices, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backend_csr_mm_and_transpose_match_dense, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backend_csr_mm_bad_structure_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backend_sigmoid_xent_matches_reference_and_fd, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backend_sigmoid_xent_large_logits_stable, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_backend_sigmoid_xent_bad_label_einval, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
