@@ -5,7 +5,9 @@
 #include "backend.h"
 #include "model.h"
 #include "model_file.h"
+#include "predict_logreg.h"
 #include "safetensors.h"
+#include "sparse_lr.h"
 
 #include "common/sparkps_err.h"
 
@@ -26,8 +28,7 @@ static int pr_err(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* Dense models run through ps_model; a sparse model (logistic regression
- * on hashed features) gets its own scorer here when it exists. */
+/* Dense models run through ps_model; logreg has its own scorer. */
 static int supported(const char *spec)
 {
     return strcmp(spec, "softmax") == 0 || strncmp(spec, "mlp:", 4) == 0;
@@ -73,10 +74,17 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
                                 errlen);
     if (rc != PS_OK)
         goto out;
+    if (ps_logreg_is_spec(spec)) {
+        rc = ps_predict_logreg(cfg, f, spec, out, res, err, errlen);
+        if (rc == PS_OK && fflush(out) != 0)
+            rc = pr_err(err, errlen, PS_EIO, "writing predictions: %s",
+                        strerror(errno));
+        goto out;
+    }
     if (!supported(spec)) {
         rc = pr_err(err, errlen, PS_EINVAL,
-                    "%s: model '%s' not supported by predict yet (softmax "
-                    "and mlp:... are)",
+                    "%s: model '%s' not supported by predict (softmax, "
+                    "mlp:... and logreg[:BITS] are)",
                     path, spec);
         goto out;
     }

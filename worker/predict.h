@@ -6,7 +6,8 @@
  * the argmax class then the C class probabilities (%.6g), comma-separated,
  * no header. Data is read with the training readers and flags (a label
  * column is still expected in CSV; its values only feed the accuracy
- * reported in the result). Dense models (softmax, mlp) only for now.
+ * reported in the result). Dense models (softmax, mlp) and logreg (two
+ * classes: "CLASS,P0,P1"; see predict_logreg.h).
  * Single-threaded. */
 #ifndef PS_PREDICT_H
 #define PS_PREDICT_H

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/timeutil.h"
+#include "model_file.h"
 #include "sparkps.h"
 #include "sparse_lr.h"
 
@@ -248,6 +249,10 @@ static int define_table(strainer *t)
                     "adam, got '%s'",
                     cfg->optimizer);
     }
+    /* The spec travels to ps-ctl export's file, which predict reads. */
+    char meta[256];
+    ps_model_file_meta(cfg->model, 2, 0, meta, sizeof(meta));
+    spec.meta = meta;
     int rc = ps_client_define(t->client, &spec, &t->table);
     if (rc != PS_OK)
         return fail(t, rc, "defining table %s: %s", PS_LOGREG_TABLE,

@@ -204,11 +204,31 @@ def write(path, tensors, meta):
     h += b" " * (-len(h) % 8)
     open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
 d = sys.argv[1]
-write(d + "/logreg.safetensors", {"w": ([4], b"\0" * 16)}, {"model": "logreg:hash=20"})
+write(d + "/cnn.safetensors", {"w": ([4], b"\0" * 16)}, {"model": "cnn:3"})
+write(d + "/logreg-nokeys.safetensors", {"w": ([4], b"\0" * 16)}, {"model": "logreg:20"})
 write(d + "/partial.safetensors", {"fc1.weight": ([4, 16], b"\0" * 256)}, {"model": "mlp:4-16-3", "classes": "3"})
 write(d + "/nometa.safetensors", {"fc1.weight": ([4, 16], b"\0" * 256)}, {})
 EOF
-expect predict-unsupported-model 1 "model 'logreg:hash=20' not supported by predict yet" -- "$w" predict --model-file "$dir/logreg.safetensors" --format csv --data "$dir/train.csv"
+expect predict-unsupported-model 1 "model 'cnn:3' not supported by predict" -- "$w" predict --model-file "$dir/cnn.safetensors" --format csv --data "$dir/train.csv"
+expect predict-logreg-no-keys 1 "no tensor 'logreg.weight.keys'" -- "$w" predict --model-file "$dir/logreg-nokeys.safetensors" --format libsvm --data "$dir/train.csv"
+
+# ---- logreg: train, export the sparse table, predict ----
+# Feature 1 means class 1, feature 2 class 0; features 3..30 are noise.
+awk 'BEGIN { s = 7; for (i = 0; i < 4000; i++) {
+        s = (s * 1103515245 + 12345) % 2147483648; y = s % 2
+        line = y " " (y ? "1:1" : "2:1")
+        s = (s * 1103515245 + 12345) % 2147483648; line = line " " (3 + s % 28) ":1"
+        print line } }' >"$dir/lr.svm"
+"$w" --servers "$cluster_a" --job lr --model logreg:16 --format libsvm --data "$dir/lr.svm" \
+    --epochs 2 --progress-every 0 --log-level warn >/dev/null || fail "logreg worker exited $?"
+expect export-logreg 0 "exported job lr: 1 table(s)" -- "$ctl" export --servers "$cluster_a" --job lr --out "$dir/lr.safetensors"
+expect predict-logreg-csv 1 "needs sparse rows" -- "$w" predict --model-file "$dir/lr.safetensors" --format csv --data "$dir/train.csv"
+"$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
+    --out "$dir/lr.pred" 2>"$dir/lr.err" || fail "logreg predict exited $?: $(cat "$dir/lr.err")"
+if awk -F, 'NR == FNR { split($0, a, " "); y[FNR] = a[1]; next }
+    { if (NF != 3 || ($2 + $3) < 0.999 || ($2 + $3) > 1.001) bad++; ok += ($1 == y[FNR]); n++ }
+    END { printf "logreg predict accuracy %.3f over %d rows\n", ok / n, n; exit !(n == 4000 && !bad && ok / n >= 0.95) }' \
+    "$dir/lr.svm" "$dir/lr.pred"; then echo "ok   predict-logreg"; else fail "predict-logreg"; fi
 expect predict-missing-tensor 1 "no tensor 'fc1.bias'" -- "$w" predict --model-file "$dir/partial.safetensors" --format csv --data "$dir/train.csv" --out "$dir/bad.out"
 [ -e "$dir/bad.out" ] && fail "failed predict left its output file"
 expect predict-no-model-meta 1 "no \"model\" in the metadata" -- "$w" predict --model-file "$dir/nometa.safetensors" --format csv --data "$dir/train.csv"
