@@ -8,6 +8,8 @@
  * is that of the backend called. */
 #include "backend.h"
 
+#include "common/errmsg.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -16,20 +18,6 @@
 #include <string.h>
 
 #define PS_BACKEND_MAX_THREADS 256
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Parses a decimal integer in [lo, hi] that spans all of s. */
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -53,7 +41,7 @@ static int open_cuda(long device, ps_backend **out, char *err, size_t errlen)
     return ps_backend_cuda_new((int)device, out, err, errlen);
 #else
     (void)out;
-    set_err(err, errlen,
+    ps_errf(err, errlen, PS_OK,
             "device cuda:%ld: sparkps was built without CUDA "
             "(configure with -DSPARKPS_CUDA=ON on a machine with nvcc)",
             device);
@@ -67,14 +55,14 @@ int ps_backend_open(const char *device, ps_backend **out, char *err,
     long v = 0;
 
     if (out == NULL) {
-        set_err(err, errlen, "ps_backend_open: out is NULL");
+        ps_errf(err, errlen, PS_OK, "ps_backend_open: out is NULL");
         return PS_EINVAL;
     }
     if (device == NULL || device[0] == '\0' || strcmp(device, "cpu") == 0)
         return ps_backend_cpu_new(1, out, err, errlen);
     if (strncmp(device, "cpu:", 4) == 0) {
         if (parse_int(device + 4, 1, PS_BACKEND_MAX_THREADS, &v) != PS_OK) {
-            set_err(err, errlen,
+            ps_errf(err, errlen, PS_OK,
                     "device \"%s\": want cpu:T with T threads in 1..%d", device,
                     PS_BACKEND_MAX_THREADS);
             return PS_EINVAL;
@@ -85,13 +73,14 @@ int ps_backend_open(const char *device, ps_backend **out, char *err,
         return open_cuda(0, out, err, errlen);
     if (strncmp(device, "cuda:", 5) == 0) {
         if (parse_int(device + 5, 0, INT_MAX, &v) != PS_OK) {
-            set_err(err, errlen, "device \"%s\": want cuda:N, N >= 0", device);
+            ps_errf(err, errlen, PS_OK, "device \"%s\": want cuda:N, N >= 0",
+                    device);
             return PS_EINVAL;
         }
         return open_cuda(v, out, err, errlen);
     }
-    set_err(err, errlen, "unknown device \"%s\" (want cpu, cpu:T or cuda:N)",
-            device);
+    ps_errf(err, errlen, PS_OK,
+            "unknown device \"%s\" (want cpu, cpu:T or cuda:N)", device);
     return PS_EINVAL;
 }
 
@@ -194,6 +183,22 @@ int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
 int ps_backend_sync(ps_backend *be)
 {
     return be->ops->sync(be);
+}
+
+int ps_backend_fetch_stats(ps_backend *be, const ps_buf *stats, size_t off,
+                           double *loss, size_t *correct)
+{
+    float v[2];
+    int rc = ps_backend_download(be, stats, off * sizeof(float), v, sizeof(v));
+    if (rc == PS_OK)
+        rc = ps_backend_sync(be);
+    if (rc != PS_OK)
+        return rc;
+    if (loss != NULL)
+        *loss = v[0];
+    if (correct != NULL)
+        *correct = (size_t)v[1];
+    return PS_OK;
 }
 
 /* ---- Compute ---- */

@@ -86,6 +86,12 @@ int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
 /* Waits until all issued work is done; returns its first error. */
 int ps_backend_sync(ps_backend *be);
 
+/* Downloads the (mean loss, correct count) pair a *_xent op wrote at
+ * stats[off], waits for all issued work, and returns them (either pointer
+ * may be NULL). */
+int ps_backend_fetch_stats(ps_backend *be, const ps_buf *stats, size_t off,
+                           double *loss, size_t *correct);
+
 /* ---- Compute (all operands float unless said otherwise) ---- */
 
 /* A float matrix operand: buffer, first element, leading dimension. */

@@ -11,6 +11,8 @@
 #include "model.h"
 #include "sparkps.h"
 
+#include "common/errmsg.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,20 +40,6 @@ struct ps_model {
     int have_grads;                   /* a step has run since set_params */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Parses "A-B-...-K" into widths; returns the count or 0 on error. */
 static size_t parse_widths(const char *s, size_t *widths, char *err,
                            size_t errlen)
@@ -64,7 +52,7 @@ static size_t parse_widths(const char *s, size_t *widths, char *err,
         unsigned long long v;
 
         if (*p < '0' || *p > '9') {
-            set_err(err, errlen,
+            ps_errf(err, errlen, PS_OK,
                     "model spec \"mlp:%s\": want widths like "
                     "mlp:784-256-10 (digits separated by '-')",
                     s);
@@ -73,21 +61,22 @@ static size_t parse_widths(const char *s, size_t *widths, char *err,
         errno = 0;
         v = strtoull(p, &end, 10);
         if (errno != 0 || v < 1 || v > MODEL_MAX_WIDTH) {
-            set_err(err, errlen,
+            ps_errf(err, errlen, PS_OK,
                     "model spec \"mlp:%s\": width %.*s outside 1..%zu", s,
                     (int)(end - p), p, MODEL_MAX_WIDTH);
             return 0;
         }
         if (count == PS_MODEL_MAX_LAYERS + 1) {
-            set_err(err, errlen, "model spec \"mlp:%s\": more than %d layers",
-                    s, PS_MODEL_MAX_LAYERS);
+            ps_errf(err, errlen, PS_OK,
+                    "model spec \"mlp:%s\": more than %d layers", s,
+                    PS_MODEL_MAX_LAYERS);
             return 0;
         }
         widths[count++] = (size_t)v;
         if (*end == '\0')
             break;
         if (*end != '-') {
-            set_err(err, errlen,
+            ps_errf(err, errlen, PS_OK,
                     "model spec \"mlp:%s\": unexpected '%c' after a width", s,
                     *end);
             return 0;
@@ -95,7 +84,7 @@ static size_t parse_widths(const char *s, size_t *widths, char *err,
         p = end + 1;
     }
     if (count < 2) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "model spec \"mlp:%s\": need at least two widths "
                 "(input and classes)",
                 s);
@@ -111,13 +100,13 @@ static int parse_spec(ps_model *m, const char *spec, size_t input_dim,
     size_t nw;
 
     if (spec == NULL) {
-        set_err(err, errlen, "model spec is NULL");
+        ps_errf(err, errlen, PS_OK, "model spec is NULL");
         return PS_EINVAL;
     }
     if (strcmp(spec, "softmax") == 0) {
         if (input_dim < 1 || input_dim > MODEL_MAX_WIDTH || classes < 1 ||
             classes > MODEL_MAX_WIDTH) {
-            set_err(err, errlen,
+            ps_errf(err, errlen, PS_OK,
                     "model softmax: input_dim %zu and classes %zu must be in "
                     "1..%zu",
                     input_dim, classes, MODEL_MAX_WIDTH);
@@ -129,7 +118,7 @@ static int parse_spec(ps_model *m, const char *spec, size_t input_dim,
         return PS_OK;
     }
     if (strncmp(spec, "mlp:", 4) != 0) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "unknown model spec \"%s\" (want softmax or mlp:A-B-...-K)",
                 spec);
         return PS_EINVAL;
@@ -138,14 +127,14 @@ static int parse_spec(ps_model *m, const char *spec, size_t input_dim,
     if (nw == 0)
         return PS_EINVAL;
     if (input_dim != 0 && m->widths[0] != input_dim) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "model spec \"%s\": first width %zu != the data's input "
                 "dimension %zu",
                 spec, m->widths[0], input_dim);
         return PS_EINVAL;
     }
     if (classes != 0 && m->widths[nw - 1] != classes) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "model spec \"%s\": last width %zu != the data's %zu classes",
                 spec, m->widths[nw - 1], classes);
         return PS_EINVAL;
@@ -193,7 +182,7 @@ static int layout(ps_model *m, char *err, size_t errlen)
     if (off > PS_BACKEND_MAX_BYTES / sizeof(float) ||
         (uint64_t)m->max_batch * (acts + m->widths[0]) >
             PS_BACKEND_MAX_BYTES / sizeof(float)) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "model too large: %llu parameters, batch %zu (limit %zu "
                 "bytes per buffer)",
                 (unsigned long long)off, m->max_batch,
@@ -216,17 +205,18 @@ int ps_model_new(ps_model **out, const char *spec, size_t input_dim,
     int rc;
 
     if (out == NULL || be == NULL) {
-        set_err(err, errlen, "ps_model_new: out and backend are required");
+        ps_errf(err, errlen, PS_OK,
+                "ps_model_new: out and backend are required");
         return PS_EINVAL;
     }
     if (max_batch < 1 || max_batch > MODEL_MAX_BATCH) {
-        set_err(err, errlen, "model: max_batch %zu outside 1..%zu", max_batch,
-                MODEL_MAX_BATCH);
+        ps_errf(err, errlen, PS_OK, "model: max_batch %zu outside 1..%zu",
+                max_batch, MODEL_MAX_BATCH);
         return PS_EINVAL;
     }
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
-        set_err(err, errlen, "model: out of memory");
+        ps_errf(err, errlen, PS_OK, "model: out of memory");
         return PS_ENOMEM;
     }
     m->be = be;
@@ -253,7 +243,7 @@ int ps_model_new(ps_model **out, const char *spec, size_t input_dim,
     return PS_OK;
 
 fail_alloc:
-    set_err(err, errlen,
+    ps_errf(err, errlen, PS_OK,
             "model %s: cannot allocate device buffers on %s (%llu "
             "parameters, batch %zu): %s",
             spec, ps_backend_name(be), (unsigned long long)m->nparams,
@@ -379,23 +369,6 @@ static int forward(ps_model *m, const float *x, const float *y, size_t n)
     return PS_OK;
 }
 
-/* Downloads (loss, correct) and waits for everything issued. */
-static int finish_stats(ps_model *m, double *loss, size_t *correct)
-{
-    float stats[2];
-    int rc;
-
-    if ((rc = ps_backend_download(m->be, m->stats, 0, stats, sizeof(stats))) !=
-            PS_OK ||
-        (rc = ps_backend_sync(m->be)) != PS_OK)
-        return rc;
-    if (loss != NULL)
-        *loss = stats[0];
-    if (correct != NULL)
-        *correct = (size_t)stats[1];
-    return PS_OK;
-}
-
 int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
                   double *loss, size_t *correct)
 {
@@ -434,7 +407,8 @@ int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
             return drain(m, rc);
         cur = 1 - cur;
     }
-    if ((rc = finish_stats(m, loss, correct)) != PS_OK)
+    if ((rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
+        PS_OK)
         return drain(m, rc);
     m->have_grads = 1;
     return PS_OK;
@@ -463,7 +437,8 @@ int ps_model_eval(ps_model *m, const float *x, const float *y, size_t n,
         (rc = ps_backend_softmax_xent(m->be, m->act[m->nlayers - 1], 0,
                                       m->labels, 0, n, ps_model_classes(m),
                                       NULL, 0, m->stats, 0)) != PS_OK ||
-        (rc = finish_stats(m, loss, correct)) != PS_OK)
+        (rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
+            PS_OK)
         return drain(m, rc);
     return PS_OK;
 }

@@ -9,24 +9,13 @@
 #include "safetensors.h"
 #include "sparse_lr.h"
 
+#include "common/errmsg.h"
 #include "common/sparkps_err.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int pr_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int pr_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 /* Dense models run through ps_model; logreg has its own scorer. */
 static int supported(const char *spec)
@@ -67,7 +56,7 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
     size_t input_dim, classes;
     uint64_t correct = 0;
     if (cfg->batch == 0)
-        return pr_err(err, errlen, PS_EINVAL, "--batch must be positive");
+        return ps_errf(err, errlen, PS_EINVAL, "--batch must be positive");
     int rc = ps_st_open(&f, path, err, errlen);
     if (rc == PS_OK)
         rc = ps_model_file_spec(f, path, &spec, &input_dim, &classes, err,
@@ -77,31 +66,31 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
     if (ps_logreg_is_spec(spec)) {
         rc = ps_predict_logreg(cfg, f, spec, out, res, err, errlen);
         if (rc == PS_OK && fflush(out) != 0)
-            rc = pr_err(err, errlen, PS_EIO, "writing predictions: %s",
-                        strerror(errno));
+            rc = ps_errf(err, errlen, PS_EIO, "writing predictions: %s",
+                         strerror(errno));
         goto out;
     }
     if (!supported(spec)) {
-        rc = pr_err(err, errlen, PS_EINVAL,
-                    "%s: model '%s' not supported by predict (softmax, "
-                    "mlp:... and logreg[:BITS] are)",
-                    path, spec);
+        rc = ps_errf(err, errlen, PS_EINVAL,
+                     "%s: model '%s' not supported by predict (softmax, "
+                     "mlp:... and logreg[:BITS] are)",
+                     path, spec);
         goto out;
     }
     if ((rc = ps_data_open(&data, &cfg->data, err, errlen)) != PS_OK)
         goto out;
     size_t dim = ps_data_dim(data);
     if (dim == 0) {
-        rc = pr_err(err, errlen, PS_EINVAL,
-                    "%s: only dense data (idx, csv) fits model '%s'",
-                    cfg->data.path, spec);
+        rc = ps_errf(err, errlen, PS_EINVAL,
+                     "%s: only dense data (idx, csv) fits model '%s'",
+                     cfg->data.path, spec);
         goto out;
     }
     if (input_dim != 0 && dim != input_dim) {
-        rc = pr_err(err, errlen, PS_EINVAL,
-                    "%s has %zu features per row, but the model in %s takes "
-                    "%zu",
-                    cfg->data.path, dim, path, input_dim);
+        rc = ps_errf(err, errlen, PS_EINVAL,
+                     "%s has %zu features per row, but the model in %s takes "
+                     "%zu",
+                     cfg->data.path, dim, path, input_dim);
         goto out;
     }
     if ((rc = ps_backend_open(cfg->device, &be, err, errlen)) != PS_OK ||
@@ -112,13 +101,13 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
     params = malloc((size_t)ps_model_num_params(m) * sizeof(float));
     probs = malloc(cfg->batch * classes * sizeof(float));
     if (params == NULL || probs == NULL) {
-        rc = pr_err(err, errlen, PS_ENOMEM, "out of memory for the model");
+        rc = ps_errf(err, errlen, PS_ENOMEM, "out of memory for the model");
         goto out;
     }
     if ((rc = ps_model_file_params(f, path, m, params, err, errlen)) != PS_OK)
         goto out;
     if ((rc = ps_model_set_params(m, params)) != PS_OK) {
-        pr_err(err, errlen, rc, "loading the weights: %s", ps_strerror(rc));
+        ps_errf(err, errlen, rc, "loading the weights: %s", ps_strerror(rc));
         goto out;
     }
     for (;;) {
@@ -127,11 +116,12 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
             b.n == 0)
             break;
         if ((rc = ps_model_predict(m, b.x, b.n, probs)) != PS_OK) {
-            pr_err(err, errlen, rc, "compute: %s", ps_strerror(rc));
+            ps_errf(err, errlen, rc, "compute: %s", ps_strerror(rc));
             break;
         }
         if ((rc = write_rows(out, probs, b.n, classes)) != PS_OK) {
-            pr_err(err, errlen, rc, "writing predictions: %s", strerror(errno));
+            ps_errf(err, errlen, rc, "writing predictions: %s",
+                    strerror(errno));
             break;
         }
         for (size_t i = 0; i < b.n; i++) {
@@ -145,8 +135,8 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
         res->rows += b.n;
     }
     if (rc == PS_OK && fflush(out) != 0)
-        rc = pr_err(err, errlen, PS_EIO, "writing predictions: %s",
-                    strerror(errno));
+        rc = ps_errf(err, errlen, PS_EIO, "writing predictions: %s",
+                     strerror(errno));
     res->accuracy = res->rows ? (double)correct / (double)res->rows : 0;
 out:
     free(params);

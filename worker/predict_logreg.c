@@ -4,6 +4,7 @@
 #include "backend.h"
 #include "sparse_lr.h"
 
+#include "common/errmsg.h"
 #include "common/sparkps_err.h"
 
 #include <errno.h>
@@ -17,18 +18,6 @@ typedef struct weight_map {
     float *w;
     size_t n;
 } weight_map;
-
-static int lr_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int lr_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 typedef struct key_weight {
     uint64_t key;
@@ -49,21 +38,21 @@ static int map_load(weight_map *m, const ps_st_file *f, const char *path,
     const ps_st_tensor *k = ps_st_find(f, PS_LOGREG_TABLE ".keys");
     const ps_st_tensor *v = ps_st_find(f, PS_LOGREG_TABLE ".values");
     if (k == NULL || v == NULL)
-        return lr_err(err, errlen, PS_EINVAL, "%s: no tensor '%s'", path,
-                      k == NULL ? PS_LOGREG_TABLE ".keys"
-                                : PS_LOGREG_TABLE ".values");
+        return ps_errf(err, errlen, PS_EINVAL, "%s: no tensor '%s'", path,
+                       k == NULL ? PS_LOGREG_TABLE ".keys"
+                                 : PS_LOGREG_TABLE ".values");
     if (k->dtype != PS_ST_U64 || k->ndim != 1 || v->dtype != PS_ST_F32 ||
         v->elems != k->elems || (v->ndim == 2 && v->shape[1] != 1))
-        return lr_err(err, errlen, PS_EINVAL,
-                      "%s: %s.keys must be U64 [n] and %s.values F32 [n, 1]",
-                      path, PS_LOGREG_TABLE, PS_LOGREG_TABLE);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: %s.keys must be U64 [n] and %s.values F32 [n, 1]",
+                       path, PS_LOGREG_TABLE, PS_LOGREG_TABLE);
     size_t n = (size_t)k->elems;
     key_weight *kw = malloc((n ? n : 1) * sizeof(*kw));
     m->keys = malloc((n ? n : 1) * sizeof(uint64_t));
     m->w = malloc((n ? n : 1) * sizeof(float));
     if (kw == NULL || m->keys == NULL || m->w == NULL) {
         free(kw);
-        return lr_err(err, errlen, PS_ENOMEM, "out of memory for %zu keys", n);
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory for %zu keys", n);
     }
     for (size_t i = 0; i < n; i++) {
         memcpy(&kw[i].key, (const char *)k->data + i * 8, 8);
@@ -119,29 +108,28 @@ int ps_predict_logreg(const ps_predict_cfg *cfg, const ps_st_file *f,
     if (rc == PS_OK)
         rc = ps_data_open(&data, &cfg->data, err, errlen);
     if (rc == PS_OK && !ps_data_sparse(data))
-        rc = lr_err(err, errlen, PS_EINVAL,
-                    "%s: model '%s' needs sparse rows (libsvm or a sparse "
-                    "stream)",
-                    cfg->data.path, spec);
+        rc = ps_errf(err, errlen, PS_EINVAL,
+                     "%s: model '%s' needs sparse rows (libsvm or a sparse "
+                     "stream)",
+                     cfg->data.path, spec);
     if (rc == PS_OK)
         rc = ps_backend_open(cfg->device, &be, err, errlen);
     if (rc == PS_OK)
         rc = ps_logreg_new(&m, spec, be, cfg->batch, err, errlen);
     if (rc == PS_OK && (probs = malloc(cfg->batch * sizeof(float))) == NULL)
-        rc = lr_err(err, errlen, PS_ENOMEM, "out of memory");
+        rc = ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     while (rc == PS_OK) {
         ps_batch b;
         if ((rc = ps_data_next(data, &b, cfg->batch, err, errlen)) != PS_OK ||
             b.n == 0)
             break;
-        if ((rc = ps_logreg_predict(m, &b, map_lookup, &map, probs)) !=
-            PS_OK) {
-            lr_err(err, errlen, rc, "compute: %s", ps_strerror(rc));
+        if ((rc = ps_logreg_predict(m, &b, map_lookup, &map, probs)) != PS_OK) {
+            ps_errf(err, errlen, rc, "compute: %s", ps_strerror(rc));
             break;
         }
         if ((rc = write_probs(out, probs, b.n)) != PS_OK) {
-            lr_err(err, errlen, rc, "writing predictions: %s",
-                   strerror(errno));
+            ps_errf(err, errlen, rc, "writing predictions: %s",
+                    strerror(errno));
             break;
         }
         for (size_t i = 0; i < b.n; i++)

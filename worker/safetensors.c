@@ -5,6 +5,7 @@
  * buffer; tensors point into it. No state is shared between objects. */
 #include "safetensors.h"
 
+#include "common/errmsg.h"
 #include "common/sparkps_err.h"
 #include "common/strbuf.h"
 
@@ -43,20 +44,6 @@ struct ps_st_file {
     meta_kv *meta;
     size_t nmeta;
 };
-
-static int st_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int st_err(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 const char *ps_st_dtype_name(ps_st_dtype d)
 {
@@ -268,19 +255,19 @@ int ps_st_write(ps_st_writer *w, const char *path, char *err, size_t errlen)
     size_t hlen;
     char *hdr = build_header(w, &hlen);
     if (hdr == NULL)
-        return st_err(err, errlen, PS_ENOMEM, "%s: header too large", path);
+        return ps_errf(err, errlen, PS_ENOMEM, "%s: header too large", path);
     size_t plen = strlen(path) + 32;
     char *tmp = malloc(plen);
     if (tmp == NULL) {
         free(hdr);
-        return st_err(err, errlen, PS_ENOMEM, "out of memory");
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     }
     snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
     int rc = PS_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        rc = st_err(err, errlen, PS_EIO, "%s: cannot create: %s", tmp,
-                    strerror(errno));
+        rc = ps_errf(err, errlen, PS_EIO, "%s: cannot create: %s", tmp,
+                     strerror(errno));
         goto out;
     }
     unsigned char n8[8];
@@ -291,15 +278,15 @@ int ps_st_write(ps_st_writer *w, const char *path, char *err, size_t errlen)
         bad = w->t[i].nbytes > 0 &&
               write_all(fd, w->t[i].data, (size_t)w->t[i].nbytes);
     if (bad || fsync(fd) != 0) {
-        rc = st_err(err, errlen, PS_EIO, "%s: write failed: %s", tmp,
-                    strerror(errno));
+        rc = ps_errf(err, errlen, PS_EIO, "%s: write failed: %s", tmp,
+                     strerror(errno));
         close(fd);
         unlink(tmp);
         goto out;
     }
     if (close(fd) != 0 || rename(tmp, path) != 0) {
-        rc = st_err(err, errlen, PS_EIO, "%s: cannot rename into place: %s",
-                    path, strerror(errno));
+        rc = ps_errf(err, errlen, PS_EIO, "%s: cannot rename into place: %s",
+                     path, strerror(errno));
         unlink(tmp);
         goto out;
     }
@@ -346,24 +333,24 @@ static int parse_meta(ps_st_file *f, const cJSON *m, const char *path,
                       char *err, size_t errlen)
 {
     if (!cJSON_IsObject(m))
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: __metadata__ is not an object", path);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: __metadata__ is not an object", path);
     size_t n = (size_t)cJSON_GetArraySize(m);
     f->meta = calloc(n + 1, sizeof(*f->meta));
     if (f->meta == NULL)
-        return st_err(err, errlen, PS_ENOMEM, "out of memory");
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     for (const cJSON *e = m->child; e != NULL; e = e->next) {
         if (!cJSON_IsString(e) || e->string == NULL)
-            return st_err(err, errlen, PS_EINVAL,
-                          "%s: metadata '%s' is not a string", path,
-                          e->string ? e->string : "?");
+            return ps_errf(err, errlen, PS_EINVAL,
+                           "%s: metadata '%s' is not a string", path,
+                           e->string ? e->string : "?");
         meta_kv *kv = &f->meta[f->nmeta];
         kv->key = strdup(e->string);
         kv->value = strdup(e->valuestring);
         if (kv->key == NULL || kv->value == NULL) {
             free(kv->key);
             free(kv->value);
-            return st_err(err, errlen, PS_ENOMEM, "out of memory");
+            return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
         }
         f->nmeta++;
     }
@@ -378,71 +365,71 @@ static int parse_tensor(ps_st_file *f, const cJSON *e,
 {
     const char *name = e->string;
     if (name == NULL || name[0] == '\0' || strlen(name) > PS_ST_MAX_NAME)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: a tensor name is empty or longer than %u bytes",
-                      path, PS_ST_MAX_NAME);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: a tensor name is empty or longer than %u bytes",
+                       path, PS_ST_MAX_NAME);
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->names[i], name) == 0)
-            return st_err(err, errlen, PS_EINVAL,
-                          "%s: tensor '%s' appears twice", path, name);
+            return ps_errf(err, errlen, PS_EINVAL,
+                           "%s: tensor '%s' appears twice", path, name);
     if (!cJSON_IsObject(e))
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s' is not an object", path, name);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s' is not an object", path, name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of))
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s' needs dtype (string), shape and "
-                      "data_offsets (arrays)",
-                      path, name);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s' needs dtype (string), shape and "
+                       "data_offsets (arrays)",
+                       path, name);
     ps_st_tensor t;
     memset(&t, 0, sizeof(t));
     if (dtype_parse(dt->valuestring, &t.dtype) != 0)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s' has unsupported dtype '%s' (F32, U64, "
-                      "I64)",
-                      path, name, dt->valuestring);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s' has unsupported dtype '%s' (F32, U64, "
+                       "I64)",
+                       path, name, dt->valuestring);
     int ndim = cJSON_GetArraySize(sh);
     if (ndim > PS_ST_MAX_DIMS)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s' has %d dims (at most %d)", path, name,
-                      ndim, PS_ST_MAX_DIMS);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s' has %d dims (at most %d)", path, name,
+                       ndim, PS_ST_MAX_DIMS);
     t.ndim = (size_t)ndim;
     size_t d = 0;
     for (const cJSON *x = sh->child; x != NULL; x = x->next, d++)
         if (json_u64(x, &t.shape[d]) != 0)
-            return st_err(err, errlen, PS_EINVAL,
-                          "%s: tensor '%s': shape[%zu] is not a non-negative "
-                          "integer",
-                          path, name, d);
+            return ps_errf(err, errlen, PS_EINVAL,
+                           "%s: tensor '%s': shape[%zu] is not a non-negative "
+                           "integer",
+                           path, name, d);
     uint64_t begin, end;
     if (cJSON_GetArraySize(of) != 2 || json_u64(of->child, &begin) != 0 ||
         json_u64(of->child->next, &end) != 0 || begin > end)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s': data_offsets must be [begin, end] "
-                      "with begin <= end",
-                      path, name);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s': data_offsets must be [begin, end] "
+                       "with begin <= end",
+                       path, name);
     if (end > dlen)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s': data_offsets [%llu, %llu] run past "
-                      "the %llu bytes of data",
-                      path, name, (unsigned long long)begin,
-                      (unsigned long long)end, (unsigned long long)dlen);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s': data_offsets [%llu, %llu] run past "
+                       "the %llu bytes of data",
+                       path, name, (unsigned long long)begin,
+                       (unsigned long long)end, (unsigned long long)dlen);
     size_t es = ps_st_dtype_size(t.dtype);
     if (shape_elems(t.shape, t.ndim, &t.elems) != 0 ||
         t.elems > UINT64_MAX / es || t.elems * es != end - begin)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: tensor '%s': %llu bytes at data_offsets, but "
-                      "dtype %s and its shape need %llu",
-                      path, name, (unsigned long long)(end - begin),
-                      ps_st_dtype_name(t.dtype),
-                      (unsigned long long)(t.elems * es));
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: tensor '%s': %llu bytes at data_offsets, but "
+                       "dtype %s and its shape need %llu",
+                       path, name, (unsigned long long)(end - begin),
+                       ps_st_dtype_name(t.dtype),
+                       (unsigned long long)(t.elems * es));
     t.nbytes = end - begin;
     t.data = data + begin;
     f->names[f->n] = strdup(name);
     if (f->names[f->n] == NULL)
-        return st_err(err, errlen, PS_ENOMEM, "out of memory");
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     t.name = f->names[f->n];
     f->t[f->n++] = t;
     return PS_OK;
@@ -459,17 +446,18 @@ static int parse_header(ps_st_file *f, const char *path, char *err,
                         size_t errlen)
 {
     if (f->len < 8)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: %zu bytes: too short for a safetensors file", path,
-                      f->len);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: %zu bytes: too short for a safetensors file", path,
+                       f->len);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)f->buf[i] << (8 * i);
     if (hlen > f->len - 8 || hlen > PS_ST_MAX_HEADER || hlen < 2)
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: header length %llu does not fit the file of %zu "
-                      "bytes (or the %u-byte limit)",
-                      path, (unsigned long long)hlen, f->len, PS_ST_MAX_HEADER);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: header length %llu does not fit the file of %zu "
+                       "bytes (or the %u-byte limit)",
+                       path, (unsigned long long)hlen, f->len,
+                       PS_ST_MAX_HEADER);
     const char *json = (const char *)f->buf + 8;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, 0);
@@ -479,31 +467,31 @@ static int parse_header(ps_st_file *f, const char *path, char *err,
         end++;
     if (root != NULL && end != json + hlen) {
         cJSON_Delete(root);
-        return st_err(err, errlen, PS_EINVAL,
-                      "%s: unexpected bytes after the header JSON (byte %ld)",
-                      path, (long)(end - json) + 8);
+        return ps_errf(err, errlen, PS_EINVAL,
+                       "%s: unexpected bytes after the header JSON (byte %ld)",
+                       path, (long)(end - json) + 8);
     }
     if (root == NULL)
-        return st_err(
+        return ps_errf(
             err, errlen, PS_EINVAL,
             "%s: header is not valid JSON (near byte %ld)", path,
             cJSON_GetErrorPtr() ? (long)(cJSON_GetErrorPtr() - json) + 8 : -1L);
     int rc = PS_OK;
     if (!cJSON_IsObject(root)) {
-        rc = st_err(err, errlen, PS_EINVAL, "%s: header is not a JSON object",
-                    path);
+        rc = ps_errf(err, errlen, PS_EINVAL, "%s: header is not a JSON object",
+                     path);
         goto out;
     }
     size_t n = (size_t)cJSON_GetArraySize(root);
     if (n > MAX_TENSORS) {
-        rc = st_err(err, errlen, PS_EINVAL, "%s: more than %d tensors", path,
-                    MAX_TENSORS);
+        rc = ps_errf(err, errlen, PS_EINVAL, "%s: more than %d tensors", path,
+                     MAX_TENSORS);
         goto out;
     }
     f->t = calloc(n + 1, sizeof(*f->t));
     f->names = calloc(n + 1, sizeof(*f->names));
     if (f->t == NULL || f->names == NULL) {
-        rc = st_err(err, errlen, PS_ENOMEM, "out of memory");
+        rc = ps_errf(err, errlen, PS_ENOMEM, "out of memory");
         goto out;
     }
     const unsigned char *data = f->buf + 8 + hlen;
@@ -511,8 +499,8 @@ static int parse_header(ps_st_file *f, const char *path, char *err,
     int seen_meta = 0;
     for (const cJSON *e = root->child; rc == PS_OK && e != NULL; e = e->next) {
         if (e->string != NULL && strcmp(e->string, "__metadata__") == 0) {
-            rc = seen_meta ? st_err(err, errlen, PS_EINVAL,
-                                    "%s: __metadata__ appears twice", path)
+            rc = seen_meta ? ps_errf(err, errlen, PS_EINVAL,
+                                     "%s: __metadata__ appears twice", path)
                            : parse_meta(f, e, path, err, errlen);
             seen_meta = 1;
         } else {
@@ -528,9 +516,9 @@ static int parse_header(ps_st_file *f, const char *path, char *err,
             (const unsigned char *)f->t[i - 1].data + f->t[i - 1].nbytes;
         if ((const unsigned char *)f->t[i].data < prev_end &&
             f->t[i].nbytes > 0 && f->t[i - 1].nbytes > 0) {
-            rc = st_err(err, errlen, PS_EINVAL,
-                        "%s: tensors '%s' and '%s' overlap in the data", path,
-                        f->t[i - 1].name, f->t[i].name);
+            rc = ps_errf(err, errlen, PS_EINVAL,
+                         "%s: tensors '%s' and '%s' overlap in the data", path,
+                         f->t[i - 1].name, f->t[i].name);
             goto out;
         }
     }
@@ -544,12 +532,12 @@ int ps_st_parse(ps_st_file **out, const void *buf, size_t len, const char *path,
 {
     ps_st_file *f = calloc(1, sizeof(*f));
     if (f == NULL)
-        return st_err(err, errlen, PS_ENOMEM, "out of memory");
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     f->buf = malloc(len ? len : 1);
     if (f->buf == NULL) {
         ps_st_close(f);
-        return st_err(err, errlen, PS_ENOMEM, "%s: out of memory for %zu bytes",
-                      path, len);
+        return ps_errf(err, errlen, PS_ENOMEM,
+                       "%s: out of memory for %zu bytes", path, len);
     }
     if (len)
         memcpy(f->buf, buf, len);
@@ -567,35 +555,35 @@ int ps_st_open(ps_st_file **out, const char *path, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "rb");
     if (fp == NULL)
-        return st_err(err, errlen, PS_EIO, "%s: cannot open: %s", path,
-                      strerror(errno));
+        return ps_errf(err, errlen, PS_EIO, "%s: cannot open: %s", path,
+                       strerror(errno));
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode) ||
         (uint64_t)sb.st_size > MAX_FILE_BYTES) {
         fclose(fp);
-        return st_err(err, errlen, PS_EIO,
-                      "%s: not a regular file of a "
-                      "readable size",
-                      path);
+        return ps_errf(err, errlen, PS_EIO,
+                       "%s: not a regular file of a "
+                       "readable size",
+                       path);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *buf = malloc(len ? len : 1);
     if (buf == NULL) {
         fclose(fp);
-        return st_err(err, errlen, PS_ENOMEM, "%s: out of memory for %zu bytes",
-                      path, len);
+        return ps_errf(err, errlen, PS_ENOMEM,
+                       "%s: out of memory for %zu bytes", path, len);
     }
     size_t got = len ? fread(buf, 1, len, fp) : 0;
     int rd_err = ferror(fp);
     fclose(fp);
     if (got != len || rd_err) {
         free(buf);
-        return st_err(err, errlen, PS_EIO, "%s: read failed", path);
+        return ps_errf(err, errlen, PS_EIO, "%s: read failed", path);
     }
     ps_st_file *f = calloc(1, sizeof(*f));
     if (f == NULL) {
         free(buf);
-        return st_err(err, errlen, PS_ENOMEM, "out of memory");
+        return ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     }
     f->buf = buf; /* taken over: no second copy of a large file */
     f->len = len;

@@ -8,6 +8,7 @@
  * one csr_mm_t into a zeroed gradient. Single-threaded. */
 #include "sparse_lr.h"
 
+#include "common/errmsg.h"
 #include "common/rng.h"
 
 #include <errno.h>
@@ -34,20 +35,6 @@ struct ps_logreg {
     size_t scratch_w_cap;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int ps_logreg_is_spec(const char *spec)
 {
     return spec != NULL &&
@@ -61,7 +48,7 @@ int ps_logreg_parse_spec(const char *spec, unsigned *bits, char *err,
     unsigned long v;
 
     if (!ps_logreg_is_spec(spec)) {
-        set_err(err, errlen, "model spec \"%s\" is not logreg[:BITS]",
+        ps_errf(err, errlen, PS_OK, "model spec \"%s\" is not logreg[:BITS]",
                 spec ? spec : "(null)");
         return PS_EINVAL;
     }
@@ -73,7 +60,7 @@ int ps_logreg_parse_spec(const char *spec, unsigned *bits, char *err,
     v = strtoul(spec + 7, &end, 10);
     if (spec[7] < '0' || spec[7] > '9' || *end != '\0' || errno != 0 || v < 1 ||
         v > PS_LOGREG_MAX_BITS) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "model spec \"%s\": want logreg:BITS with BITS in 1..%d "
                 "(hash space 2^BITS keys)",
                 spec, PS_LOGREG_MAX_BITS);
@@ -146,19 +133,20 @@ int ps_logreg_new(ps_logreg **out, const char *spec, ps_backend *be,
     int rc;
 
     if (out == NULL || be == NULL) {
-        set_err(err, errlen, "ps_logreg_new: out and backend are required");
+        ps_errf(err, errlen, PS_OK,
+                "ps_logreg_new: out and backend are required");
         return PS_EINVAL;
     }
     if ((rc = ps_logreg_parse_spec(spec, &bits, err, errlen)) != PS_OK)
         return rc;
     if (max_batch < 1 || max_batch > LR_MAX_BATCH) {
-        set_err(err, errlen, "logreg: max_batch %zu outside 1..%zu", max_batch,
-                LR_MAX_BATCH);
+        ps_errf(err, errlen, PS_OK, "logreg: max_batch %zu outside 1..%zu",
+                max_batch, LR_MAX_BATCH);
         return PS_EINVAL;
     }
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
-        set_err(err, errlen, "logreg: out of memory");
+        ps_errf(err, errlen, PS_OK, "logreg: out of memory");
         return PS_ENOMEM;
     }
     m->be = be;
@@ -169,7 +157,7 @@ int ps_logreg_new(ps_logreg **out, const char *spec, ps_backend *be,
     if ((rc = ps_backend_buf_alloc(be, 2 * sizeof(float), &m->stats)) !=
             PS_OK ||
         (rc = ensure_dev(m, max_batch, m->cap_nnz)) != PS_OK) {
-        set_err(err, errlen,
+        ps_errf(err, errlen, PS_OK,
                 "logreg: cannot allocate device buffers on %s (batch %zu): "
                 "%s",
                 ps_backend_name(be), max_batch, ps_strerror(rc));
@@ -285,26 +273,27 @@ int ps_logreg_batch_build(const ps_logreg *m, ps_logreg_batch *lb,
 
     if (m == NULL || lb == NULL || b == NULL || b->rowptr == NULL ||
         (b->n > 0 && b->y == NULL)) {
-        set_err(err, errlen, "logreg needs sparse rows (libsvm data)");
+        ps_errf(err, errlen, PS_OK, "logreg needs sparse rows (libsvm data)");
         return PS_EINVAL;
     }
     nnz = b->rowptr[b->n] - b->rowptr[0] + b->n; /* + one bias per row */
     if (nnz >= UINT32_MAX || b->n >= UINT32_MAX) {
-        set_err(err, errlen, "logreg: batch of %zu entries is too large", nnz);
+        ps_errf(err, errlen, PS_OK, "logreg: batch of %zu entries is too large",
+                nnz);
         return PS_EINVAL;
     }
     if (check_labels)
         for (size_t i = 0; i < b->n; i++)
             if (b->y[i] != 0.0f && b->y[i] != 1.0f) {
-                set_err(err, errlen,
+                ps_errf(err, errlen, PS_OK,
                         "data: label %g is not 0 or 1 (logreg trains binary "
                         "labels; libsvm's -1 reads as 0)",
                         (double)b->y[i]);
                 return PS_EINVAL;
             }
     if ((rc = batch_reserve(lb, b->n, nnz + 1)) != PS_OK) {
-        set_err(err, errlen, "logreg: out of memory for a batch of %zu entries",
-                nnz);
+        ps_errf(err, errlen, PS_OK,
+                "logreg: out of memory for a batch of %zu entries", nnz);
         return rc;
     }
     lb->n = b->n;
@@ -366,22 +355,6 @@ static int forward(ps_logreg *m, const ps_logreg_batch *lb, const float *w,
     return ps_backend_csr_mm(be, *x, 1, wm, zm);
 }
 
-static int finish_stats(ps_logreg *m, double *loss, size_t *correct)
-{
-    float stats[2];
-    int rc;
-
-    if ((rc = ps_backend_download(m->be, m->stats, 0, stats, sizeof(stats))) !=
-            PS_OK ||
-        (rc = ps_backend_sync(m->be)) != PS_OK)
-        return rc;
-    if (loss != NULL)
-        *loss = stats[0];
-    if (correct != NULL)
-        *correct = (size_t)stats[1];
-    return PS_OK;
-}
-
 int ps_logreg_step(ps_logreg *m, const ps_logreg_batch *lb, const float *w,
                    float *grad, double *loss, size_t *correct)
 {
@@ -401,7 +374,8 @@ int ps_logreg_step(ps_logreg *m, const ps_logreg_batch *lb, const float *w,
         (rc = ps_backend_csr_mm_t(be, x, 1, dz, gm)) != PS_OK ||
         (rc = ps_backend_download(be, m->g, 0, grad,
                                   lb->nuniq * sizeof(float))) != PS_OK ||
-        (rc = finish_stats(m, loss, correct)) != PS_OK)
+        (rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
+            PS_OK)
         return drain(m, rc);
     return PS_OK;
 }
@@ -418,7 +392,8 @@ int ps_logreg_eval(ps_logreg *m, const ps_logreg_batch *lb, const float *w,
                                    lb->n * sizeof(float))) != PS_OK) ||
         (rc = ps_backend_sigmoid_xent(m->be, m->z, 0, m->labels, 0, lb->n, NULL,
                                       0, m->stats, 0)) != PS_OK ||
-        (rc = finish_stats(m, loss, correct)) != PS_OK)
+        (rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
+            PS_OK)
         return drain(m, rc);
     return PS_OK;
 }

@@ -6,24 +6,8 @@ set -uo pipefail
 bin=${1:?usage: worker_cli.sh BIN_DIR}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-failures=0
+. "$(dirname "$0")/cli_lib.sh"
 
-# expect NAME STATUS TEXT -- COMMAND...: exit status STATUS and TEXT in the
-# combined output.
-expect() {
-    local name=$1 want=$2 text=$3
-    shift 4
-    local out st
-    out=$("$@" 2>&1)
-    st=$?
-    if [ "$st" -ne "$want" ] || ! grep -qF -- "$text" <<<"$out"; then
-        echo "FAIL $name: exit $st (want $want), output:" >&2
-        printf '%s\n' "$out" | tail -n 5 >&2
-        failures=$((failures + 1))
-    else
-        echo "ok   $name"
-    fi
-}
 
 printf '1,2,3,4,0\n2,3,4,5,1\n3,4,5,6,2\n' >"$dir/good.csv"
 printf '1,2,3,4,0\n2,3,4,5,5\n3,4,5,6,2\n' >"$dir/label5.csv"
