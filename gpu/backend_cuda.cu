@@ -182,6 +182,22 @@ int cuda_download(ps_backend *be, const ps_buf *src, size_t src_off, void *dst,
                  "cudaMemcpyAsync(download)");
 }
 
+void *cuda_host_alloc(ps_backend *be, size_t bytes)
+{
+    void *p = NULL;
+
+    if (enter(be) != PS_OK ||
+        check(cudaMallocHost(&p, bytes), "cudaMallocHost") != PS_OK)
+        return NULL;
+    return p;
+}
+
+void cuda_host_free(ps_backend *be, void *p)
+{
+    (void)enter(be);
+    (void)check(cudaFreeHost(p), "cudaFreeHost");
+}
+
 /* The first error in issue order: a failure recorded by buf_free, then the
  * stream's own (a kernel fault), then what the kernels flagged. The flag is
  * cleared on the stream so the next sync starts afresh. */
@@ -464,6 +480,8 @@ ps_backend_ops make_ops()
     o.csr_mm_t = cuda_csr_mm_t;
     o.sigmoid_xent = cuda_sigmoid_xent;
     o.sigmoid = cuda_sigmoid;
+    o.host_alloc = cuda_host_alloc;
+    o.host_free = cuda_host_free;
     return o;
 }
 

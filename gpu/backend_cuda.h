@@ -10,8 +10,8 @@
  * and are logged once with CUDA's own text.
  *
  * Copies: upload/download use cudaMemcpyAsync on the stream. From pinned
- * host memory (cudaMallocHost, cudaHostRegister) they are truly
- * asynchronous and the host array must stay untouched until sync, as the
+ * host memory (ps_backend_host_alloc, which is cudaMallocHost here, or
+ * cudaHostRegister) they are truly asynchronous and the host array must stay untouched until sync, as the
  * interface says; from ordinary pageable memory the runtime stages the
  * copy, so an upload returns once the data is staged and a download once it
  * has arrived (correct, but the host waits).

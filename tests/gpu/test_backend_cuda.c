@@ -169,26 +169,40 @@ static void test_cuda_open_name_and_bad_device(void **state)
     assert_non_null(strstr(err, "only"));
 }
 
+/* Copies with offsets, from ordinary and from pinned host memory. */
 static void test_cuda_copy_offsets_roundtrip(void **state)
 {
     fixture *f = *state;
     ps_backend *be = f->be[DEV];
-    ps_buf *b = NULL;
-    unsigned char in[1000], out[1000];
+    enum { SZ = 1000 };
+    unsigned char plain_in[SZ], plain_out[SZ];
+    unsigned char *pin_in = ps_backend_host_alloc(be, SZ);
+    unsigned char *pin_out = ps_backend_host_alloc(be, SZ);
+    unsigned char *ins[2] = {plain_in, pin_in}, *outs[2] = {plain_out, pin_out};
 
-    for (size_t i = 0; i < sizeof(in); i++)
-        in[i] = (unsigned char)(i * 7);
-    b = dev_alloc(be, sizeof(in));
-    assert_int_equal(ps_backend_upload(be, b, 0, in, sizeof(in)), PS_OK);
-    assert_int_equal(ps_backend_upload(be, b, 10, in + 500, 20), PS_OK);
-    memset(out, 0xff, sizeof(out));
-    assert_int_equal(ps_backend_download(be, b, 5, out, 30), PS_OK);
-    assert_int_equal(ps_backend_sync(be), PS_OK);
-    assert_memory_equal(out, in + 5, 5);
-    assert_memory_equal(out + 5, in + 500, 20);
-    assert_memory_equal(out + 25, in + 30, 5);
-    assert_int_equal(out[30], 0xff);
-    ps_backend_buf_free(be, b);
+    assert_non_null(pin_in);
+    assert_non_null(pin_out);
+    assert_null(ps_backend_host_alloc(be, 0));
+    for (int k = 0; k < 2; k++) {
+        unsigned char *in = ins[k], *out = outs[k];
+        ps_buf *b = dev_alloc(be, SZ);
+
+        for (size_t i = 0; i < SZ; i++)
+            in[i] = (unsigned char)(i * 7 + (size_t)k);
+        assert_int_equal(ps_backend_upload(be, b, 0, in, SZ), PS_OK);
+        assert_int_equal(ps_backend_upload(be, b, 10, in + 500, 20), PS_OK);
+        memset(out, 0xff, SZ);
+        assert_int_equal(ps_backend_download(be, b, 5, out, 30), PS_OK);
+        assert_int_equal(ps_backend_sync(be), PS_OK);
+        assert_memory_equal(out, in + 5, 5);
+        assert_memory_equal(out + 5, in + 500, 20);
+        assert_memory_equal(out + 25, in + 30, 5);
+        assert_int_equal(out[30], 0xff);
+        ps_backend_buf_free(be, b);
+    }
+    ps_backend_host_free(be, pin_in);
+    ps_backend_host_free(be, pin_out);
+    ps_backend_host_free(be, NULL);
 }
 
 /* ---- sgemm: all transposes, offsets, leading dimensions wider than the
