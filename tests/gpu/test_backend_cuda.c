@@ -521,8 +521,8 @@ static void test_cuda_scale_axpy_fill_match_cpu(void **state)
 
 /* ---- sparse rows ---- */
 
-/* gather: copies, exact. scatter_add: repeated indices summed with
- * atomicAdd in any order: 1e-5 relative + 1e-5 absolute. */
+/* gather: copies, exact. scatter_add: ~27 repeats per row summed with
+ * atomicAdd in any order: 1e-5 relative + 3e-5 absolute. */
 static void test_cuda_gather_scatter_repeated_match_cpu(void **state)
 {
     fixture *f = *state;
@@ -556,7 +556,7 @@ static void test_cuda_gather_scatter_repeated_match_cpu(void **state)
         ps_backend_buf_free(be, bo);
     }
     check_close("gather", go[DEV], go[CPU], NIDX * DIM, 0.0, 0.0);
-    check_close("scatter_add", gw[DEV], gw[CPU], ROWS * DIM, 1e-5, 1e-5);
+    check_close("scatter_add", gw[DEV], gw[CPU], ROWS * DIM, 1e-5, 3e-5);
     for (int d = 0; d < 2; d++) {
         free(go[d]);
         free(gw[d]);

@@ -50,7 +50,7 @@ expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --form
 # A GPU the worker cannot use is a clear error naming what is missing: the
 # build (without CUDA), the driver or the device (CUDA build, no GPU), or
 # the device number (cuda:99 on a machine with GPUs).
-expect_re cuda-unusable 1 "device cuda:99: (sparkps was built without CUDA|no CUDA driver|no CUDA device visible)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:99
+expect_re cuda-unusable 1 "device cuda:99: (sparkps was built without CUDA|no CUDA driver|no CUDA device visible|CUDA unavailable)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:99
 expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
 expect label-out-of-range 1 "row 1 of this worker's share: label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
