@@ -201,6 +201,25 @@ int ps_backend_fetch_stats(ps_backend *be, const ps_buf *stats, size_t off,
     return PS_OK;
 }
 
+void *ps_backend_host_alloc(ps_backend *be, size_t bytes)
+{
+    if (bytes == 0 || bytes > PS_BACKEND_MAX_BYTES)
+        return NULL;
+    if (be->ops->host_alloc == NULL)
+        return malloc(bytes);
+    return be->ops->host_alloc(be, bytes);
+}
+
+void ps_backend_host_free(ps_backend *be, void *p)
+{
+    if (p == NULL)
+        return;
+    if (be->ops->host_free == NULL)
+        free(p);
+    else
+        be->ops->host_free(be, p);
+}
+
 /* ---- Compute ---- */
 
 int ps_backend_sgemm(ps_backend *be, int trans_a, int trans_b, size_t m,

@@ -92,6 +92,14 @@ int ps_backend_sync(ps_backend *be);
 int ps_backend_fetch_stats(ps_backend *be, const ps_buf *stats, size_t off,
                            double *loss, size_t *correct);
 
+/* Host memory suited to this backend's copies: page-locked (pinned) on a
+ * GPU, so upload/download from it are truly asynchronous; plain memory
+ * otherwise. bytes 1..PS_BACKEND_MAX_BYTES; NULL when out of memory. Free
+ * it with ps_backend_host_free on the same backend once no copy that uses
+ * it is outstanding (after sync); free accepts NULL. */
+void *ps_backend_host_alloc(ps_backend *be, size_t bytes);
+void ps_backend_host_free(ps_backend *be, void *p);
+
 /* ---- Compute (all operands float unless said otherwise) ---- */
 
 /* A float matrix operand: buffer, first element, leading dimension. */
@@ -274,6 +282,9 @@ struct ps_backend_ops {
                         size_t out_off);
     int (*sigmoid)(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
                    size_t y_off, size_t n);
+    /* Optional (NULL: malloc/free): host memory for fast copies. */
+    void *(*host_alloc)(ps_backend *be, size_t bytes);
+    void (*host_free)(ps_backend *be, void *p);
 };
 
 struct ps_backend {

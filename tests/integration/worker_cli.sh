@@ -25,7 +25,10 @@ expect bad-number-flag 2 "--batch" -- "$w" --servers tcp://127.0.0.1:1 --data x 
 expect unknown-flag 2 "--nope" -- "$w" --nope
 expect missing-file 1 "$dir/none.csv" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/none.csv"
 expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:5-3
-expect cuda-not-built 1 "without CUDA" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0
+# A GPU the worker cannot use is a clear error naming what is missing: the
+# build (without CUDA), the driver or the device (CUDA build, no GPU), or
+# the device number (cuda:99 on a machine with GPUs).
+expect_re cuda-unusable 1 "device cuda:99: (sparkps was built without CUDA|no CUDA driver|no CUDA device visible|CUDA unavailable)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:99
 expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
 expect label-out-of-range 1 "row 1 of this worker's share: label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1

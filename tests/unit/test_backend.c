@@ -171,6 +171,19 @@ static void test_backend_copy_out_of_range_erange(void **state)
     ps_backend_buf_free(be, NULL);
 }
 
+static void test_backend_host_alloc_plain_memory(void **state)
+{
+    ps_backend *be = *state;
+    unsigned char *p = ps_backend_host_alloc(be, 64);
+
+    assert_non_null(p);
+    memset(p, 0xab, 64);
+    assert_null(ps_backend_host_alloc(be, 0));
+    assert_null(ps_backend_host_alloc(be, PS_BACKEND_MAX_BYTES + 1));
+    ps_backend_host_free(be, p);
+    ps_backend_host_free(be, NULL);
+}
+
 /* ---- sgemm ---- */
 
 /* C[m,n] = alpha op(A) op(B) + beta C in double. */
@@ -865,6 +878,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backend_copy_offsets_roundtrip,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_backend_copy_out_of_range_erange,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backend_host_alloc_plain_memory,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_backend_sgemm_all_transposes_offsets, setup, teardown),

@@ -1,0 +1,62 @@
+# Resolves SPARKPS_CUDA (AUTO|ON|OFF) into SPARKPS_HAVE_CUDA and, when on,
+# enables the CUDA language with cuBLAS and the CUDA runtime as imported
+# targets (CUDA::cublas, CUDA::cudart). Included from the top level because
+# enable_language() must run there for every directory to link CUDA code.
+string(TOUPPER "${SPARKPS_CUDA}" _ps_cuda)
+if(NOT _ps_cuda MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "SPARKPS_CUDA=${SPARKPS_CUDA}: want AUTO, ON or OFF")
+endif()
+set(SPARKPS_HAVE_CUDA OFF)
+
+if(NOT _ps_cuda STREQUAL "OFF")
+  # check_language() only searches PATH; the toolkit's usual home is a
+  # second guess, passed the way enable_language() reads it (CUDACXX).
+  if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+    find_program(SPARKPS_NVCC nvcc HINTS /usr/local/cuda/bin)
+    if(SPARKPS_NVCC)
+      set(ENV{CUDACXX} "${SPARKPS_NVCC}")
+    endif()
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(SPARKPS_HAVE_CUDA ON)
+  elseif(_ps_cuda STREQUAL "ON")
+    message(FATAL_ERROR
+      "SPARKPS_CUDA=ON but no working CUDA compiler (nvcc) was found on PATH "
+      "or in /usr/local/cuda/bin: install the CUDA toolkit, set CUDACXX or "
+      "-DCMAKE_CUDA_COMPILER=/path/to/nvcc, or configure with "
+      "-DSPARKPS_CUDA=OFF")
+  else()
+    message(STATUS "sparkps: no nvcc found, building without CUDA")
+  endif()
+endif()
+
+if(SPARKPS_HAVE_CUDA)
+  # Ampere and Hopper (CUDA 13 dropped everything before sm_75); each entry
+  # also embeds PTX, so newer GPUs JIT-compile it.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+  endif()
+  # One shared libcudart for the whole process (we link CUDA::cudart).
+  if(NOT DEFINED CMAKE_CUDA_RUNTIME_LIBRARY)
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+  message(STATUS "sparkps: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
+                 "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+  # NCCL (several GPUs in one worker) comes in a later slice; noted here so
+  # configure output says whether it would be found.
+  find_path(SPARKPS_NCCL_INCLUDE_DIR nccl.h
+            HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(SPARKPS_NCCL_LIBRARY nccl
+               HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  if(SPARKPS_NCCL_INCLUDE_DIR AND SPARKPS_NCCL_LIBRARY)
+    message(STATUS "sparkps: NCCL found (${SPARKPS_NCCL_LIBRARY}), not used yet")
+  else()
+    message(STATUS "sparkps: NCCL not found (not used yet)")
+  endif()
+endif()
