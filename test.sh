@@ -29,6 +29,8 @@ stage "build (-Werror)" bash -c "cmake -S . -B build-ci -DSPARKPS_WERROR=ON >/de
 stage "unit tests" ctest --test-dir build-ci -L unit --output-on-failure -j"$JOBS"
 stage "install and link a user program" tests/install/check.sh build-ci
 stage "integration tests" ctest --test-dir build-ci -L integration --output-on-failure -j"$JOBS"
+# Runs on a GPU machine; without a device the test says why and is skipped.
+stage "GPU tests (ctest -L gpu)" ctest --test-dir build-ci -L gpu --output-on-failure --no-tests=ignore
 if [ $SANITIZE = 1 ]; then
     stage "build (ASan+UBSan)" bash -c "cmake -S . -B build-asan -DSPARKPS_WERROR=ON '-DSPARKPS_SANITIZE=address;undefined' -DCMAKE_BUILD_TYPE=Debug >/dev/null && cmake --build build-asan -j$JOBS"
     stage "tests under ASan+UBSan" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
