@@ -35,14 +35,22 @@ class ClusterError(RuntimeError):
     """Servers that cannot be started, reached or used."""
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when the process that started it
-    dies, so no server outlives a killed driver (Linux only)."""
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """preexec_fn: the child gets ``sig`` when the thread that started it
+    exits, so no server outlives a killed driver and no worker a killed
+    Spark task (Linux only; elsewhere a no-op)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
+        libc.prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
         pass
+
+
+def _kill_with_parent() -> None:
+    """preexec_fn for workers: SIGKILL when the task process dies. A worker
+    whose task is gone has nobody feeding or waiting for it, and its
+    servers may be gone too (SIGTERM would make it retry them first)."""
+    _die_with_parent(signal.SIGKILL)
 
 
 def tail(path: str, limit: int = 4000) -> str:
@@ -103,11 +111,12 @@ class PSCluster:
                  _logs: Optional[List[str]] = None, _logdir: Optional[str] = None):
         self.endpoints: List[str] = list(endpoints)
         self.consistency = consistency
-        self._procs = _procs or []
-        self._logs = _logs or []
+        self._procs = _procs if _procs is not None else []
+        self._logs = _logs if _logs is not None else []
         self._logdir = _logdir
         self._lock = threading.Lock()  # guards _procs during stop
-        if self._procs:
+        self._owned = _procs is not None
+        if self._owned:
             atexit.register(self.stop)
 
     # ---- construction ----
@@ -202,7 +211,7 @@ class PSCluster:
     @property
     def owned(self) -> bool:
         """True when this object started the servers (and stops them)."""
-        return bool(self._procs)
+        return self._owned
 
     def _ctl(self, args: List[str], timeout: float) -> subprocess.CompletedProcess:
         ctl = find_binary("ps-ctl")
@@ -264,8 +273,7 @@ class PSCluster:
                 p.wait()
             if p.stdout:
                 p.stdout.close()
-        if procs:
-            atexit.unregister(self.stop)
+        atexit.unregister(self.stop)
         if self._logdir:
             shutil.rmtree(self._logdir, ignore_errors=True)
             self._logdir = None

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from . import find_binary
 from . import stream as st
-from .cluster import PSCluster, _die_with_parent, tail
+from .cluster import PSCluster, _kill_with_parent, tail
 from .progress import ProgressReporter
 
 MIN_SPARK = (3, 5)
@@ -91,7 +91,7 @@ class WorkerProcess:
         self.lines: List[Dict] = []
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=fd, env=env, preexec_fn=_die_with_parent)
+                                         stderr=fd, env=env, preexec_fn=_kill_with_parent)
         finally:
             os.close(fd)
         self._reader = None
@@ -122,7 +122,8 @@ class WorkerProcess:
             self.kill()
             rc = self.proc.returncode
         how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
-        return WorkerError(f"{self.name} on {socket.gethostname()} {how} {when}; its stderr "
+        when = f" {when}" if when else ""
+        return WorkerError(f"{self.name} on {socket.gethostname()} {how}{when}; its stderr "
                            f"ends with:\n{tail(self.err_path) or '(empty)'}")
 
     def finish(self) -> int:
