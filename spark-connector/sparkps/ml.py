@@ -77,6 +77,10 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
     initModelPath = Param(Params._dummy(), "initModelPath",
                           "warm start: a PSClassificationModel saved at this path",
                           typeConverter=TypeConverters.toString)
+    balancePartitions = Param(Params._dummy(), "balancePartitions",
+                              "repartition the data round-robin into numWorkers equal "
+                              "partitions (false: coalesce/repartition only when the count "
+                              "differs)", typeConverter=TypeConverters.toBoolean)
     showProgress = Param(Params._dummy(), "showProgress",
                          "print a live progress line on stderr during the fit",
                          typeConverter=TypeConverters.toBoolean)
@@ -86,7 +90,7 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
         self._setDefault(modelSpec="mlp:784-256-128-10", featureCols=[], numWorkers=2,
                          numServers=2, servers="", epochs=5, batchSize=64, optimizer="",
                          learningRate=0.0, consistency="asp", device="auto", initModelPath="",
-                         showProgress=True, seed=1)
+                         balancePartitions=True, showProgress=True, seed=1)
 
     def _features(self):
         cols = self.getOrDefault(self.featureCols)
@@ -128,6 +132,9 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
     def getInitModelPath(self) -> str:
         return self.getOrDefault(self.initModelPath)
 
+    def getBalancePartitions(self) -> bool:
+        return self.getOrDefault(self.balancePartitions)
+
     def getShowProgress(self) -> bool:
         return self.getOrDefault(self.showProgress)
 
@@ -147,7 +154,8 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
                  numWorkers: int = 2, numServers: int = 2, servers: str = "", epochs: int = 5,
                  batchSize: int = 64, optimizer: str = "", learningRate: float = 0.0,
                  consistency: str = "asp", device: str = "auto", initModelPath: str = "",
-                 showProgress: bool = True, seed: int = 1) -> None:
+                 balancePartitions: bool = True, showProgress: bool = True,
+                 seed: int = 1) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
 
@@ -198,6 +206,9 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
     def setInitModelPath(self, v: str) -> "PSClassifier":
         return self._set(initModelPath=v)
 
+    def setBalancePartitions(self, v: bool) -> "PSClassifier":
+        return self._set(balancePartitions=v)
+
     def setShowProgress(self, v: bool) -> "PSClassifier":
         return self._set(showProgress=v)
 
@@ -223,7 +234,8 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
                 num_workers=self.getNumWorkers(), epochs=self.getEpochs(),
                 batch_size=self.getBatchSize(), optimizer=self.getOptimizer() or None,
                 lr=self.getLearningRate() or None, seed=self.getSeed(),
-                device=self.getDevice(), init_model=init, progress=self.getShowProgress())
+                device=self.getDevice(), init_model=init, progress=self.getShowProgress(),
+                balance=self.getBalancePartitions())
             data = cluster.export(job)
         finally:
             if cluster.owned:

@@ -1,9 +1,9 @@
 """Training from a DataFrame: one ``ps-worker`` per Spark barrier task.
 
 Driver side (:func:`train_dataframe`): checks the Spark version, the
-columns and the task slots, reconciles the partitions with the workers
-(``coalesce`` when there are more partitions than workers, which moves no
-data; ``repartition`` when there are fewer), runs the barrier stage with
+columns and the task slots, gives each worker one partition
+(:func:`reconcile_partitions`: balanced by a round-robin ``repartition``
+by default), runs the barrier stage with
 ``mapInArrow(..., barrier=True)`` while a :class:`ProgressReporter` shows
 the servers' view of progress, and returns one summary row per worker.
 
@@ -291,9 +291,16 @@ def resolve_features(df, features: Union[str, Sequence[str]], label: Optional[st
     return wanted
 
 
-def reconcile_partitions(df, num_workers: int):
-    """One partition per worker: coalesce (no shuffle) when there are more
-    partitions, repartition (a shuffle) when there are fewer."""
+def reconcile_partitions(df, num_workers: int, balance: bool = True):
+    """One partition per worker. ``balance`` (the default): always
+    ``repartition(num_workers)``, a round-robin shuffle that gives every
+    worker the same number of rows (Spark's own partitions can be very
+    uneven, e.g. one Parquet row group in one split). Without it the data
+    moves only when the count differs: ``coalesce`` (no shuffle) when there
+    are more partitions, ``repartition`` when there are fewer; a worker may
+    then get an empty partition, which starts no ps-worker."""
+    if balance:
+        return df.repartition(num_workers)
     n = df.rdd.getNumPartitions()
     if n > num_workers:
         return df.coalesce(num_workers)
@@ -318,7 +325,8 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
                     batch_size: int = 64, optimizer: Optional[str] = None,
                     lr: Optional[float] = None, job: Optional[str] = None, seed: int = 1,
                     device: str = "auto", init_model: Optional[bytes] = None,
-                    extra_args: Sequence[str] = (), progress: bool = True) -> List:
+                    extra_args: Sequence[str] = (), progress: bool = True,
+                    balance: bool = True) -> List:
     """Trains ``model`` on ``df`` with ``num_workers`` ps-workers against
     ``cluster``; returns the summary rows (one per worker, see
     SUMMARY_SCHEMA). The job's tables stay on the servers under ``job``
@@ -348,7 +356,7 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
     task = make_train_task(cluster.servers, job,
                            worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
                            kind, dim, features, label, device, init_bc)
-    data = reconcile_partitions(df.select(*cols), num_workers)
+    data = reconcile_partitions(df.select(*cols), num_workers, balance)
     sc.setJobDescription(f"sparkps: train {model} ({num_workers} workers, job {job})")
     try:
         with ProgressReporter(cluster, num_workers, epochs, enabled=progress):

@@ -16,7 +16,7 @@ from sparkps.train import train_dataframe
 
 from conftest import array_df, blobs, sparkps_pids, vector_df, wait_no_processes
 
-FMNIST_FLOOR = 0.78  # 12000 rows, 3 epochs, mlp:784-128-10; measured ~0.82
+FMNIST_FLOOR = 0.80  # 12000 rows, 5 epochs, mlp:784-128-10; measured 0.84
 
 
 def accuracy(pred_df, label="label"):
@@ -28,7 +28,7 @@ def fmnist_model(spark, fmnist):
     xtr, ytr, xte, yte = fmnist
     train = vector_df(spark, xtr, ytr).cache()
     test = vector_df(spark, xte, yte).cache()
-    clf = PSClassifier(modelSpec="mlp:784-128-10", epochs=3, batchSize=64, numWorkers=2,
+    clf = PSClassifier(modelSpec="mlp:784-128-10", epochs=5, batchSize=64, numWorkers=2,
                        learningRate=0.001, showProgress=False)
     t0 = time.monotonic()
     model = clf.fit(train)
@@ -114,7 +114,8 @@ def test_empty_partition(spark):
     assert sorted(len(p) for p in two.rdd.glom().collect()) == [0, 300]
     with PSCluster.local(num_servers=1) as ps:
         rows = train_dataframe(two, ps, "mlp:4-8-3", features="features", num_workers=2,
-                               epochs=2, batch_size=16, lr=0.01, progress=False)
+                               epochs=2, batch_size=16, lr=0.01, progress=False,
+                               balance=False)
     assert sorted(r.rows for r in rows) == [0, 300]
     assert [r.device for r in rows if r.rows == 0] == ["none"]
 
