@@ -86,10 +86,10 @@ def fmnist():
 
 
 def blobs(n, seed=0, classes=3, dim=4):
-    """Separable Gaussian blobs: class c centred at 3c on every axis."""
+    """Separable Gaussian blobs: class c centred at 4c on every axis."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % classes
-    x = rng.normal(size=(n, dim)) + 3.0 * y[:, None]
+    x = rng.normal(size=(n, dim)) + 4.0 * y[:, None]
     return x.astype(np.float32), y.astype(np.float64)
 
 

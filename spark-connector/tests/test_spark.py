@@ -180,3 +180,24 @@ def test_killed_worker_fails_the_stage_with_its_stderr(spark):
     assert "killed by signal 9" in msg
     assert "its stderr ends with" in msg
     assert wait_no_processes() == []
+
+
+def test_warm_start_and_standalone_cluster(spark, tmp_path):
+    x, y = blobs(600, seed=7)
+    df = array_df(spark, x, y).cache()
+    base = PSClassifier(modelSpec="mlp:4-16-3", epochs=10, batchSize=16, learningRate=0.01,
+                        showProgress=False).fit(df)
+    path = str(tmp_path / "base")
+    base.save(path)
+    assert accuracy(base.transform(df)) > 0.9
+    with PSCluster.local(num_servers=2, consistency="ssp:1") as ps:
+        with pytest.raises(Exception, match="run consistency ssp:1, the job asks for asp"):
+            PSClassifier(servers=ps.servers, showProgress=False).fit(df)
+        # a learning rate too small to learn anything in one epoch: the
+        # accuracy can only come from the initial weights
+        warm = PSClassifier(modelSpec="mlp:4-16-3", epochs=1, batchSize=16, learningRate=1e-7,
+                            servers=ps.servers, consistency="ssp:1", initModelPath=path,
+                            showProgress=False).fit(df)
+        assert len(sparkps_pids()) == 2  # a standalone cluster is not stopped
+    assert accuracy(warm.transform(df)) > 0.9
+    df.unpersist()
