@@ -17,6 +17,7 @@ import os
 import queue
 import struct
 import threading
+import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -389,9 +390,8 @@ def _make_predict_task(bc, kind: int, dim: int, features, pred: str, prob: str):
         def feed() -> None:
             try:
                 writer = st.StreamWriter(w, kind, dim)
-                for b in [first] if first is not None else []:
-                    st.write_batch(writer, b, features, None)
-                    pending.put(b)
+                st.write_batch(writer, first, features, None)
+                pending.put(first)
                 for b in it:
                     if b.num_rows:
                         st.write_batch(writer, b, features, None)
@@ -421,8 +421,13 @@ def _make_predict_task(bc, kind: int, dim: int, features, pred: str, prob: str):
                     names=b.schema.names + [pred, prob])
             w.finish()
         finally:
-            w.close()
-            feeder.join(timeout=10)
+            w.close()  # an early stop (limit, error) unblocks the feeder's writes
+            deadline = time.monotonic() + 10
+            while feeder.is_alive() and time.monotonic() < deadline:
+                try:
+                    pending.get_nowait()  # a full queue must not hold it either
+                except queue.Empty:
+                    feeder.join(0.05)
 
     return _predict
 

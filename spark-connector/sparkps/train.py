@@ -186,17 +186,13 @@ def _first_nonempty(batches: Iterator[pa.RecordBatch]):
 def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch],
           kind: int, dim: int, features, label) -> int:
     writer = st.StreamWriter(w, kind, dim)
-    rows = 0
-    for b in [first] if first is not None else []:
-        st.write_batch(writer, b, features, label)
-        rows += b.num_rows
+    st.write_batch(writer, first, features, label)
     for b in rest:
         if w.proc.poll() is not None:
             raise w.failure("while it was being fed its partition")
         st.write_batch(writer, b, features, label)
-        rows += b.num_rows
     writer.close()
-    return rows
+    return writer.rows
 
 
 def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int,
