@@ -14,6 +14,11 @@ import pytest
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
+# Spark looks up this host's name at start; a fresh machine or a chroot may
+# not resolve it. Tests talk over loopback only (spark-submit inherits this).
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
+
 
 def sparkps_pids():
     """Pids of running ps-server/ps-worker/ps-ctl from this installation."""
