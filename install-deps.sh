@@ -9,6 +9,7 @@ PACKAGES=(
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
     python3 dataset-fashion-mnist
+    python3-venv openjdk-17-jre-headless
 )
 
 missing=()

@@ -2,15 +2,18 @@
 # Every test: installs dependencies, builds with warnings as errors, runs the
 # cmocka unit and multi-process integration tests (ctest), the same tests in
 # an ASan+UBSan build, and a short benchmark smoke run. Each stage prints its
-# duration. Usage: ./test.sh [--no-sanitize] [--no-bench]
+# duration; then the Spark connector's pytest suite on a real local Spark.
+# Usage: ./test.sh [--no-sanitize] [--no-bench] [--no-spark]
 set -euo pipefail
 cd "$(dirname "$0")"
 SANITIZE=1
 BENCH=1
+SPARK=1
 for a in "$@"; do
     case "$a" in
     --no-sanitize) SANITIZE=0 ;;
     --no-bench) BENCH=0 ;;
+    --no-spark) SPARK=0 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
@@ -39,5 +42,10 @@ if [ $SANITIZE = 1 ]; then
 fi
 if [ $BENCH = 1 ]; then
     stage "benchmark smoke (sweep --quick)" tests/bench/sweep.sh --bin build-ci --quick
+fi
+if [ $SPARK = 1 ]; then
+    # .venv: pinned PySpark/pyarrow/numpy/pytest plus sparkps itself, built
+    # by pip through scikit-build-core (spark-connector/setup-venv.sh)
+    stage "Python/Spark tests" bash -c "spark-connector/setup-venv.sh && .venv/bin/pytest spark-connector/tests -q"
 fi
 echo "all tests passed"

@@ -1,0 +1,71 @@
+"""sparkps: the Spark connector of the sparkps parameter server.
+
+``PSCluster`` starts ``ps-server`` shards on the driver (or connects to a
+standalone cluster); :func:`sparkps.train.train_dataframe` trains from a
+DataFrame with one ``ps-worker`` per Spark barrier task; ``sparkps.ml`` has
+the Spark ML Estimator/Model pair ``PSClassifier``/``PSClassificationModel``.
+
+The C programs (``ps-server``, ``ps-worker``, ``ps-ctl``) are built by
+``pip install`` and live inside the package, in :func:`bin_path`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from typing import Optional
+
+__version__ = "0.1.0"
+
+_PROGRAMS = ("ps-server", "ps-worker", "ps-ctl")
+
+SHIP_HINT = (
+    "Install sparkps where the executors run, the way PySpark dependencies "
+    "are shipped: pack the environment that has it (venv-pack -o env.tar.gz, "
+    "or conda-pack) and pass it with spark-submit --archives "
+    "env.tar.gz#env --conf spark.pyspark.python=./env/bin/python; or use the "
+    "project's Docker image; or set SPARKPS_BIN_DIR to a directory holding "
+    "ps-server, ps-worker and ps-ctl."
+)
+
+
+def bin_path() -> str:
+    """The directory holding this installation's ``ps-server``,
+    ``ps-worker`` and ``ps-ctl`` (``sparkps/bin`` inside the package).
+
+    It may not exist when the package was copied without its binaries; use
+    :func:`find_binary` to locate a program with fallbacks and a clear
+    error.
+    """
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
+
+
+def find_binary(name: str) -> str:
+    """Path of the program ``name`` (``ps-server``, ``ps-worker`` or
+    ``ps-ctl``): ``$SPARKPS_BIN_DIR`` first, then :func:`bin_path`, then
+    ``PATH``.
+
+    Raises FileNotFoundError naming the host and saying how to ship the
+    binaries when none is found.
+    """
+    if name not in _PROGRAMS:
+        raise ValueError(f"unknown sparkps program {name!r}")
+    dirs = [os.environ.get("SPARKPS_BIN_DIR"), bin_path()]
+    for d in dirs:
+        if d:
+            cand = os.path.join(d, name)
+            if os.access(cand, os.X_OK):
+                return cand
+    found = shutil.which(name)
+    if found:
+        return found
+    looked = ", ".join(d for d in dirs if d) + ", PATH"
+    raise FileNotFoundError(
+        f"{name} not found on host {socket.gethostname()} (looked in "
+        f"{looked}). {SHIP_HINT}"
+    )
+
+
+from .cluster import PSCluster  # noqa: E402  (needs find_binary above)
+
+__all__ = ["PSCluster", "bin_path", "find_binary", "__version__"]

@@ -1,0 +1,296 @@
+"""PSCluster: the ps-server shards a training job talks to.
+
+``PSCluster.local`` starts the shards as child processes of the driver, on
+free ports of an address the executors can reach, and always stops them:
+on ``stop()``, at the end of a ``with`` block (error and Ctrl-C included),
+at interpreter exit, and, through ``PR_SET_PDEATHSIG``, when the driver
+process dies without cleaning up. ``PSCluster.connect`` wraps a standalone
+cluster, which it never stops.
+
+Thread safety: ``status``/``export`` may be called from any thread (each
+runs its own ``ps-ctl`` process); ``stop`` is idempotent.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional, Sequence, Union
+
+from . import find_binary
+
+CONSISTENCY_HELP = "asp, ssp:S (bounded staleness S) or bsp"
+
+
+class ClusterError(RuntimeError):
+    """Servers that cannot be started, reached or used."""
+
+
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """preexec_fn: the child gets ``sig`` when the thread that started it
+    exits, so no server outlives a killed driver and no worker a killed
+    Spark task (Linux only; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_with_parent() -> None:
+    """preexec_fn for workers: SIGKILL when the task process dies. A worker
+    whose task is gone has nobody feeding or waiting for it, and its
+    servers may be gone too (SIGTERM would make it retry them first)."""
+    _die_with_parent(signal.SIGKILL)
+
+
+def tail(path: str, limit: int = 4000) -> str:
+    """The last ``limit`` bytes of a log file, decoded ('' if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def normalize_consistency(c: str) -> str:
+    """'ASP' -> 'asp', 'ssp:3' stays; anything else is a ValueError."""
+    s = c.strip().lower()
+    if s in ("asp", "bsp"):
+        return s
+    if s.startswith("ssp:") and s[4:].isdigit():
+        return s
+    raise ValueError(f"consistency {c!r}: expected {CONSISTENCY_HELP}")
+
+
+def reachable_host(spark=None) -> str:
+    """The address servers bind to: 127.0.0.1 under a local master,
+    otherwise ``spark.driver.host`` (resolved to an IP address), which the
+    executors already use to reach the driver."""
+    if spark is None:
+        try:
+            from pyspark.sql import SparkSession
+
+            spark = SparkSession.getActiveSession()
+        except ImportError:
+            spark = None
+    if spark is None:
+        return "127.0.0.1"
+    conf = spark.sparkContext.getConf()
+    if (conf.get("spark.master") or "local").startswith("local"):
+        return "127.0.0.1"
+    host = conf.get("spark.driver.host") or socket.gethostname()
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+class PSCluster:
+    """A set of ps-server shards, in shard order.
+
+    Use :meth:`local` or :meth:`connect`; both work as context managers::
+
+        with PSCluster.local(num_servers=2) as ps:
+            ...  # ps.servers is "tcp://h:p0,tcp://h:p1"
+    """
+
+    def __init__(self, endpoints: Sequence[str], consistency: Optional[str] = None,
+                 _procs: Optional[List[subprocess.Popen]] = None,
+                 _logs: Optional[List[str]] = None, _logdir: Optional[str] = None):
+        self.endpoints: List[str] = list(endpoints)
+        self.consistency = consistency
+        self._procs = _procs if _procs is not None else []
+        self._logs = _logs if _logs is not None else []
+        self._logdir = _logdir
+        self._lock = threading.Lock()  # guards _procs during stop
+        self._owned = _procs is not None
+        if self._owned:
+            atexit.register(self.stop)
+
+    # ---- construction ----
+
+    @classmethod
+    def local(cls, num_servers: int = 2, consistency: str = "asp", host: Optional[str] = None,
+              spark=None, timeout: float = 30.0,
+              extra_args: Sequence[str] = ()) -> "PSCluster":
+        """Starts ``num_servers`` shards on this host, each on a free port
+        of ``host`` (default: :func:`reachable_host`), under the given
+        consistency model. Waits at most ``timeout`` seconds for each
+        shard's endpoint line; a shard that fails to start stops the others
+        and raises ClusterError with its stderr tail."""
+        if num_servers < 1:
+            raise ValueError("num_servers must be at least 1")
+        consistency = normalize_consistency(consistency)
+        server = find_binary("ps-server")
+        host = host or reachable_host(spark)
+        logdir = tempfile.mkdtemp(prefix="sparkps-servers-")
+        procs: List[subprocess.Popen] = []
+        logs: List[str] = []
+        cluster = cls([], consistency, procs, logs, logdir)
+        try:
+            for i in range(num_servers):
+                log = os.path.join(logdir, f"server{i}.log")
+                logs.append(log)
+                with open(log, "wb") as err:
+                    procs.append(subprocess.Popen(
+                        [server, "--listen", f"tcp://{host}:0", "--shard", str(i),
+                         "--shards", str(num_servers), "--consistency", consistency,
+                         *extra_args],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                        preexec_fn=_die_with_parent))
+            for i, p in enumerate(procs):
+                cluster.endpoints.append(cls._endpoint(p, i, logs[i], timeout))
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    @staticmethod
+    def _endpoint(p: subprocess.Popen, i: int, log: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        line = b""
+        fd = p.stdout.fileno()
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+            if not ready:
+                raise ClusterError(
+                    f"ps-server shard {i} printed no endpoint within {timeout:.0f} s; "
+                    f"stderr: {tail(log) or '(empty)'}")
+            chunk = os.read(fd, 256)
+            if not chunk:
+                rc = p.wait()
+                raise ClusterError(
+                    f"ps-server shard {i} exited with status {rc} before printing its "
+                    f"endpoint; stderr: {tail(log) or '(empty)'}")
+            line += chunk
+        return line.decode().strip()
+
+    @classmethod
+    def connect(cls, servers: Union[str, Sequence[str]], consistency: Optional[str] = None,
+                timeout: float = 10.0) -> "PSCluster":
+        """A standalone cluster given by its endpoints in shard order
+        (``"tcp://h0:7000,tcp://h1:7000"``). Checks that every shard
+        answers within ``timeout`` seconds and, when ``consistency`` is
+        given, that the servers run that model; raises ClusterError
+        otherwise. Never stops those servers."""
+        eps = [e.strip() for e in (servers.split(",") if isinstance(servers, str) else servers)
+               if e.strip()]
+        if not eps:
+            raise ValueError("no server endpoints given")
+        c = cls(eps)
+        st = c.status(timeout=timeout)
+        running = _consistency_of(st["shards"][0])
+        if consistency is not None and normalize_consistency(consistency) != running:
+            raise ClusterError(
+                f"the servers at {c.servers} run consistency {running}, the job asks "
+                f"for {normalize_consistency(consistency)}: restart them with "
+                f"--consistency {normalize_consistency(consistency)} or change the job's")
+        c.consistency = running
+        return c
+
+    # ---- use ----
+
+    @property
+    def servers(self) -> str:
+        """The endpoints as ps-worker's ``--servers`` list."""
+        return ",".join(self.endpoints)
+
+    @property
+    def owned(self) -> bool:
+        """True when this object started the servers (and stops them)."""
+        return self._owned
+
+    def _ctl(self, args: List[str], timeout: float) -> subprocess.CompletedProcess:
+        ctl = find_binary("ps-ctl")
+        try:
+            return subprocess.run(
+                [ctl, *args, "--servers", self.servers, "--timeout",
+                 str(int(timeout * 1000)), "--retries", "1"],
+                capture_output=True, timeout=3 * timeout + 10)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"ps-ctl {args[0]} got no answer from {self.servers} "
+                               f"within {3 * timeout + 10:.0f} s") from None
+
+    def status(self, timeout: float = 5.0) -> Dict:
+        """Every shard's status, as ``ps-ctl status --json`` prints it
+        (``{"shards": [...]}``). ClusterError when a shard is unreachable."""
+        r = self._ctl(["status", "--json"], timeout)
+        if r.returncode != 0:
+            raise ClusterError(
+                f"servers unreachable ({self.servers}): "
+                f"{r.stderr.decode(errors='replace').strip()}")
+        return json.loads(r.stdout)
+
+    def export(self, job: str, timeout: float = 60.0) -> bytes:
+        """The job's model as safetensors bytes (``ps-ctl export``)."""
+        fd, path = tempfile.mkstemp(prefix="sparkps-export-", suffix=".safetensors")
+        os.close(fd)
+        try:
+            r = self._ctl(["export", "--job", job, "--out", path], timeout)
+            if r.returncode != 0:
+                raise ClusterError(f"ps-ctl export of job {job} failed: "
+                                   f"{r.stderr.decode(errors='replace').strip()}")
+            with open(path, "rb") as f:
+                return f.read()
+        finally:
+            os.unlink(path)
+
+    def check_alive(self) -> None:
+        """ClusterError if a server this object started has exited."""
+        for i, p in enumerate(self._procs):
+            rc = p.poll()
+            if rc is not None:
+                raise ClusterError(f"ps-server shard {i} exited with status {rc}; "
+                                   f"stderr: {tail(self._logs[i]) or '(empty)'}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stops the servers this object started (SIGTERM, then SIGKILL
+        after ``grace`` seconds). Idempotent; a no-op for ``connect``."""
+        with self._lock:
+            procs, self._procs = self._procs, []
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout:
+                p.stdout.close()
+        atexit.unregister(self.stop)
+        if self._logdir:
+            shutil.rmtree(self._logdir, ignore_errors=True)
+            self._logdir = None
+
+    def __enter__(self) -> "PSCluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        kind = "local" if self.owned else "standalone"
+        return f"PSCluster({kind}, {self.servers!r}, consistency={self.consistency})"
+
+
+def _consistency_of(shard: Dict) -> str:
+    c = str(shard.get("consistency", "asp")).lower()
+    if c == "ssp":
+        return f"ssp:{int(shard.get('staleness', 0))}"
+    return c

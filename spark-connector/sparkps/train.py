@@ -1,0 +1,375 @@
+"""Training from a DataFrame: one ``ps-worker`` per Spark barrier task.
+
+Driver side (:func:`train_dataframe`): checks the Spark version, the
+columns and the task slots, gives each worker one partition
+(:func:`reconcile_partitions`: balanced by a round-robin ``repartition``
+by default), runs the barrier stage with
+``mapInArrow(..., barrier=True)`` while a :class:`ProgressReporter` shows
+the servers' view of progress, and returns one summary row per worker.
+
+Executor side (:func:`_train_task`): binds the GPU Spark assigned to the
+task (``CUDA_VISIBLE_DEVICES`` + ``--device cuda:0``; CPU when none),
+starts ``ps-worker --format stream --data -``, converts each Arrow batch
+of its partition to the stream format (vectorised, spark-connector/
+FORMAT.md) and writes it to the worker's stdin. A worker that dies is
+noticed at the next write (EPIPE) or when the writer finishes; the task
+then fails with the worker's exit status and stderr tail. The worker gets
+SIGTERM when the Python task process dies, so a killed task leaves no
+ps-worker behind. An empty partition starts no worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import pyarrow as pa
+
+from . import find_binary
+from . import stream as st
+from .cluster import PSCluster, _kill_with_parent, tail
+from .progress import ProgressReporter
+
+MIN_SPARK = (3, 5)
+
+SUMMARY_SCHEMA = (
+    "worker int, host string, device string, rows long, samples long, epochs int, "
+    "loss double, accuracy double, seconds double, status int"
+)
+
+
+class WorkerError(RuntimeError):
+    """A ps-worker exited with an error; the message carries its stderr."""
+
+
+def check_spark_version(version: Optional[str] = None) -> None:
+    """RuntimeError on Spark older than 3.5 (no mapInArrow(barrier=True))."""
+    if version is None:
+        import pyspark
+
+        version = pyspark.__version__
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < MIN_SPARK:
+        raise RuntimeError(
+            f"sparkps needs Spark {MIN_SPARK[0]}.{MIN_SPARK[1]} or newer "
+            f"(mapInArrow with barrier=True); this is Spark {version}")
+
+
+def model_kind(spec: str) -> int:
+    """The stream kind a model spec reads: sparse for logreg, else dense."""
+    return st.SPARSE if spec.startswith("logreg") else st.DENSE
+
+
+def model_input_dim(spec: str) -> Optional[int]:
+    """Input width of a dense spec (``mlp:784-...``), None if it has none."""
+    if spec.startswith("mlp:"):
+        try:
+            return int(spec[4:].split("-")[0])
+        except ValueError:
+            raise ValueError(f"model spec {spec!r}: expected mlp:IN-H1-...-CLASSES") from None
+    return None
+
+
+# ---- the worker process ----
+
+
+class WorkerProcess:
+    """A ps-worker child with stdin on a pipe, stdout read by a thread (the
+    JSON progress lines, or nothing when ``stdout_lines`` is False) and
+    stderr in a temporary file whose tail goes into errors."""
+
+    def __init__(self, argv: List[str], name: str, env: Optional[Dict[str, str]] = None,
+                 stdout_lines: bool = True):
+        self.name = name
+        fd, self.err_path = tempfile.mkstemp(prefix="sparkps-worker-", suffix=".err")
+        self.lines: List[Dict] = []
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=fd, env=env, preexec_fn=_kill_with_parent)
+        finally:
+            os.close(fd)
+        self._reader = None
+        if stdout_lines:
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                self.lines.append(ev)
+
+    def write(self, data) -> None:
+        """Writes to the worker's stdin; WorkerError at once if it died."""
+        try:
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            raise self.failure("while it was being fed its partition") from None
+
+    def failure(self, when: str) -> WorkerError:
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.returncode
+        how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+        when = f" {when}" if when else ""
+        return WorkerError(f"{self.name} on {socket.gethostname()} {how}{when}; its stderr "
+                           f"ends with:\n{tail(self.err_path) or '(empty)'}")
+
+    def finish(self) -> int:
+        """Closes stdin, waits for the exit; WorkerError unless status 0."""
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        rc = self.proc.wait()
+        if self._reader:
+            self._reader.join(timeout=5)
+        if rc != 0:
+            raise self.failure("")
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self) -> None:
+        """Stops the process if still running and removes the stderr file."""
+        self.kill()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(self.err_path)
+        except OSError:
+            pass
+
+
+def task_device(resources: Dict, env: Dict[str, str], device: str = "auto") -> str:
+    """The ps-worker ``--device`` for a task. ``auto``: the first GPU Spark
+    assigned (visible as the only device, cuda:0), else the CPU."""
+    if device != "auto":
+        return device
+    gpu = resources.get("gpu") if resources else None
+    addrs = list(getattr(gpu, "addresses", []) or []) if gpu is not None else []
+    if addrs:
+        env["CUDA_VISIBLE_DEVICES"] = str(addrs[0])
+        return "cuda:0"
+    return "cpu"
+
+
+def _first_nonempty(batches: Iterator[pa.RecordBatch]):
+    for b in batches:
+        if b.num_rows:
+            return b
+    return None
+
+
+def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch],
+          kind: int, dim: int, features, label) -> int:
+    writer = st.StreamWriter(w, kind, dim)
+    st.write_batch(writer, first, features, label)
+    for b in rest:
+        if w.proc.poll() is not None:
+            raise w.failure("while it was being fed its partition")
+        st.write_batch(writer, b, features, label)
+    writer.close()
+    return writer.rows
+
+
+def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int,
+                    features, label: str, device: str, init_bc=None):
+    """The function each barrier task runs (a closure shipped to executors)."""
+
+    def _train_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        wid = ctx.partitionId()
+        t0 = time.monotonic()
+        first = _first_nonempty(batches)
+        host = socket.gethostname()
+        if first is None:
+            yield _summary(wid, host, "none", 0, {}, 0.0, 0)
+            return
+        env = dict(os.environ)
+        dev = task_device(ctx.resources(), env, device)
+        argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
+                "--worker-id", str(wid), "--format", "stream", "--data", "-",
+                "--device", dev, *args]
+        init_path = None
+        if init_bc is not None:
+            init_path = _local_model_file(init_bc.value)
+            argv += ["--init-from", init_path]
+        w = WorkerProcess(argv, f"ps-worker {wid} (partition {wid}, job {job})", env)
+        try:
+            rows = _feed(w, first, batches, kind, dim, features, label)
+            rc = w.finish()
+            done = next((e for e in reversed(w.lines) if e.get("event") == "done"),
+                        w.lines[-1] if w.lines else {})
+            yield _summary(wid, host, dev, rows, done, time.monotonic() - t0, rc)
+        finally:
+            w.close()
+
+    return _train_task
+
+
+def _summary(wid, host, dev, rows, done, seconds, rc) -> pa.RecordBatch:
+    def num(k, default=float("nan")):
+        v = done.get(k)
+        return float(v) if isinstance(v, (int, float)) else default
+
+    return pa.RecordBatch.from_pydict({
+        "worker": pa.array([wid], pa.int32()), "host": [host], "device": [dev],
+        "rows": pa.array([rows], pa.int64()),
+        "samples": pa.array([int(num("samples", 0))], pa.int64()),
+        "epochs": pa.array([int(num("epoch", 0))], pa.int32()),
+        "loss": [num("loss")], "accuracy": [num("accuracy")], "seconds": [seconds],
+        "status": pa.array([rc], pa.int32())})
+
+
+def _local_model_file(data: bytes) -> str:
+    """Writes model bytes to a file on this host once (named by content)."""
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    path = os.path.join(tempfile.gettempdir(), f"sparkps-model-{digest}.safetensors")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sparkps-model-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return path
+
+
+# ---- driver side ----
+
+
+def task_slots(sc) -> int:
+    """Tasks that can run at once (what a barrier stage needs), from the
+    scheduler's own count when reachable, else defaultParallelism."""
+    try:
+        jsc = sc._jsc.sc()
+        rp = jsc.resourceProfileManager().defaultResourceProfile()
+        return int(jsc.maxNumConcurrentTasks(rp))
+    except Exception:  # py4j or a Spark without that method
+        return int(sc.defaultParallelism)
+
+
+def resolve_features(df, features: Union[str, Sequence[str]], label: Optional[str]) -> List[str]:
+    """The columns training reads; SchemaError naming the missing ones."""
+    wanted = [features] if isinstance(features, str) else list(features)
+    if label is not None:
+        wanted.append(label)
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise st.SchemaError(
+            f"column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} not in "
+            f"the DataFrame; its columns are {', '.join(df.columns)}")
+    return wanted
+
+
+def reconcile_partitions(df, num_workers: int, balance: bool = True):
+    """One partition per worker. ``balance`` (the default): always
+    ``repartition(num_workers)``, a round-robin shuffle that gives every
+    worker the same number of rows (Spark's own partitions can be very
+    uneven, e.g. one Parquet row group in one split). Without it the data
+    moves only when the count differs: ``coalesce`` (no shuffle) when there
+    are more partitions, ``repartition`` when there are fewer; a worker may
+    then get an empty partition, which starts no ps-worker."""
+    if balance:
+        return df.repartition(num_workers)
+    n = df.rdd.getNumPartitions()
+    if n > num_workers:
+        return df.coalesce(num_workers)
+    if n < num_workers:
+        return df.repartition(num_workers)
+    return df
+
+
+def worker_args(model: str, epochs: int, batch_size: int, optimizer: Optional[str],
+                lr: Optional[float], seed: int = 1, extra: Sequence[str] = ()) -> List[str]:
+    args = ["--model", model, "--epochs", str(epochs), "--batch", str(batch_size),
+            "--seed", str(seed)]
+    if optimizer:
+        args += ["--optimizer", optimizer]
+    if lr:
+        args += ["--lr", repr(float(lr))]
+    return args + list(extra)
+
+
+def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Sequence[str]] = "features",
+                    label: str = "label", num_workers: int = 2, epochs: int = 1,
+                    batch_size: int = 64, optimizer: Optional[str] = None,
+                    lr: Optional[float] = None, job: Optional[str] = None, seed: int = 1,
+                    device: str = "auto", init_model: Optional[bytes] = None,
+                    extra_args: Sequence[str] = (), progress: bool = True,
+                    balance: bool = True) -> List:
+    """Trains ``model`` on ``df`` with ``num_workers`` ps-workers against
+    ``cluster``; returns the summary rows (one per worker, see
+    SUMMARY_SCHEMA). The job's tables stay on the servers under ``job``
+    (default: a fresh ``spark-<id>``), ready for ``cluster.export(job)``.
+
+    Raises SchemaError for missing/unreadable columns, ValueError when
+    ``num_workers`` exceeds the task slots, and the Spark exception of the
+    failed stage (carrying the worker's stderr) when a worker fails."""
+    check_spark_version()
+    spark = df.sparkSession
+    sc = spark.sparkContext
+    if num_workers < 1:
+        raise ValueError("num_workers must be at least 1")
+    slots = task_slots(sc)
+    if num_workers > slots:
+        raise ValueError(
+            f"{num_workers} workers requested but the cluster runs at most {slots} tasks at "
+            "once; a barrier stage needs them all at the same time: lower num_workers or "
+            "add executors/cores (with GPUs: one slot per GPU)")
+    cols = resolve_features(df, features, label)
+    kind = model_kind(model)
+    dim = model_input_dim(model) or 0
+    if kind == st.DENSE and dim == 0:
+        dim = _width_from_df(df, features)
+    job = job or f"spark-{uuid.uuid4().hex[:12]}"
+    init_bc = sc.broadcast(init_model) if init_model is not None else None
+    task = make_train_task(cluster.servers, job,
+                           worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
+                           kind, dim, features, label, device, init_bc)
+    data = reconcile_partitions(df.select(*cols), num_workers, balance)
+    sc.setJobDescription(f"sparkps: train {model} ({num_workers} workers, job {job})")
+    try:
+        with ProgressReporter(cluster, num_workers, epochs, enabled=progress):
+            rows = data.mapInArrow(task, SUMMARY_SCHEMA, barrier=True).collect()
+    finally:
+        sc.setJobDescription(None)
+        if init_bc is not None:
+            init_bc.destroy()
+    return sorted(rows, key=lambda r: r.worker)
+
+
+def _width_from_df(df, features) -> int:
+    """Feature width from the first row."""
+    if not isinstance(features, str):
+        return len(features)
+    row = df.select(features).first()
+    if row is None:
+        raise ValueError("the DataFrame is empty")
+    v = row[0]
+    return int(v.size) if hasattr(v, "size") and not isinstance(v, list) else len(v)

@@ -1,0 +1,118 @@
+"""Fixtures: ONE local[2] SparkSession for the whole run (a session takes
+seconds to start), small data sets, and a check that no ps-server or
+ps-worker started by the package outlives a test."""
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+FMNIST = "/usr/share/datasets/fashion-mnist"
+
+# Spark looks up this host's name at start; a fresh machine or a chroot may
+# not resolve it. Tests talk over loopback only (spark-submit inherits this).
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
+
+
+def sparkps_pids():
+    """Pids of running ps-server/ps-worker/ps-ctl from this installation."""
+    import sparkps
+
+    pattern = os.path.join(sparkps.bin_path(), "ps-")
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def wait_no_processes(timeout=20.0):
+    """Waits until no sparkps process is left; returns the leftovers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = sparkps_pids()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    s = (SparkSession.builder.master("local[2]").appName("sparkps-tests")
+         .config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "2")
+         .config("spark.default.parallelism", "2")
+         .config("spark.python.worker.reuse", "true")
+         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+         .config("spark.driver.memory", "1g")
+         # a barrier stage that cannot get its slots fails at once, not
+         # after 40 retries
+         .config("spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures", "1")
+         .getOrCreate())
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes():
+    yield
+    left = wait_no_processes()
+    assert not left, f"sparkps processes left behind: {left}"
+
+
+def _idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw[4:4 + 4 * ndim], dtype=">u4").astype(int)
+    return np.frombuffer(raw[4 + 4 * ndim:], dtype=np.uint8).reshape(*dims)
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    """(x_train, y_train, x_test, y_test) subsets of Fashion-MNIST, pixels
+    in [0, 1]; skipped when the Debian package is not installed."""
+    if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
+        pytest.skip(f"Fashion-MNIST not in {FMNIST}: apt-get install dataset-fashion-mnist")
+    xtr = _idx(os.path.join(FMNIST, "train-images-idx3-ubyte.gz"))[:12000]
+    ytr = _idx(os.path.join(FMNIST, "train-labels-idx1-ubyte.gz"))[:12000]
+    xte = _idx(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz"))[:2000]
+    yte = _idx(os.path.join(FMNIST, "t10k-labels-idx1-ubyte.gz"))[:2000]
+    f = lambda x: (x.reshape(len(x), -1) / 255.0).astype(np.float32)  # noqa: E731
+    return f(xtr), ytr.astype(np.float64), f(xte), yte.astype(np.float64)
+
+
+def blobs(n, seed=0, classes=3, dim=4):
+    """Separable Gaussian blobs: class c centred at 4c on every axis."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(size=(n, dim)) + 4.0 * y[:, None]
+    return x.astype(np.float32), y.astype(np.float64)
+
+
+def array_df(spark, x, y, partitions=2):
+    """DataFrame (label double, features array<float>) built through Arrow."""
+    import pandas as pd
+
+    pdf = pd.DataFrame({"label": y, "features": list(x.astype(np.float32))})
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+
+    schema = StructType([StructField("label", DoubleType()),
+                         StructField("features", ArrayType(FloatType()))])
+    return spark.createDataFrame(pdf, schema).repartition(partitions)
+
+
+def vector_df(spark, x, y, partitions=2):
+    """DataFrame (label, features vector) from array columns, no row loop."""
+    from pyspark.ml.functions import array_to_vector
+
+    return array_df(spark, x, y, partitions).select(
+        "label", array_to_vector("features").alias("features"))

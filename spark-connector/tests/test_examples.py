@@ -1,0 +1,28 @@
+"""The examples as a user runs them: spark-submit --master 'local[2]'."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FMNIST
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+
+
+def test_fashion_mnist_example_through_spark_submit():
+    if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
+        pytest.skip(f"Fashion-MNIST not in {FMNIST}: apt-get install dataset-fashion-mnist")
+    submit = os.path.join(os.path.dirname(sys.executable), "spark-submit")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    # a smaller run than the defaults (which reach 0.87 in ~30 s on 2 cores)
+    r = subprocess.run(
+        [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+         os.path.join(EXAMPLES, "fashion_mnist_mlp.py"), "--train-rows", "12000",
+         "--epochs", "3", "--model", "mlp:784-64-10"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["train_rows"] == 12000 and last["seconds"] > 0
+    assert last["test_accuracy"] >= 0.78, last
