@@ -12,6 +12,17 @@ PACKAGES=(
     python3-venv openjdk-17-jre-headless
 )
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+# Spark binds its driver-side servers to "localhost"; every installed Debian
+# resolves it through /etc/hosts, but a bare container or chroot may have no
+# such file.
+if ! getent hosts localhost >/dev/null; then
+    echo "install-deps: adding 127.0.0.1 localhost to /etc/hosts"
+    echo "127.0.0.1 localhost" | $SUDO tee -a /etc/hosts >/dev/null
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -21,8 +32,6 @@ if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PACKAGES[@]} packages present"
     exit 0
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
