@@ -16,6 +16,7 @@
 #include "model_file.h"
 #include "sparkps.h"
 #include "sparse_lr.h"
+#include "train_common.h"
 #include "trainer_sparse.h"
 
 #include <math.h>
@@ -27,7 +28,7 @@
 typedef struct shuffler {
     ps_dataset *data;
     size_t dim, cap;
-    size_t classes; /* labels must be integers in [0, classes) */
+    size_t classes;     /* labels must be integers in [0, classes) */
     uint64_t rows_read; /* this pass, for error messages */
     float *x, *y;       /* cap rows */
     uint32_t *perm;
@@ -55,7 +56,7 @@ typedef struct trainer {
     size_t ntables;
     uint64_t nparams;
     float *params, *next, *grads[2];
-    float *stage;   /* push_every > 1: one mini-batch's gradient */
+    float *stage;       /* push_every > 1: one mini-batch's gradient */
     float *bx, *by;     /* one batch, contiguous */
     float *init_params; /* --init-from: the file's weights, checked */
     ps_lr_schedule sched;
@@ -127,15 +128,7 @@ static int shuffler_fill(shuffler *s, char *err, size_t errlen)
  * (seed, round), so a run is reproducible. */
 static void shuffle(shuffler *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        s->perm[i] = (uint32_t)i;
-    for (size_t i = s->n; i > 1; i--) {
-        size_t j = (size_t)(ps_rng_unit(s->seed, s->round, i) * (double)i);
-        uint32_t tmp = s->perm[i - 1];
-        s->perm[i - 1] = s->perm[j < i ? j : i - 1];
-        s->perm[j < i ? j : i - 1] = tmp;
-    }
-    s->round++;
+    ps_shuffle_order(s->perm, s->n, s->seed, s->round++);
 }
 
 /* Copies the next up to `want` rows into x/y; *n = 0 at the end of the
@@ -393,17 +386,10 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
                  double loss, double acc, double rate, double test_loss,
                  double test_acc)
 {
-    fprintf(t->progress,
-            "{\"event\":\"%s\",\"worker\":%d,\"epoch\":%d,\"samples\":%llu,"
-            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f,"
-            "\"lr\":%.6g",
-            event, t->cfg->worker_id, epoch, (unsigned long long)samples, loss,
-            acc, rate, t->cfg->lr * t->lr_factor);
-    if (!isnan(test_acc))
-        fprintf(t->progress, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g",
-                test_loss, test_acc);
-    fprintf(t->progress, "}\n");
-    fflush(t->progress);
+    ps_progress_line l = {
+        event, t->cfg->worker_id,         epoch,     samples,  loss, acc,
+        rate,  t->cfg->lr * t->lr_factor, test_loss, test_acc, NAN};
+    ps_train_emit(t->progress, &l);
 }
 
 /* ---- setup ---- */
@@ -430,16 +416,9 @@ static int setup(trainer *t, ps_dataset *data)
         return rc;
     if (cfg->compute_only)
         return setup_buffers(t, dim);
-    ps_client_cfg cc;
-    ps_client_cfg_init(&cc);
-    cc.servers = cfg->servers;
-    cc.job = cfg->job;
-    cc.worker_id = cfg->worker_id;
-    cc.timeout_ms = cfg->timeout_ms;
-    char cerr[512];
-    rc = ps_client_new(&t->client, &cc, cerr, sizeof(cerr));
+    rc = ps_train_connect(cfg, &t->client, t->err, t->errlen);
     if (rc != PS_OK)
-        return fail(t, rc, "connecting to the servers: %s", cerr);
+        return rc;
     rc = setup_buffers(t, dim);
     if (rc == PS_OK)
         rc = define_tables(t);
@@ -466,8 +445,7 @@ static int setup_buffers(trainer *t, size_t dim)
     t->bx = malloc(cfg->batch * dim * sizeof(float));
     t->by = malloc(cfg->batch * sizeof(float));
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
-        !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx ||
-        !t->by)
+        !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx || !t->by)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
     if (t->client != NULL)
         return PS_OK;
@@ -654,8 +632,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             step++;
             /* The factor at the start of this step's batch. */
             t.lr_factor = ps_lr_schedule_factor(
-                &t.sched, epochs_done(epoch, ep_samples - n, epoch_rows),
-                step);
+                &t.sched, epochs_done(epoch, ep_samples - n, epoch_rows), step);
             if (group == cfg->push_every) {
                 rc = push_group(&t, cur, group, pushes++, epoch, samples, loss,
                                 batch_acc, cons);

@@ -17,6 +17,7 @@
 #include "model_file.h"
 #include "sparkps.h"
 #include "sparse_lr.h"
+#include "train_common.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -93,16 +94,7 @@ static int grow(void **p, size_t n, size_t size)
 
 static void sh_shuffle(sshuffler *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        s->perm[i] = (uint32_t)i;
-    for (size_t i = s->n; i > 1; i--) {
-        size_t j = (size_t)(ps_rng_unit(s->seed, s->round, i) * (double)i);
-        j = j < i ? j : i - 1;
-        uint32_t tmp = s->perm[i - 1];
-        s->perm[i - 1] = s->perm[j];
-        s->perm[j] = tmp;
-    }
-    s->round++;
+    ps_shuffle_order(s->perm, s->n, s->seed, s->round++);
 }
 
 static int sh_fill(sshuffler *s, char *err, size_t errlen)
@@ -385,18 +377,10 @@ static void emit(strainer *t, const char *event, int epoch, uint64_t samples,
                  double loss, double acc, double rate, double test_loss,
                  double test_acc, double test_auc)
 {
-    fprintf(t->progress,
-            "{\"event\":\"%s\",\"worker\":%d,\"epoch\":%d,\"samples\":%llu,"
-            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f",
-            event, t->cfg->worker_id, epoch, (unsigned long long)samples, loss,
-            acc, rate);
-    if (!isnan(test_acc))
-        fprintf(t->progress, ",\"test_loss\":%.6g,\"test_accuracy\":%.6g",
-                test_loss, test_acc);
-    if (!isnan(test_auc))
-        fprintf(t->progress, ",\"test_auc\":%.6g", test_auc);
-    fprintf(t->progress, "}\n");
-    fflush(t->progress);
+    ps_progress_line l = {
+        event, t->cfg->worker_id, epoch,    samples, loss, acc, rate,
+        NAN,   test_loss,         test_acc, test_auc};
+    ps_train_emit(t->progress, &l);
 }
 
 /* ---- setup ---- */
@@ -443,16 +427,9 @@ static int setup(strainer *t)
     ps_logreg_batch_init(&t->ev.lb);
     if (cfg->compute_only)
         return PS_OK;
-    ps_client_cfg cc;
-    ps_client_cfg_init(&cc);
-    cc.servers = cfg->servers;
-    cc.job = cfg->job;
-    cc.worker_id = cfg->worker_id;
-    cc.timeout_ms = cfg->timeout_ms;
-    char cerr[512];
-    rc = ps_client_new(&t->client, &cc, cerr, sizeof(cerr));
+    rc = ps_train_connect(cfg, &t->client, t->err, t->errlen);
     if (rc != PS_OK)
-        return fail(t, rc, "connecting to the servers: %s", cerr);
+        return rc;
     t->cons = ps_client_consistency(t->client, NULL);
     return define_table(t);
 }
@@ -631,7 +608,8 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
         rc = ps_data_open(&data, &dcfg, err, errlen);
     if (rc == PS_OK && cfg->eval.path)
         rc = ps_data_open(&eval, &ecfg, err, errlen);
-    if (rc == PS_OK && (!ps_data_sparse(data) || (eval && !ps_data_sparse(eval))))
+    if (rc == PS_OK &&
+        (!ps_data_sparse(data) || (eval && !ps_data_sparse(eval))))
         rc = fail(&t, PS_EINVAL, "model %s needs sparse rows; %s is dense",
                   cfg->model,
                   ps_data_sparse(data) ? cfg->eval.path : cfg->data.path);

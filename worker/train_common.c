@@ -1,0 +1,57 @@
+/* Shared pieces of the training loops; see train_common.h. */
+#include "train_common.h"
+
+#include "common/errmsg.h"
+#include "common/rng.h"
+
+#include <math.h>
+
+static void field(FILE *out, const char *name, double v)
+{
+    if (!isnan(v))
+        fprintf(out, ",\"%s\":%.6g", name, v);
+}
+
+void ps_train_emit(FILE *out, const ps_progress_line *l)
+{
+    fprintf(out,
+            "{\"event\":\"%s\",\"worker\":%d,\"epoch\":%d,\"samples\":%llu,"
+            "\"loss\":%.6g,\"accuracy\":%.6g,\"samples_per_s\":%.1f",
+            l->event, l->worker, l->epoch, (unsigned long long)l->samples,
+            l->loss, l->accuracy, l->samples_per_s);
+    field(out, "lr", l->lr);
+    field(out, "test_loss", l->test_loss);
+    field(out, "test_accuracy", l->test_accuracy);
+    field(out, "test_auc", l->test_auc);
+    fprintf(out, "}\n");
+    fflush(out);
+}
+
+int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
+                     size_t errlen)
+{
+    ps_client_cfg cc;
+    ps_client_cfg_init(&cc);
+    cc.servers = cfg->servers;
+    cc.job = cfg->job;
+    cc.worker_id = cfg->worker_id;
+    cc.timeout_ms = cfg->timeout_ms;
+    char cerr[512];
+    int rc = ps_client_new(out, &cc, cerr, sizeof(cerr));
+    if (rc != PS_OK)
+        return ps_errf(err, errlen, rc, "connecting to the servers: %s", cerr);
+    return PS_OK;
+}
+
+void ps_shuffle_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t round)
+{
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(ps_rng_unit(seed, round, i) * (double)i);
+        j = j < i ? j : i - 1;
+        uint32_t tmp = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = tmp;
+    }
+}

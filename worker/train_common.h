@@ -1,0 +1,35 @@
+/* What the two training loops share (trainer.c for the dense models,
+ * trainer_sparse.c for logreg): the JSON progress line, the connection to
+ * the servers, and the seeded shuffle order. */
+#ifndef PS_TRAIN_COMMON_H
+#define PS_TRAIN_COMMON_H
+
+#include "sparkps.h"
+#include "trainer.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* One progress line; fields that are NAN are left out of it. */
+typedef struct ps_progress_line {
+    const char *event; /* "progress", "epoch", "done" */
+    int worker, epoch;
+    uint64_t samples;
+    double loss, accuracy, samples_per_s;
+    double lr; /* of the latest push */
+    double test_loss, test_accuracy, test_auc;
+} ps_progress_line;
+
+/* Writes l as one JSON object on its own line and flushes. */
+void ps_train_emit(FILE *out, const ps_progress_line *l);
+
+/* Connects a worker's client (cfg's servers, job, worker id, timeout).
+ * On failure err says why. */
+int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
+                     size_t errlen);
+
+/* perm = a permutation of 0..n-1 that depends only on (seed, round), so a
+ * run's order is reproducible (Fisher-Yates on a counter-based RNG). */
+void ps_shuffle_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t round);
+
+#endif
