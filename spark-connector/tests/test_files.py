@@ -82,7 +82,8 @@ def test_timeout_kills_the_worker(spark, tmp_path):
     path = str(tmp_path / "blobs.csv")
     write_csv(path, x, y)
     with PSCluster.local(num_servers=1) as ps:
-        with pytest.raises(Exception, match="running past the timeout of 2 s"):
+        with pytest.raises(Exception, match="running past the timeout of 2 s; its stderr "
+                                            "ends with:\nps-worker: stopped by a signal"):
             sparkps.train_files(spark, ps, "mlp:4-16-3", path, format="csv", num_workers=2,
                                 epochs=100000, batch_size=16, progress=False, timeout=2)
     assert wait_no_processes() == []
