@@ -14,7 +14,7 @@ On a GPU cluster (one task per GPU), submit with e.g.:
       --conf spark.executor.resource.gpu.amount=1 \\
       --conf spark.task.resource.gpu.amount=1 \\
       --conf spark.executor.cores=1 \\
-      --conf spark.executor.resource.gpu.discoveryScript=/opt/spark/examples/src/main/scripts/getGpusResources.sh \\
+      --conf spark.executor.resource.gpu.discoveryScript=/path/to/sparkps/deploy/spark/getGpusResources.sh \\
       --archives env.tar.gz#env --conf spark.pyspark.python=./env/bin/python \\
       fashion_mnist_mlp.py --workers 4
 

@@ -1,8 +1,10 @@
 """sparkps: the Spark connector of the sparkps parameter server.
 
 ``PSCluster`` starts ``ps-server`` shards on the driver (or connects to a
-standalone cluster); :func:`sparkps.train.train_dataframe` trains from a
-DataFrame with one ``ps-worker`` per Spark barrier task; ``sparkps.ml`` has
+standalone cluster); :func:`sparkps.train_dataframe` trains from a
+DataFrame with one ``ps-worker`` per Spark barrier task, and
+:func:`sparkps.train_files` from files every executor can read (each task
+only runs ``ps-worker --data PATH --part i/N``); ``sparkps.ml`` has
 the Spark ML Estimator/Model pair ``PSClassifier``/``PSClassificationModel``.
 
 The C programs (``ps-server``, ``ps-worker``, ``ps-ctl``) are built by
@@ -68,4 +70,16 @@ def find_binary(name: str) -> str:
 
 from .cluster import PSCluster  # noqa: E402  (needs find_binary above)
 
-__all__ = ["PSCluster", "bin_path", "find_binary", "__version__"]
+_LAZY = {"train_dataframe", "train_files"}  # sparkps.train imports pyarrow
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'sparkps' has no attribute {name!r}")
+
+
+__all__ = ["PSCluster", "bin_path", "find_binary", "train_dataframe", "train_files",
+           "__version__"]

@@ -2,7 +2,8 @@
 ``PSClassificationModel`` (its Model).
 
 ``PSClassifier.fit(df)`` trains with one ps-worker per barrier task
-(:func:`sparkps.train.train_dataframe`) against the servers of a
+(:func:`sparkps.train.train_dataframe`; ``fitFiles(path)``: each worker
+reads its share of a file, :func:`sparkps.train.train_files`) against the servers of a
 ``PSCluster`` (started on the driver for the fit, or a standalone one given
 by ``servers``), then exports the weights from the servers once
 (``ps-ctl export``, safetensors). ``PSClassificationModel.transform(df)``
@@ -19,7 +20,7 @@ import struct
 import threading
 import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,7 @@ from . import find_binary
 from . import stream as st
 from .cluster import PSCluster, normalize_consistency
 from .train import (WorkerProcess, _local_model_file, check_spark_version, model_input_dim,
-                    model_kind, resolve_features, train_dataframe)
+                    model_kind, resolve_features, train_dataframe, train_files)
 
 
 class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed):
@@ -221,22 +222,52 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
 
     def _fit(self, dataset) -> "PSClassificationModel":
         check_spark_version()
-        spec = self.getModelSpec()
         features = self._features()
         resolve_features(dataset, features, self.getLabelCol())  # fail before servers start
+        return self._train(dataset.sparkSession, lambda cluster, job, init: train_dataframe(
+            dataset, cluster, self.getModelSpec(), features=features,
+            label=self.getLabelCol(), job=job, num_workers=self.getNumWorkers(),
+            epochs=self.getEpochs(), batch_size=self.getBatchSize(),
+            optimizer=self.getOptimizer() or None, lr=self.getLearningRate() or None,
+            seed=self.getSeed(), device=self.getDevice(), init_model=init,
+            progress=self.getShowProgress(), balance=self.getBalancePartitions()))
+
+    def fitFiles(self, path: str, format: str = "libsvm", labels: Optional[str] = None,
+                 eval: Optional[str] = None, evalLabels: Optional[str] = None,
+                 spark=None, extraArgs: Sequence[str] = (),
+                 timeout: Optional[float] = None) -> "PSClassificationModel":
+        """Files mode (:func:`sparkps.train_files`): fits on the file at
+        ``path`` (``format``: libsvm, csv, idx or stream), which every
+        executor must be able to read at that path; each of the
+        ``numWorkers`` barrier tasks runs one ps-worker on its share
+        ``--part i/numWorkers``. The column Params are not used; the other
+        Params apply as in ``fit``. ``spark``: default the active session."""
+        check_spark_version()
+        if spark is None:
+            from pyspark.sql import SparkSession
+
+            spark = SparkSession.getActiveSession()
+            if spark is None:
+                raise RuntimeError("fitFiles needs a SparkSession (none is active)")
+        return self._train(spark, lambda cluster, job, init: train_files(
+            spark, cluster, self.getModelSpec(), path, format=format, labels=labels,
+            eval=eval, eval_labels=evalLabels, num_workers=self.getNumWorkers(),
+            epochs=self.getEpochs(), batch_size=self.getBatchSize(),
+            optimizer=self.getOptimizer() or None, lr=self.getLearningRate() or None,
+            job=job, seed=self.getSeed(), device=self.getDevice(), init_model=init,
+            extra_args=extraArgs, progress=self.getShowProgress(), timeout=timeout))
+
+    def _train(self, spark, run) -> "PSClassificationModel":
+        """Servers for the fit, ``run(cluster, job, init_bytes)`` (the
+        summary rows), the export, and the model carrying this Estimator's
+        Params."""
         init = None
         if self.getInitModelPath():
             init = PSClassificationModel.load(self.getInitModelPath())._model_bytes
         job = f"spark-{uuid.uuid4().hex[:12]}"
-        cluster = self._cluster(dataset.sparkSession)
+        cluster = self._cluster(spark)
         try:
-            rows = train_dataframe(
-                dataset, cluster, spec, features=features, label=self.getLabelCol(), job=job,
-                num_workers=self.getNumWorkers(), epochs=self.getEpochs(),
-                batch_size=self.getBatchSize(), optimizer=self.getOptimizer() or None,
-                lr=self.getLearningRate() or None, seed=self.getSeed(),
-                device=self.getDevice(), init_model=init, progress=self.getShowProgress(),
-                balance=self.getBalancePartitions())
+            rows = run(cluster, job, init)
             data = cluster.export(job)
         finally:
             if cluster.owned:

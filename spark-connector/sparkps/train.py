@@ -1,21 +1,27 @@
-"""Training from a DataFrame: one ``ps-worker`` per Spark barrier task.
+"""Training with one ``ps-worker`` per Spark barrier task, in two modes.
 
-Driver side (:func:`train_dataframe`): checks the Spark version, the
+DataFrame mode (:func:`train_dataframe`): checks the Spark version, the
 columns and the task slots, gives each worker one partition
 (:func:`reconcile_partitions`: balanced by a round-robin ``repartition``
 by default), runs the barrier stage with
 ``mapInArrow(..., barrier=True)`` while a :class:`ProgressReporter` shows
 the servers' view of progress, and returns one summary row per worker.
+Each task (:func:`make_train_task`) starts ``ps-worker --format stream
+--data -``, converts each Arrow batch of its partition to the stream
+format (vectorised, spark-connector/FORMAT.md) and writes it to the
+worker's stdin. A worker that dies is noticed at the next write (EPIPE) or
+when the writer finishes. An empty partition starts no worker.
 
-Executor side (:func:`_train_task`): binds the GPU Spark assigned to the
-task (``CUDA_VISIBLE_DEVICES`` + ``--device cuda:0``; CPU when none),
-starts ``ps-worker --format stream --data -``, converts each Arrow batch
-of its partition to the stream format (vectorised, spark-connector/
-FORMAT.md) and writes it to the worker's stdin. A worker that dies is
-noticed at the next write (EPIPE) or when the writer finishes; the task
-then fails with the worker's exit status and stderr tail. The worker gets
-SIGTERM when the Python task process dies, so a killed task leaves no
-ps-worker behind. An empty partition starts no worker.
+Files mode (:func:`train_files`, Spark as a scheduler): the same barrier
+stage over ``num_workers`` placeholder rows; each task starts ``ps-worker
+--data PATH --part i/N``, which reads its share of a file every executor
+can read. No rows pass through Spark.
+
+Both share :func:`run_task_worker`: it binds the GPU Spark assigned to the
+task (``CUDA_VISIBLE_DEVICES`` + ``--device cuda:0``; CPU when none), fails
+the task with the worker's exit status and stderr tail, and builds the
+summary row. The worker gets SIGKILL when the Python task process dies, so
+a killed task leaves no ps-worker behind.
 """
 from __future__ import annotations
 
@@ -40,7 +46,8 @@ MIN_SPARK = (3, 5)
 
 SUMMARY_SCHEMA = (
     "worker int, host string, device string, rows long, samples long, epochs int, "
-    "loss double, accuracy double, seconds double, status int"
+    "loss double, accuracy double, test_accuracy double, test_auc double, "
+    "seconds double, status int"
 )
 
 
@@ -126,13 +133,18 @@ class WorkerProcess:
         return WorkerError(f"{self.name} on {socket.gethostname()} {how}{when}; its stderr "
                            f"ends with:\n{tail(self.err_path) or '(empty)'}")
 
-    def finish(self) -> int:
-        """Closes stdin, waits for the exit; WorkerError unless status 0."""
+    def finish(self, timeout: Optional[float] = None) -> int:
+        """Closes stdin, waits for the exit (at most ``timeout`` seconds,
+        then kills it); WorkerError unless status 0."""
         try:
             self.proc.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        rc = self.proc.wait()
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise self.failure(f"after running past the timeout of {timeout:g} s") from None
         if self._reader:
             self._reader.join(timeout=5)
         if rc != 0:
@@ -195,39 +207,57 @@ def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch
     return writer.rows
 
 
+def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: List[str],
+                    device: str, name: str, init_bc=None, feed=None,
+                    timeout: Optional[float] = None) -> pa.RecordBatch:
+    """Runs this barrier task's ps-worker to its end and returns its summary
+    row; shared by the DataFrame (stream) and the files mode. Binds the
+    task's GPU (:func:`task_device`), starts ``ps-worker --servers ...
+    --worker-id <partition> DATA_ARGS --device D ARGS [--init-from F]``,
+    calls ``feed(w)`` (the number of rows it wrote to stdin; None: the
+    worker reads a file, and ``rows`` is its samples per epoch), waits for
+    the exit (at most ``timeout`` seconds) and raises WorkerError with the
+    stderr tail on failure. The process never outlives this call."""
+    wid = ctx.partitionId()
+    t0 = time.monotonic()
+    env = dict(os.environ)
+    dev = task_device(ctx.resources(), env, device)
+    argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
+            "--worker-id", str(wid), *data_args, "--device", dev, *args]
+    if init_bc is not None:
+        argv += ["--init-from", _local_model_file(init_bc.value)]
+    w = WorkerProcess(argv, name, env)
+    try:
+        rows = feed(w) if feed is not None else None
+        rc = w.finish(timeout)
+        done = next((e for e in reversed(w.lines) if e.get("event") == "done"),
+                    w.lines[-1] if w.lines else {})
+        if rows is None:
+            epochs = done.get("epoch") or 1
+            rows = int(done.get("samples", 0)) // max(int(epochs), 1)
+        return _summary(wid, socket.gethostname(), dev, rows, done, time.monotonic() - t0, rc)
+    finally:
+        w.close()
+
+
 def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int,
                     features, label: str, device: str, init_bc=None):
-    """The function each barrier task runs (a closure shipped to executors)."""
+    """The function each barrier task runs (a closure shipped to executors):
+    its partition goes to ``ps-worker --format stream --data -``."""
 
     def _train_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import BarrierTaskContext
 
         ctx = BarrierTaskContext.get()
         wid = ctx.partitionId()
-        t0 = time.monotonic()
         first = _first_nonempty(batches)
-        host = socket.gethostname()
         if first is None:
-            yield _summary(wid, host, "none", 0, {}, 0.0, 0)
+            yield _summary(wid, socket.gethostname(), "none", 0, {}, 0.0, 0)
             return
-        env = dict(os.environ)
-        dev = task_device(ctx.resources(), env, device)
-        argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
-                "--worker-id", str(wid), "--format", "stream", "--data", "-",
-                "--device", dev, *args]
-        init_path = None
-        if init_bc is not None:
-            init_path = _local_model_file(init_bc.value)
-            argv += ["--init-from", init_path]
-        w = WorkerProcess(argv, f"ps-worker {wid} (partition {wid}, job {job})", env)
-        try:
-            rows = _feed(w, first, batches, kind, dim, features, label)
-            rc = w.finish()
-            done = next((e for e in reversed(w.lines) if e.get("event") == "done"),
-                        w.lines[-1] if w.lines else {})
-            yield _summary(wid, host, dev, rows, done, time.monotonic() - t0, rc)
-        finally:
-            w.close()
+        yield run_task_worker(
+            ctx, servers, job, ["--format", "stream", "--data", "-"], args, device,
+            f"ps-worker {wid} (partition {wid}, job {job})", init_bc,
+            feed=lambda w: _feed(w, first, batches, kind, dim, features, label))
 
     return _train_task
 
@@ -242,7 +272,9 @@ def _summary(wid, host, dev, rows, done, seconds, rc) -> pa.RecordBatch:
         "rows": pa.array([rows], pa.int64()),
         "samples": pa.array([int(num("samples", 0))], pa.int64()),
         "epochs": pa.array([int(num("epoch", 0))], pa.int32()),
-        "loss": [num("loss")], "accuracy": [num("accuracy")], "seconds": [seconds],
+        "loss": [num("loss")], "accuracy": [num("accuracy")],
+        "test_accuracy": [num("test_accuracy")], "test_auc": [num("test_auc")],
+        "seconds": [seconds],
         "status": pa.array([rc], pa.int32())})
 
 
@@ -323,7 +355,7 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
                     device: str = "auto", init_model: Optional[bytes] = None,
                     extra_args: Sequence[str] = (), progress: bool = True,
                     balance: bool = True) -> List:
-    """Trains ``model`` on ``df`` with ``num_workers`` ps-workers against
+    """DataFrame mode: trains ``model`` on ``df`` with ``num_workers`` ps-workers against
     ``cluster``; returns the summary rows (one per worker, see
     SUMMARY_SCHEMA). The job's tables stay on the servers under ``job``
     (default: a fresh ``spark-<id>``), ready for ``cluster.export(job)``.
@@ -334,14 +366,7 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
     check_spark_version()
     spark = df.sparkSession
     sc = spark.sparkContext
-    if num_workers < 1:
-        raise ValueError("num_workers must be at least 1")
-    slots = task_slots(sc)
-    if num_workers > slots:
-        raise ValueError(
-            f"{num_workers} workers requested but the cluster runs at most {slots} tasks at "
-            "once; a barrier stage needs them all at the same time: lower num_workers or "
-            "add executors/cores (with GPUs: one slot per GPU)")
+    check_slots(sc, num_workers)
     cols = resolve_features(df, features, label)
     kind = model_kind(model)
     dim = model_input_dim(model) or 0
@@ -353,6 +378,26 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
                            worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
                            kind, dim, features, label, device, init_bc)
     data = reconcile_partitions(df.select(*cols), num_workers, balance)
+    return _run_stage(sc, data, task, cluster, model, num_workers, epochs, job, progress,
+                      init_bc)
+
+
+def check_slots(sc, num_workers: int) -> None:
+    """ValueError unless ``num_workers`` barrier tasks can run at once."""
+    if num_workers < 1:
+        raise ValueError("num_workers must be at least 1")
+    slots = task_slots(sc)
+    if num_workers > slots:
+        raise ValueError(
+            f"{num_workers} workers requested but the cluster runs at most {slots} tasks at "
+            "once; a barrier stage needs them all at the same time: lower num_workers or "
+            "add executors/cores (with GPUs: one slot per GPU)")
+
+
+def _run_stage(sc, data, task, cluster: PSCluster, model: str, num_workers: int, epochs: int,
+               job: str, progress: bool, init_bc=None) -> List:
+    """Runs ``task`` over ``data``'s partitions as one barrier stage while
+    the progress line is kept up to date; the summary rows by worker."""
     sc.setJobDescription(f"sparkps: train {model} ({num_workers} workers, job {job})")
     try:
         with ProgressReporter(cluster, num_workers, epochs, enabled=progress):
@@ -362,6 +407,81 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
         if init_bc is not None:
             init_bc.destroy()
     return sorted(rows, key=lambda r: r.worker)
+
+
+# ---- files mode: Spark as a scheduler ----
+
+FILE_FORMATS = ("libsvm", "csv", "idx", "stream")
+
+
+def make_files_task(servers: str, job: str, args: List[str], data_args: List[str],
+                    num_workers: int, device: str, init_bc=None,
+                    timeout: Optional[float] = None):
+    """The function each barrier task of :func:`train_files` runs: its
+    ps-worker reads the share ``--part <partition>/<num_workers>`` of the
+    files itself (the task's input, one placeholder row, is ignored)."""
+
+    def _files_task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        for _ in batches:
+            pass
+        ctx = BarrierTaskContext.get()
+        wid = ctx.partitionId()
+        part = f"{wid}/{num_workers}"
+        yield run_task_worker(
+            ctx, servers, job, [*data_args, "--part", part], args, device,
+            f"ps-worker {wid} (part {part}, job {job})", init_bc, timeout=timeout)
+
+    return _files_task
+
+
+def train_files(spark, cluster: PSCluster, model: str, data: str, *, format: str = "libsvm",
+                labels: Optional[str] = None, eval: Optional[str] = None,
+                eval_labels: Optional[str] = None, num_workers: int = 2, epochs: int = 1,
+                batch_size: int = 64, optimizer: Optional[str] = None,
+                lr: Optional[float] = None, job: Optional[str] = None, seed: int = 1,
+                device: str = "auto", init_model: Optional[bytes] = None,
+                extra_args: Sequence[str] = (), progress: bool = True,
+                timeout: Optional[float] = None) -> List:
+    """Files mode, Spark as a scheduler: a barrier stage of ``num_workers``
+    tasks, each starting ``ps-worker --data DATA --format FORMAT --part
+    i/num_workers`` against ``cluster`` (plus ``--labels``, ``--eval``,
+    ``--eval-labels`` when given). No rows go through Spark: every worker
+    reads its own share of the file, so ``data`` (and ``labels``, ``eval``)
+    must be readable at that path on every executor (a local file under a
+    ``local`` master, else a shared file system such as NFS mounted at the
+    same place); ``hdfs://`` or ``s3://`` URLs are not read.
+
+    Like :func:`train_dataframe`: the task's GPU is bound the same way, the
+    progress line runs on the driver, the job's tables stay on the servers
+    under ``job`` (``cluster.export(job)``), and the return value is one
+    summary row per worker (SUMMARY_SCHEMA; ``rows`` is the worker's
+    samples per epoch, ``test_accuracy``/``test_auc`` its last evaluation
+    on ``eval``). A worker that fails (a missing file, a bad record) fails
+    the stage with its stderr tail; ``timeout`` (seconds) kills a worker
+    that runs longer. ``extra_args`` go to every ps-worker as given (e.g.
+    ``["--csv-header", "--l1", "1"]``)."""
+    check_spark_version()
+    if format not in FILE_FORMATS:
+        raise ValueError(f"format {format!r}: expected one of {', '.join(FILE_FORMATS)}")
+    if not data or data == "-":
+        raise ValueError("train_files needs a file path (stdin is the DataFrame mode's)")
+    sc = spark.sparkContext
+    check_slots(sc, num_workers)
+    data_args = ["--format", format, "--data", data]
+    for flag, path in (("--labels", labels), ("--eval", eval), ("--eval-labels", eval_labels)):
+        if path:
+            data_args += [flag, path]
+    job = job or f"spark-{uuid.uuid4().hex[:12]}"
+    init_bc = sc.broadcast(init_model) if init_model is not None else None
+    task = make_files_task(cluster.servers, job,
+                           worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
+                           data_args, num_workers, device, init_bc, timeout)
+    # one placeholder row per task; the workers read the files themselves
+    slots = spark.range(0, num_workers, 1, num_workers)
+    return _run_stage(sc, slots, task, cluster, model, num_workers, epochs, job, progress,
+                      init_bc)
 
 
 def _width_from_df(df, features) -> int:
