@@ -169,7 +169,9 @@ def test_killed_worker_fails_the_stage_with_its_stderr(spark):
     t.start()
     try:
         with pytest.raises(Exception) as e:
-            PSClassifier(modelSpec="mlp:32-64-3", epochs=20, batchSize=16,
+            # long enough that the kill always lands mid-run, however fast
+            # the machine; the failed stage stops it early anyway
+            PSClassifier(modelSpec="mlp:32-64-3", epochs=200, batchSize=16,
                          showProgress=False).fit(df)
     finally:
         t.join()
