@@ -8,6 +8,7 @@
 #include "trainer.h"
 
 #include "backend.h"
+#include "common/errmsg.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/timeutil.h"
@@ -74,7 +75,7 @@ static int fail(trainer *t, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->err, t->errlen, fmt, ap);
+    ps_verrf(t->err, t->errlen, rc, fmt, ap);
     va_end(ap);
     return rc;
 }

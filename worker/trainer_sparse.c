@@ -11,6 +11,7 @@
 
 #include "auc.h"
 #include "backend.h"
+#include "common/errmsg.h"
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/timeutil.h"
@@ -76,7 +77,7 @@ static int fail(strainer *t, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(t->err, t->errlen, fmt, ap);
+    ps_verrf(t->err, t->errlen, rc, fmt, ap);
     va_end(ap);
     return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "common/sparkps_err.h"
 #include "data.h"
+#include "ps_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,7 @@ static int setup(void **st)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ps_test_data.XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (ps_test_mkdtemp(f->dir, sizeof(f->dir), "ps_test_data") != 0) {
         free(f);
         return -1;
     }
@@ -43,11 +43,9 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     fixture *f = *st;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = ps_test_rmtree(f->dir);
     free(f);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Writes len bytes to dir/name (gzip-compressed when gz); returns the path

@@ -12,6 +12,7 @@
 
 #include "common/sparkps_err.h"
 #include "data.h"
+#include "ps_test.h"
 #include "unit/stream_writer.h"
 
 #include <dirent.h>
@@ -37,8 +38,7 @@ static int setup(void **st)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ps_test_stream.XXXXXX");
-    if (!mkdtemp(f->dir)) {
+    if (ps_test_mkdtemp(f->dir, sizeof(f->dir), "ps_test_stream") != 0) {
         free(f);
         return -1;
     }
@@ -49,11 +49,9 @@ static int setup(void **st)
 static int teardown(void **st)
 {
     fixture *f = *st;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    int rc = system(cmd);
+    int rc = ps_test_rmtree(f->dir);
     free(f);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static const char *put(fixture *f, const char *name, const sw_buf *b)
