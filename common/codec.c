@@ -28,10 +28,17 @@ static int spec_ok(const Sparkps__TableSpec *t)
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
                      size_t errlen)
 {
+    return ps_header_decode_max(buf, len, PS_MAX_HEADER_BYTES, out, err,
+                                errlen);
+}
+
+int ps_header_decode_max(const void *buf, size_t len, size_t max,
+                         ps_header **out, char *err, size_t errlen)
+{
     *out = NULL;
-    if (len == 0 || len > PS_MAX_HEADER_BYTES) {
-        snprintf(err, errlen, "header frame of %zu bytes (must be 1..%u)", len,
-                 PS_MAX_HEADER_BYTES);
+    if (len == 0 || len > max) {
+        snprintf(err, errlen, "header frame of %zu bytes (must be 1..%zu)", len,
+                 max);
         return PS_EPROTO;
     }
     ps_header *h = sparkps__header__unpack(NULL, len, buf);

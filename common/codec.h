@@ -16,6 +16,9 @@
 
 #define PS_PROTOCOL_VERSION 1u
 #define PS_MAX_HEADER_BYTES (64u * 1024u)       /* frame 0 never exceeds this */
+/* A reply's frame 0 may carry a Status (tables, workers, their evaluation
+ * histories): clients accept up to this from their servers. */
+#define PS_MAX_REPLY_HEADER_BYTES (16u * 1024u * 1024u)
 #define PS_MAX_NAME 256u                        /* job and table names, bytes */
 #define PS_MAX_SHAPE 8u                         /* dims in a TableSpec shape */
 #define PS_MAX_META 4096u                       /* TableSpec.meta, bytes */
@@ -33,6 +36,10 @@ void ps_header_init(ps_header *h);
  * non-NULL it is the caller's to ps_header_free(). */
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
                      size_t errlen);
+
+/* The same with another size limit (replies: PS_MAX_REPLY_HEADER_BYTES). */
+int ps_header_decode_max(const void *buf, size_t len, size_t max,
+                         ps_header **out, char *err, size_t errlen);
 
 void ps_header_free(ps_header *h);
 

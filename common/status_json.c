@@ -24,6 +24,27 @@ static void num(ps_strbuf *b, double v)
         ps_strbuf_add(b, "null", 4);
 }
 
+/* A figure the worker did not measure is absent (has_ unset): null. */
+static void opt_num(ps_strbuf *b, const char *key, int has, double v)
+{
+    ps_strbuf_printf(b, ",\"%s\":", key);
+    num(b, has ? v : NAN);
+}
+
+static void epoch_eval(ps_strbuf *b, const Sparkps__EpochEval *e, int comma)
+{
+    ps_strbuf_printf(b, "%s{\"epoch\":%u,\"samples\":%llu,\"time_ms\":%llu",
+                     comma ? "," : "", e->epoch,
+                     (unsigned long long)e->samples,
+                     (unsigned long long)e->time_ms);
+    opt_num(b, "loss", e->has_loss, e->loss);
+    opt_num(b, "accuracy", e->has_accuracy, e->accuracy);
+    opt_num(b, "train_loss", e->has_train_loss, e->train_loss);
+    opt_num(b, "train_accuracy", e->has_train_accuracy, e->train_accuracy);
+    opt_num(b, "auc", e->has_auc, e->auc);
+    ps_strbuf_add(b, "}", 1);
+}
+
 static void counters(ps_strbuf *b, const char *key, Sparkps__Counter **c,
                      size_t n)
 {
@@ -68,12 +89,14 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
             b,
             ",\"id\":%u,\"kind\":\"%s\",\"len\":%llu,\"dim\":%u,\"lo\":%llu,"
             "\"hi\":%llu,\"rows\":%llu,\"bytes\":%llu,\"optimizer\":\"%s\","
-            "\"pushes\":%llu,\"pulls\":%llu,\"shape\":[",
+            "\"pushes\":%llu,\"pulls\":%llu,\"values_applied\":%llu,"
+            "\"shape\":[",
             t->id, t->kind == SPARKPS__TABLE_KIND__SPARSE ? "sparse" : "dense",
             (unsigned long long)t->len, t->dim, (unsigned long long)t->lo,
             (unsigned long long)t->hi, (unsigned long long)t->rows,
             (unsigned long long)t->bytes, optim_name((int)t->optim),
-            (unsigned long long)t->pushes, (unsigned long long)t->pulls);
+            (unsigned long long)t->pushes, (unsigned long long)t->pulls,
+            (unsigned long long)t->values_applied);
         for (size_t k = 0; k < t->n_shape; k++)
             ps_strbuf_printf(b, "%s%llu", k ? "," : "",
                              (unsigned long long)t->shape[k]);
@@ -98,7 +121,10 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
             ps_strbuf_add(b, ",\"accuracy\":", 12);
             num(b, w->progress->accuracy);
         }
-        ps_strbuf_add(b, "}", 1);
+        ps_strbuf_add(b, ",\"history\":[", 12);
+        for (size_t k = 0; k < w->n_history; k++)
+            epoch_eval(b, w->history[k], k > 0);
+        ps_strbuf_add(b, "]}", 2);
     }
     ps_strbuf_add(b, "]", 1);
     counters(b, "requests", st->requests, st->n_requests);

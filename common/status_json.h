@@ -1,5 +1,9 @@
 /* Renders a shard's Status message as JSON, the format of `ps-ctl status
- * --json`, the client's ps_client_status_json() and (later) HTTP /status.
+ * --json`, the client's ps_client_status_json() and HTTP /status.
+ *
+ * Each worker carries "history": its per-epoch evaluations, oldest first,
+ * as {"epoch","samples","time_ms","loss","accuracy","train_loss",
+ * "train_accuracy","auc"}; a figure the worker did not measure is null.
  * Pure function, thread-safe. */
 #ifndef PS_STATUS_JSON_H
 #define PS_STATUS_JSON_H

@@ -1,6 +1,7 @@
 /* ps-server: one shard of a sparkps cluster. Parses settings (flags and
  * SPARKPS_* environment variables from one table), binds, prints the bound
- * endpoint as the first line of stdout, and serves until SIGTERM/SIGINT. */
+ * endpoint as the first line of stdout (and, with --http, the HTTP URL as
+ * the second), and serves until SIGTERM/SIGINT. */
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
@@ -8,6 +9,8 @@
 #include "consistency.h"
 #include "server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@ typedef struct server_opts {
     int64_t max_message_bytes;
     int64_t memory_limit;
     int insecure;
+    const char *http;
     const char *log_level;
 } server_opts;
 
@@ -55,6 +59,10 @@ static const ps_setting settings[] = {
      "table memory this shard may use (0: the machine's RAM)"},
     {"insecure", PS_SET_BOOL, "false", 0, 0, OPT(insecure), NULL,
      "allow a plaintext listen address other than loopback"},
+    {"http", PS_SET_STR, "", 0, 0, OPT(http), "HOST:PORT",
+     "serve /metrics (Prometheus), /status (JSON) and a dashboard over "
+     "HTTP; port 0 picks a free port (the URL is the second stdout line); "
+     "off when empty"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug (logs go to stderr)"},
 };
@@ -70,10 +78,20 @@ static void usage(FILE *out)
             "  ps-server --listen tcp://0.0.0.0:7001 --shard 1 --shards 2\n"
             "and give workers SPARKPS_SERVERS=tcp://host:7000,tcp://host:7001"
             "\n(in shard order). The first line on stdout is the endpoint to\n"
-            "connect to. Each shard is one thread: to use more cores, run\n"
-            "more shards per host. SIGTERM or SIGINT stops it cleanly.\n\n"
+            "connect to; with --http, the second is the HTTP URL. Each shard\n"
+            "is one thread: to use more cores, run more shards per host.\n"
+            "SIGTERM or SIGINT stops it cleanly.\n\n"
             "options:\n");
     ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
+}
+
+static int is_loopback(const ps_http_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr) >>
+                24) == 127;
+    return a->sa.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
 }
 
 static uint64_t physical_memory(void)
@@ -126,6 +144,19 @@ int main(int argc, char **argv)
                "model",
                o.listen);
     }
+    ps_http_addr http;
+    if (o.http != NULL && o.http[0] != '\0') {
+        if (ps_http_parse_addr(o.http, &http, err, sizeof(err)) != PS_OK) {
+            fprintf(stderr, "ps-server: --http: %s\n", err);
+            return 2;
+        }
+        if (!o.insecure && !is_loopback(&http))
+            ps_log(PS_LOG_WARN,
+                   "serving HTTP on a non-loopback address http=%s: anyone "
+                   "who can reach it can read the cluster's status",
+                   o.http);
+        cfg.http = &http;
+    }
     cfg.listen = o.listen;
     cfg.shard = (uint32_t)o.shard;
     cfg.shards = (uint32_t)o.shards;
@@ -145,6 +176,8 @@ int main(int argc, char **argv)
     ps_config_stop_signals();
 
     printf("%s\n", ps_server_endpoint(s));
+    if (ps_server_http_url(s) != NULL)
+        printf("%s\n", ps_server_http_url(s));
     fflush(stdout);
     int rc = ps_server_run(s, &ps_stop_requested);
     ps_server_free(s);

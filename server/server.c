@@ -6,20 +6,31 @@
  * with exactly one reply (HEARTBEAT excepted). A pull that SSP/BSP must hold
  * back is answered at once with a `deferred` notice (so the client keeps
  * waiting instead of retrying) and parked until the slowest live worker
- * catches up or is declared dead. */
+ * catches up or is declared dead.
+ *
+ * The optional HTTP endpoint (/metrics, /status, the dashboard) is served
+ * by the same loop: its epoll descriptor is polled beside the socket, so
+ * pages read the live tables without locks and a scraper competes with
+ * requests only for the loop's time, never for its data. */
 #include "server.h"
 
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
 #include "common/partition.h"
+#include "common/status_json.h"
 #include "common/timeutil.h"
 #include "common/transport.h"
 #include "consistency.h"
+#include "dashboard.h"
 #include "dedup.h"
+#include "history.h"
+#include "http.h"
+#include "metrics.h"
 #include "table.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +53,7 @@ typedef struct parked {
     int dtype;
     uint64_t offset, count;
     int64_t clock;
+    int64_t arrival_ns; /* for the latency histogram */
 } parked;
 
 struct ps_server {
@@ -57,7 +69,10 @@ struct ps_server {
     int64_t start_ms;
     uint64_t requests[MSG_TYPES];
     uint64_t errors[PS_ERR_COUNT_];
-    uint64_t bytes_in, bytes_out;
+    ps_metrics metrics; /* bytes and latency by type, optimizer time */
+    ps_history *history;
+    ps_http *http; /* NULL: no HTTP endpoint */
+    ps_http_route routes[3]; /* its pages, borrowed by it */
     /* Aligned scratch for bulk frames that arrive misaligned or in another
      * dtype; grown on demand, bounded by max_message_bytes. */
     void *scratch[3]; /* 0: keys, 1: gradient, 2: reply values */
@@ -73,6 +88,7 @@ typedef struct request {
     int has_keys;
     zmq_msg_t values; /* bulk reply frame, when has_values */
     int has_values;
+    int64_t arrival_ns;
     char err[256];
 } request;
 
@@ -80,6 +96,8 @@ static const char *cons_name(int mode)
 {
     return mode == PS_CONS_SSP ? "ssp" : mode == PS_CONS_BSP ? "bsp" : "asp";
 }
+
+static int start_http(ps_server *s, char *err, size_t errlen);
 
 int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
                   size_t errlen)
@@ -99,10 +117,14 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
         return PS_ENOMEM;
     s->cfg = *cfg;
     s->start_ms = ps_now_ms();
+    ps_metrics_init(&s->metrics);
     int rc =
         ps_tables_new(&s->tables, cfg->shard, cfg->shards, cfg->memory_limit);
     if (rc == PS_OK)
         rc = ps_dedup_new(&s->dedup, 1024);
+    if (rc == PS_OK)
+        rc = ps_history_new(&s->history, PS_HISTORY_PER_WORKER,
+                            PS_HISTORY_TOTAL);
     ps_consist_cfg cc = {cfg->consistency, cfg->staleness, cfg->workers,
                          cfg->worker_timeout_ms};
     if (rc == PS_OK)
@@ -137,6 +159,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
         goto fail;
     }
     ps_bound_endpoint(s->sock, s->endpoint, sizeof(s->endpoint));
+    if (cfg->http != NULL && (rc = start_http(s, err, errlen)) != PS_OK)
+        goto fail;
     *out = s;
     return PS_OK;
 fail:
@@ -147,6 +171,11 @@ fail:
 const char *ps_server_endpoint(const ps_server *s)
 {
     return s->endpoint;
+}
+
+const char *ps_server_http_url(const ps_server *s)
+{
+    return s->http ? ps_http_url(s->http) : NULL;
 }
 
 /* A reply to a parked pull: same type and request id. */
@@ -170,6 +199,7 @@ void ps_server_free(ps_server *s)
 {
     if (s == NULL)
         return;
+    ps_http_free(s->http);
     for (size_t i = 0; i < s->npark; i++)
         park_release(&s->park[i]);
     free(s->park);
@@ -180,6 +210,7 @@ void ps_server_free(ps_server *s)
     ps_tables_free(s->tables);
     ps_dedup_free(s->dedup);
     ps_consist_free(s->consist);
+    ps_history_free(s->history);
     for (int i = 0; i < 3; i++)
         free(s->scratch[i]);
     free(s);
@@ -239,7 +270,7 @@ static int send_reply(ps_server *s, zmq_msg_t *rid, request *r)
         else
             r->has_values = 0; /* ownership passed to libzmq */
     }
-    s->bytes_out += out;
+    s->metrics.bytes_out[ps_metrics_type_index((int)r->reply.type)] += out;
     return rc;
 }
 
@@ -525,15 +556,18 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
             if ((out = scratch(s, 2, d->nvals * 4)) == NULL)
                 return PS_ENOMEM;
     }
+    int64_t t0 = ps_now_ns();
     if (d->sparse) {
         int rc =
             ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad,
                                  (float)h->lr_scale, out);
+        s->metrics.apply_ns += ps_now_ns() - t0;
         if (rc != PS_OK)
             return rc;
     } else {
         ps_table_dense_push(d->t, h->offset, h->count, d->grad,
                             (float)h->lr_scale, out);
+        s->metrics.apply_ns += ps_now_ns() - t0;
     }
     if (out != NULL && out != zmq_msg_data(&r->values))
         ps_dtype_from_f32((int)h->dtype, out, zmq_msg_data(&r->values),
@@ -569,6 +603,7 @@ static int park_pull(ps_server *s, request *r, data_req *d)
     p->offset = r->h->offset;
     p->count = r->h->count;
     p->clock = r->h->clock;
+    p->arrival_ns = r->arrival_ns;
     return PS_OK;
 }
 
@@ -682,6 +717,8 @@ static void serve_parked(ps_server *s)
             }
         }
         send_reply(s, &p->rid, &r);
+        ps_metrics_observe(&s->metrics, p->type,
+                           (double)(ps_now_ns() - p->arrival_ns) / 1e9);
         if (r.has_values)
             zmq_msg_close(&r.values);
         park_release(p);
@@ -810,14 +847,15 @@ static void handle_clock(ps_server *s, request *r)
     ps_consist_set_clock(s->consist, (uint32_t)r->h->worker_id, r->h->clock);
 }
 
-/* Everything a Status reply points into, owned by the request that sends it
- * and freed after the reply is packed. */
+/* Everything a Status message points into, owned by whoever builds it (a
+ * STATUS request or an HTTP page) and freed after use. */
 typedef struct status_parts {
     Sparkps__Status st;
     Sparkps__Hello hello;
     Sparkps__TableInfo *ti, **tp;
     Sparkps__WorkerInfo *wi, **wp;
     Sparkps__Progress *pr;
+    Sparkps__EpochEval *ev, **evp; /* every worker's history, in order */
     Sparkps__Counter *rq, **rp, *er, **ep;
 } status_parts;
 
@@ -828,6 +866,8 @@ static void status_parts_free(status_parts *p)
     free(p->wi);
     free(p->wp);
     free(p->pr);
+    free(p->ev);
+    free(p->evp);
     free(p->rq);
     free(p->rp);
     free(p->er);
@@ -858,6 +898,8 @@ static void status_tables(ps_server *s, status_parts *p, size_t nt)
         x->optim = (Sparkps__OptimKind)info.optim;
         x->pushes = info.pushes;
         x->pulls = info.pulls;
+        x->has_values_applied = 1;
+        x->values_applied = info.values_applied;
         x->meta = (char *)info.meta;
         x->n_shape = info.nshape;
         x->shape = (uint64_t *)info.shape;
@@ -865,9 +907,40 @@ static void status_tables(ps_server *s, status_parts *p, size_t nt)
     }
 }
 
+/* A figure the worker did not measure (NaN) stays absent on the wire. */
+#define SET_FIGURE(x, field, v)                                                \
+    do {                                                                       \
+        (x)->field = (v);                                                      \
+        (x)->has_##field = !isnan(v);                                          \
+    } while (0)
+
+static void status_history(ps_server *s, uint32_t id, Sparkps__WorkerInfo *x,
+                           Sparkps__EpochEval *ev, Sparkps__EpochEval **evp)
+{
+    size_t n = ps_history_len(s->history, id);
+    x->history = evp;
+    for (size_t k = 0; k < n; k++) {
+        const ps_epoch_eval *e = ps_history_at(s->history, id, k);
+        Sparkps__EpochEval *y = &ev[k];
+        sparkps__epoch_eval__init(y);
+        y->has_epoch = y->has_samples = y->has_time_ms = 1;
+        y->epoch = e->epoch;
+        y->samples = e->samples;
+        y->time_ms = (uint64_t)e->time_ms;
+        SET_FIGURE(y, loss, e->loss);
+        SET_FIGURE(y, accuracy, e->accuracy);
+        SET_FIGURE(y, train_loss, e->train_loss);
+        SET_FIGURE(y, train_accuracy, e->train_accuracy);
+        SET_FIGURE(y, auc, e->auc);
+        evp[k] = y;
+    }
+    x->n_history = n;
+}
+
 static void status_workers(ps_server *s, status_parts *p, size_t nw,
                            int64_t now)
 {
+    size_t used = 0; /* history entries handed out so far */
     for (size_t i = 0; i < nw; i++) {
         const ps_worker_state *w = ps_consist_worker_at(s->consist, i);
         Sparkps__WorkerInfo *x = &p->wi[i];
@@ -888,6 +961,8 @@ static void status_workers(ps_server *s, status_parts *p, size_t nw,
             g->accuracy = w->accuracy;
             x->progress = g;
         }
+        status_history(s, w->id, x, p->ev + used, p->evp + used);
+        used += x->n_history;
         p->wp[p->st.n_workers++] = x;
     }
 }
@@ -912,26 +987,40 @@ static void status_counters(ps_server *s, status_parts *p)
     }
 }
 
-static void handle_status(ps_server *s, request *r, status_parts *p)
+static uint64_t sum(const uint64_t *v, size_t n)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += v[i];
+    return t;
+}
+
+/* Builds the shard's Status into p (memset to 0 by the caller; freed with
+ * status_parts_free() in any case): the one builder behind the wire STATUS
+ * reply, /status and /metrics. PS_ENOMEM when an array cannot be had. */
+static int status_build(ps_server *s, status_parts *p)
 {
     size_t nt = ps_tables_slots(s->tables) + 1;
-    size_t nw = 1;
-    while (ps_consist_worker_at(s->consist, nw - 1) != NULL)
+    size_t nw = 1, nh = 1;
+    const ps_worker_state *w;
+    while ((w = ps_consist_worker_at(s->consist, nw - 1)) != NULL) {
+        nh += ps_history_len(s->history, w->id);
         nw++;
+    }
     p->ti = calloc(nt, sizeof(*p->ti));
     p->tp = calloc(nt, sizeof(*p->tp));
     p->wi = calloc(nw, sizeof(*p->wi));
     p->wp = calloc(nw, sizeof(*p->wp));
     p->pr = calloc(nw, sizeof(*p->pr));
+    p->ev = calloc(nh, sizeof(*p->ev));
+    p->evp = calloc(nh, sizeof(*p->evp));
     p->rq = calloc(MSG_TYPES, sizeof(*p->rq));
     p->rp = calloc(MSG_TYPES, sizeof(*p->rp));
     p->er = calloc(PS_ERR_COUNT_, sizeof(*p->er));
     p->ep = calloc(PS_ERR_COUNT_, sizeof(*p->ep));
-    if (!p->ti || !p->tp || !p->wi || !p->wp || !p->pr || !p->rq || !p->rp ||
-        !p->er || !p->ep) {
-        fail(r, PS_ENOMEM, "out of memory building status");
-        return;
-    }
+    if (!p->ti || !p->tp || !p->wi || !p->wp || !p->pr || !p->ev ||
+        !p->evp || !p->rq || !p->rp || !p->er || !p->ep)
+        return PS_ENOMEM;
     Sparkps__Status *st = &p->st;
     sparkps__status__init(st);
     fill_hello(s, &p->hello);
@@ -947,30 +1036,112 @@ static void handle_status(ps_server *s, request *r, status_parts *p)
     st->has_min_clock = 1;
     st->min_clock = reply_min_clock(s);
     st->has_bytes_in = st->has_bytes_out = st->has_uptime_ms = 1;
-    st->bytes_in = s->bytes_in;
-    st->bytes_out = s->bytes_out;
+    st->bytes_in = sum(s->metrics.bytes_in, PS_METRICS_TYPES);
+    st->bytes_out = sum(s->metrics.bytes_out, PS_METRICS_TYPES);
     st->uptime_ms = (uint64_t)(now - s->start_ms);
     st->has_pending_pulls = 1;
     st->pending_pulls = s->npark;
-    r->reply.status = st;
+    return PS_OK;
+}
+
+static void handle_status(ps_server *s, request *r, status_parts *p)
+{
+    if (status_build(s, p) != PS_OK) {
+        fail(r, PS_ENOMEM, "out of memory building status");
+        return;
+    }
+    r->reply.status = &p->st;
+}
+
+/* ---- HTTP pages ---- */
+
+static int page_status(void *arg, ps_strbuf *out)
+{
+    status_parts p;
+    memset(&p, 0, sizeof(p));
+    int rc = status_build(arg, &p);
+    if (rc == PS_OK)
+        ps_status_json(&p.st, out);
+    status_parts_free(&p);
+    return rc;
+}
+
+static int page_metrics(void *arg, ps_strbuf *out)
+{
+    ps_server *s = arg;
+    status_parts p;
+    memset(&p, 0, sizeof(p));
+    int rc = status_build(s, &p);
+    if (rc == PS_OK)
+        ps_metrics_render(&s->metrics, &p.st, out);
+    status_parts_free(&p);
+    return rc;
+}
+
+static int start_http(ps_server *s, char *err, size_t errlen)
+{
+    size_t len;
+    const char *html = ps_dashboard_html(&len);
+    ps_http_route *routes = s->routes;
+    routes[0] = (ps_http_route){"/metrics",
+                                "text/plain; version=0.0.4; charset=utf-8",
+                                page_metrics, NULL, 0};
+    routes[1] = (ps_http_route){"/status", "application/json", page_status,
+                                NULL, 0};
+    routes[2] = (ps_http_route){"/", "text/html; charset=utf-8", NULL, html,
+                                len};
+    ps_http_cfg hc = {s->cfg.http, routes, 3, s};
+    return ps_http_new(&s->http, &hc, err, errlen);
 }
 
 /* ---- dispatch ---- */
+
+/* A double from the wire, NaN when absent. */
+static double figure(int has, double v)
+{
+    return has ? v : NAN;
+}
+
+/* Progress piggybacked by a worker: its live figures, and its latest
+ * evaluation, which the history records once. */
+static void take_progress(ps_server *s, uint32_t worker,
+                          const Sparkps__Progress *g)
+{
+    ps_consist_set_progress(s->consist, worker, g->samples, g->loss, g->epoch,
+                            g->accuracy);
+    const Sparkps__EpochEval *e = g->eval;
+    if (e == NULL)
+        return;
+    ps_epoch_eval ev = {e->epoch,
+                        e->samples,
+                        figure(e->has_loss, e->loss),
+                        figure(e->has_accuracy, e->accuracy),
+                        figure(e->has_train_loss, e->train_loss),
+                        figure(e->has_train_accuracy, e->train_accuracy),
+                        figure(e->has_auc, e->auc),
+                        ps_wall_ms()};
+    if (ps_history_add(s->history, worker, &ev) == PS_HISTORY_DROPPED)
+        ps_log(PS_LOG_DEBUG, "evaluation not kept worker=%u epoch=%u", worker,
+               e->epoch);
+}
 
 static void handle_message(ps_server *s, ps_frames *f)
 {
     request r;
     memset(&r, 0, sizeof(r));
     r.f = f;
+    r.arrival_ns = ps_now_ns();
     ps_header_init(&r.reply);
-    s->bytes_in += f->bytes;
     if (f->n < 2) {
+        s->metrics.bytes_in[0] += f->bytes;
         s->errors[PS_EPROTO]++;
         return; /* no header: nothing to answer to */
     }
     char err[256];
     int rc = ps_header_decode(ps_frame_data(f, 1), ps_frame_size(f, 1), &r.h,
                               err, sizeof(err));
+    s->metrics.bytes_in[r.h ? ps_metrics_type_index((int)r.h->type) : 0] +=
+        f->bytes;
     r.reply.has_type = r.reply.has_request_id = 1;
     if (r.h != NULL) {
         r.reply.type = r.h->type;
@@ -996,10 +1167,7 @@ static void handle_message(ps_server *s, ps_frames *f)
         if (h->worker_id >= 0) {
             ps_consist_touch(s->consist, (uint32_t)h->worker_id, ps_now_ms());
             if (h->progress)
-                ps_consist_set_progress(s->consist, (uint32_t)h->worker_id,
-                                        h->progress->samples, h->progress->loss,
-                                        h->progress->epoch,
-                                        h->progress->accuracy);
+                take_progress(s, (uint32_t)h->worker_id, h->progress);
         }
         switch (h->type) {
         case SPARKPS__MSG_TYPE__HELLO:
@@ -1051,6 +1219,9 @@ static void handle_message(ps_server *s, ps_frames *f)
         r.has_values = 0;
     }
     send_reply(s, was_parked ? &s->park[s->npark - 1].rid : &f->part[0], &r);
+    if (!was_parked && r.h != NULL)
+        ps_metrics_observe(&s->metrics, (int)r.h->type,
+                           (double)(ps_now_ns() - r.arrival_ns) / 1e9);
     if (r.has_values)
         zmq_msg_close(&r.values);
     if (r.has_keys)
@@ -1076,6 +1247,8 @@ static void drain(ps_server *s)
         parked_reply_init(p, &r);
         fail(&r, PS_ESHUTDOWN, "server shutting down");
         send_reply(s, &p->rid, &r);
+        ps_metrics_observe(&s->metrics, p->type,
+                           (double)(ps_now_ns() - p->arrival_ns) / 1e9);
         park_release(p);
     }
     s->npark = 0;
@@ -1089,9 +1262,20 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
            s->endpoint, s->cfg.shard, s->cfg.shards, s->cfg.cluster_id,
            cons_name(ps_consist_mode(s->consist)),
            ps_consist_staleness(s->consist), s->cfg.workers);
-    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+    if (s->http)
+        ps_log(PS_LOG_INFO, "serving http url=%s", ps_http_url(s->http));
+    zmq_pollitem_t items[2] = {{s->sock, 0, ZMQ_POLLIN, 0},
+                               {NULL, s->http ? ps_http_poll_fd(s->http) : -1,
+                                ZMQ_POLLIN, 0}};
+    int nitems = s->http ? 2 : 1;
     while (!*stop) {
-        int n = zmq_poll(&item, 1, POLL_MS);
+        long timeout = POLL_MS;
+        if (s->http) {
+            long t = ps_http_timeout_ms(s->http);
+            if (t >= 0 && t < timeout)
+                timeout = t;
+        }
+        int n = zmq_poll(items, nitems, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
             ps_log(PS_LOG_ERROR, "poll failed: %s", zmq_strerror(zmq_errno()));
             return PS_EZMQ;
@@ -1109,6 +1293,11 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
                    ps_consist_live(s->consist), (long long)reply_min_clock(s));
         if (s->npark > 0)
             serve_parked(s);
+        /* HTTP after the batch: a scrape waits at most one batch, and a
+         * flood of scrapes costs one MHD pass per batch of requests. */
+        if (s->http && ((n > 0 && (items[1].revents & ZMQ_POLLIN)) ||
+                        ps_http_timeout_ms(s->http) == 0))
+            ps_http_run(s->http);
     }
     ps_log(PS_LOG_INFO, "stopping: draining requests");
     drain(s);

@@ -8,9 +8,15 @@
  *
  * Lifecycle: ps_server_new() binds; ps_server_run() serves until *stop
  * becomes non-zero (set it from a signal handler), then drains what has
- * already arrived, answers waiting pulls with PS_ESHUTDOWN and returns. */
+ * already arrived, answers waiting pulls with PS_ESHUTDOWN and returns.
+ *
+ * With cfg.http set, the same loop also serves read-only HTTP: /metrics
+ * (Prometheus), /status (the Status of a STATUS request, as JSON) and the
+ * dashboard at /. */
 #ifndef PS_SERVER_H
 #define PS_SERVER_H
+
+#include "http.h"
 
 #include <signal.h>
 #include <stddef.h>
@@ -27,17 +33,23 @@ typedef struct ps_server_cfg {
     int heartbeat_ms;       /* ZMTP heartbeat interval (timeout 3x) */
     uint64_t max_message_bytes; /* larger requests: PS_ETOOBIG */
     uint64_t memory_limit;      /* bytes of table data; 0: no limit */
+    const ps_http_addr *http;   /* HTTP endpoint; NULL: none */
 } ps_server_cfg;
 
 typedef struct ps_server ps_server;
 
-/* Validates cfg and binds. On failure *out is untouched and err says why. */
+/* Validates cfg and binds (the HTTP address too, when set). On failure
+ * *out is untouched and err says why. */
 int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
                   size_t errlen);
 
 /* The endpoint clients can connect to (wildcard host replaced by the
  * machine's name); borrowed. */
 const char *ps_server_endpoint(const ps_server *s);
+
+/* "http://HOST:PORT" of the HTTP endpoint (bound port), or NULL without
+ * one; borrowed. */
+const char *ps_server_http_url(const ps_server *s);
 
 /* Serves until *stop is set; returns PS_OK after a clean drain. */
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop);

@@ -31,6 +31,7 @@ struct ps_table {
     int width;        /* optimizer state floats per parameter */
     uint64_t bytes;   /* accounted memory */
     uint64_t pushes, pulls;
+    uint64_t applied; /* floats updated by the optimizer */
 
     /* dense */
     uint64_t lo, hi;
@@ -355,6 +356,7 @@ int ps_tables_info_at(ps_tables *ts, size_t i, ps_table_info *info)
     info->optim = t->def.optim.kind;
     info->pushes = t->pushes;
     info->pulls = t->pulls;
+    info->values_applied = t->applied;
     info->meta = t->meta;
     info->shape = t->def.shape;
     info->nshape = t->def.nshape;
@@ -394,6 +396,7 @@ void ps_table_dense_push(ps_table *t, uint64_t offset, uint64_t count,
     ps_optim_apply(&oc, t->block + at, t->block + n + at, n, g,
                    (size_t)count, out);
     t->pushes++;
+    t->applied += count;
 }
 
 void ps_table_dense_read(ps_table *t, uint64_t offset, uint64_t count,
@@ -528,6 +531,7 @@ int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
                        out ? out + i * dim : NULL);
     }
     t->pushes++;
+    t->applied += (uint64_t)n * dim;
     return PS_OK;
 }
 

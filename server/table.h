@@ -48,7 +48,8 @@ typedef struct ps_table_info {
     uint64_t bytes;  /* weights + optimizer state */
     int optim;
     uint64_t pushes, pulls;
-    const char *meta; /* "" when none */
+    uint64_t values_applied; /* floats updated by the optimizer */
+    const char *meta;        /* "" when none */
     const uint64_t *shape;
     size_t nshape;
 } ps_table_info;

@@ -576,8 +576,10 @@ static void handle_reply(ps_client *c, ps_frames *f)
 {
     ps_header *h = NULL;
     char err[256];
-    if (f->n < 1 || ps_header_decode(ps_frame_data(f, 0), ps_frame_size(f, 0),
-                                     &h, err, sizeof(err)) != PS_OK) {
+    if (f->n < 1 ||
+        ps_header_decode_max(ps_frame_data(f, 0), ps_frame_size(f, 0),
+                             PS_MAX_REPLY_HEADER_BYTES, &h, err,
+                             sizeof(err)) != PS_OK) {
         ps_header_free(h);
         ps_log(PS_LOG_WARN, "dropped a malformed reply");
         return;
