@@ -1107,8 +1107,9 @@ static double figure(int has, double v)
 static void take_progress(ps_server *s, uint32_t worker,
                           const Sparkps__Progress *g)
 {
-    ps_consist_set_progress(s->consist, worker, g->samples, g->loss, g->epoch,
-                            g->accuracy);
+    if (g->has_samples) /* else the message carries only an evaluation */
+        ps_consist_set_progress(s->consist, worker, g->samples, g->loss,
+                                g->epoch, g->accuracy);
     const Sparkps__EpochEval *e = g->eval;
     if (e == NULL)
         return;

@@ -32,6 +32,7 @@
 #include "common/transport.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -154,6 +155,8 @@ struct ps_client {
     int64_t last_min_clock;
     Sparkps__Progress progress;
     int has_progress;
+    Sparkps__EpochEval eval; /* the latest evaluation, sent with progress */
+    int has_eval;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
@@ -374,10 +377,17 @@ static int send_piece(ps_client *c, piece *p)
     }
     if (r->type == PS_MSG_ASSIGN && (r->flags & PS_ASSIGN_IF_UNTOUCHED))
         h.has_if_untouched = h.if_untouched = 1;
+    /* Progress rides on pushes and clocks, and on the HELLO of
+     * ps_client_send_progress(); every copy carries the latest evaluation
+     * (servers record it once). */
     Sparkps__Progress prog;
-    if (c->has_progress && s->progress_due &&
-        (pushes || r->type == PS_MSG_CLOCK)) {
-        prog = c->progress;
+    if ((c->has_progress || c->has_eval) && s->progress_due &&
+        (pushes || r->type == PS_MSG_CLOCK || r->type == PS_MSG_HELLO)) {
+        if (c->has_progress)
+            prog = c->progress;
+        else
+            sparkps__progress__init(&prog);
+        prog.eval = c->has_eval ? &c->eval : NULL;
         h.progress = &prog;
         s->progress_due = 0;
     }
@@ -661,7 +671,7 @@ static void reconnect(ps_client *c, uint32_t shard)
            shard, c->shards[shard].endpoint);
     if (open_socket(c, &c->shards[shard]) != PS_OK)
         return; /* pieces keep their deadlines and fail after retries */
-    c->shards[shard].progress_due = c->has_progress;
+    c->shards[shard].progress_due = c->has_progress || c->has_eval;
     for (size_t i = 0; i < c->inflight_cap; i++) {
         piece *p = c->inflight[i];
         if (p && p->shard == shard && !p->done) {
@@ -1329,6 +1339,46 @@ void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
     c->has_progress = 1;
     for (uint32_t i = 0; i < c->nshards; i++)
         c->shards[i].progress_due = 1;
+}
+
+/* Absent on the wire when not measured. */
+#define SET_FIGURE(x, field, v)                                                \
+    do {                                                                       \
+        (x)->field = (v);                                                      \
+        (x)->has_##field = isfinite(v);                                        \
+    } while (0)
+
+void ps_client_set_eval(ps_client *c, const ps_eval *e)
+{
+    Sparkps__EpochEval *x = &c->eval;
+    sparkps__epoch_eval__init(x);
+    x->has_epoch = x->has_samples = 1;
+    x->epoch = e->epoch;
+    x->samples = e->samples;
+    SET_FIGURE(x, loss, e->loss);
+    SET_FIGURE(x, accuracy, e->accuracy);
+    SET_FIGURE(x, train_loss, e->train_loss);
+    SET_FIGURE(x, train_accuracy, e->train_accuracy);
+    SET_FIGURE(x, auc, e->auc);
+    c->has_eval = 1;
+    for (uint32_t i = 0; i < c->nshards; i++)
+        c->shards[i].progress_due = 1;
+}
+
+int ps_client_send_progress(ps_client *c)
+{
+    if (c->cfg.worker_id < 0)
+        return set_err(c, PS_EINVAL,
+                       "only a worker (worker_id >= 0) reports progress");
+    /* A HELLO changes nothing on a server: here it only carries the
+     * progress to the shards that have not had the latest yet. */
+    ps_request *r = request_new(c, PS_MSG_HELLO, -1, (int)c->nshards);
+    if (r == NULL)
+        return PS_ENOMEM;
+    r->hellos = calloc(c->nshards, sizeof(*r->hellos));
+    int rc = r->hellos ? run_blocking(c, r) : PS_ENOMEM;
+    request_free(r);
+    return rc;
 }
 
 int ps_client_status_json(ps_client *c, int shard, char **json)

@@ -253,6 +253,27 @@ PS_API int ps_client_set_lr_scale(ps_client *c, double scale);
 PS_API void ps_client_set_progress(ps_client *c, uint64_t samples, double loss,
                                    uint32_t epoch, double accuracy);
 
+/* A worker's evaluation at the end of an epoch. NaN marks a figure it did
+ * not measure (loss/accuracy without held-out data, auc for a model that
+ * is not binary). */
+typedef struct ps_eval {
+    uint32_t epoch;                    /* the epoch just finished, from 1 */
+    uint64_t samples;                  /* samples processed so far */
+    double loss, accuracy;             /* on held-out data */
+    double train_loss, train_accuracy; /* means over the epoch's batches */
+    double auc;                        /* held-out data, binary models */
+} ps_eval;
+
+/* Records the worker's latest evaluation (copied). It travels with the
+ * progress on the following pushes and clocks; every server keeps a
+ * bounded history of them per worker, shown by status. */
+PS_API void ps_client_set_eval(ps_client *c, const ps_eval *e);
+
+/* Sends the latest progress and evaluation to every shard now (after the
+ * last push of a run, so that its final evaluation reaches the servers).
+ * Blocks. PS_EINVAL for a client that is not a worker. */
+PS_API int ps_client_send_progress(ps_client *c);
+
 /* The state of shard `shard` as JSON (tables, workers and clocks, counters,
  * progress). *json is the caller's to free(). Blocks. */
 PS_API int ps_client_status_json(ps_client *c, int shard, char **json);

@@ -2,6 +2,7 @@
 #include "train_common.h"
 
 #include "common/errmsg.h"
+#include "common/log.h"
 #include "common/rng.h"
 
 #include <math.h>
@@ -25,6 +26,13 @@ void ps_train_emit(FILE *out, const ps_progress_line *l)
     field(out, "test_auc", l->test_auc);
     fprintf(out, "}\n");
     fflush(out);
+}
+
+void ps_train_send_final(ps_client *c)
+{
+    if (ps_client_send_progress(c) != PS_OK)
+        ps_log(PS_LOG_WARN, "final progress not delivered: %s",
+               ps_client_errmsg(c));
 }
 
 int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,

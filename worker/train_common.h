@@ -28,6 +28,11 @@ void ps_train_emit(FILE *out, const ps_progress_line *l);
 int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
                      size_t errlen);
 
+/* After a run's last push: sends the final progress and evaluation to the
+ * servers (they would otherwise only see the previous epoch's). A failure
+ * is logged, not returned: training itself is done. */
+void ps_train_send_final(ps_client *c);
+
 /* perm = a permutation of 0..n-1 that depends only on (seed, round), so a
  * run's order is reproducible (Fisher-Yates on a counter-based RNG). */
 void ps_shuffle_order(uint32_t *perm, size_t n, uint64_t seed, uint64_t round);

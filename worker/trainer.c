@@ -599,7 +599,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     uint64_t epoch_rows = data ? ps_data_rows_hint(data) : 0;
     double line_loss = 0, line_correct = 0, ep_loss = 0, ep_correct = 0;
     int cur = 0, group = 0; /* mini-batches accumulated for the next push */
-    double loss = NAN, batch_acc = NAN;
+    double loss = NAN;
     for (int epoch = 1; rc == PS_OK && epoch <= cfg->epochs; epoch++) {
         uint64_t ep_samples = 0;
         ep_loss = ep_correct = 0;
@@ -629,14 +629,16 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             line_correct += (double)correct;
             ep_loss += loss * (double)n;
             ep_correct += (double)correct;
-            batch_acc = (double)correct / (double)n;
             step++;
             /* The factor at the start of this step's batch. */
             t.lr_factor = ps_lr_schedule_factor(
                 &t.sched, epochs_done(epoch, ep_samples - n, epoch_rows), step);
             if (group == cfg->push_every) {
-                rc = push_group(&t, cur, group, pushes++, epoch, samples, loss,
-                                batch_acc, cons);
+                /* Progress carries the epoch's running means: a steadier
+                 * figure for dashboards than one batch's. */
+                rc = push_group(&t, cur, group, pushes++, epoch, samples,
+                                ep_loss / (double)ep_samples,
+                                ep_correct / (double)ep_samples, cons);
                 if (rc != PS_OK)
                     break;
                 cur ^= 1;
@@ -655,8 +657,9 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
             }
         }
         if (rc == PS_OK && group > 0) { /* the epoch's last partial group */
-            rc = push_group(&t, cur, group, pushes++, epoch, samples, loss,
-                            batch_acc, cons);
+            rc = push_group(&t, cur, group, pushes++, epoch, samples,
+                            ep_loss / (double)ep_samples,
+                            ep_correct / (double)ep_samples, cons);
             cur ^= 1;
             group = 0;
         }
@@ -671,9 +674,11 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         double ea = ep_samples ? ep_correct / (double)ep_samples : NAN;
         emit(&t, "epoch", epoch, samples, el, ea, (double)samples / secs, tl,
              ta);
-        if (t.client != NULL)
-            ps_client_set_progress(t.client, samples, el, (uint32_t)epoch,
-                                   isnan(ta) ? ea : ta);
+        if (t.client != NULL) {
+            ps_eval ev = {(uint32_t)epoch, samples, tl, ta, el, ea, NAN};
+            ps_client_set_progress(t.client, samples, el, (uint32_t)epoch, ea);
+            ps_client_set_eval(t.client, &ev);
+        }
         res->train_loss = el;
         res->train_accuracy = ea;
         res->test_loss = tl;
@@ -681,6 +686,8 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     }
     if (rc == PS_OK)
         rc = exchange_finish(&t);
+    if (rc == PS_OK && t.client != NULL)
+        ps_train_send_final(t.client);
     res->samples = samples;
     res->seconds = (double)(ps_now_us() - start) / 1e6;
     if (rc == PS_OK)

@@ -516,8 +516,11 @@ static int step(strainer *t, slot *s, int epoch, tally *k)
     k->ep_correct += (double)correct;
     if (t->client == NULL)
         return PS_OK;
-    ps_client_set_progress(t->client, k->samples, loss, (uint32_t)epoch,
-                           (double)correct / (double)n);
+    /* The epoch's running means: a steadier figure for dashboards than
+     * one batch's. */
+    ps_client_set_progress(t->client, k->samples,
+                           k->ep_loss / (double)k->ep_samples, (uint32_t)epoch,
+                           k->ep_correct / (double)k->ep_samples);
     rc = ps_client_push_sparse(t->client, t->table, s->lb.keys, s->lb.nuniq,
                                s->grad, &s->push);
     if (rc != PS_OK)
@@ -634,9 +637,12 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
         double ea = k.ep_samples ? k.ep_correct / (double)k.ep_samples : NAN;
         emit(&t, "epoch", epoch, k.samples, el, ea, (double)k.samples / secs,
              tl, ta, tauc);
-        if (t.client != NULL)
+        if (t.client != NULL) {
+            ps_eval ev = {(uint32_t)epoch, k.samples, tl, ta, el, ea, tauc};
             ps_client_set_progress(t.client, k.samples, el, (uint32_t)epoch,
-                                   isnan(ta) ? ea : ta);
+                                   ea);
+            ps_client_set_eval(t.client, &ev);
+        }
         res->train_loss = el;
         res->train_accuracy = ea;
         res->test_loss = tl;
@@ -645,6 +651,8 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
     }
     res->samples = k.samples;
     res->seconds = (double)(ps_now_us() - start) / 1e6;
+    if (rc == PS_OK && t.client != NULL)
+        ps_train_send_final(t.client);
     if (rc == PS_OK)
         emit(&t, "done", cfg->epochs, k.samples, res->train_loss,
              res->train_accuracy, (double)k.samples / res->seconds,
