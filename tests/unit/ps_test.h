@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 /* Fails unless |got - want| <= rtol * max(|want|, 1e-30); prints both
  * values, which cmocka's float assertion would round away. */
@@ -36,6 +37,31 @@ static inline int ps_test_rmtree(const char *dir)
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Runs `promtool check metrics` on text (an exposition). Returns its exit
+ * status (0: valid, lint-clean), -2 when promtool is not installed, -1 on
+ * a local failure; out receives what it printed. */
+static inline int ps_test_promtool(const char *text, char *out, size_t len)
+{
+    if (system("command -v promtool >/dev/null 2>&1") != 0)
+        return -2;
+    char dir[64], path[96], cmd[256];
+    if (ps_test_mkdtemp(dir, sizeof(dir), "promtool") != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+        ps_test_rmtree(dir);
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, len - 1, p) : 0;
+    out[n] = '\0';
+    int st = p ? pclose(p) : -1;
+    ps_test_rmtree(dir);
+    return st < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif
