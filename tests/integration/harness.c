@@ -112,11 +112,22 @@ int ps_server_start(ps_test_server *s, const char *const *args)
     s->pid = pid;
     track(pid);
     int rc = read_line(out[0], s->endpoint, sizeof(s->endpoint), 10000);
+    int http = 0;
+    for (size_t i = 0; args && args[i]; i++)
+        http |= strcmp(args[i], "--http") == 0;
+    if (rc == 0 && http)
+        rc = read_line(out[0], s->http, sizeof(s->http), 10000);
     close(out[0]);
-    if (rc != 0 || strncmp(s->endpoint, "tcp://", 6) != 0) {
-        fprintf(stderr, "harness: ps-server gave no endpoint line\n");
+    if (rc != 0 || strncmp(s->endpoint, "tcp://", 6) != 0 ||
+        (http && strncmp(s->http, "http://", 7) != 0)) {
+        fprintf(stderr, "harness: ps-server gave no endpoint%s line\n",
+                http ? " or URL" : "");
         ps_server_kill(s);
         return -1;
+    }
+    if (http) {
+        const char *c = strrchr(s->http, ':');
+        s->http_port = c ? atoi(c + 1) : 0;
     }
     const char *colon = strrchr(s->endpoint, ':');
     s->port = colon ? atoi(colon + 1) : 0;

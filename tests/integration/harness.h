@@ -16,6 +16,8 @@ typedef struct ps_test_server {
     pid_t pid;
     char endpoint[128];
     int port;
+    char http[128]; /* with --http: "http://127.0.0.1:PORT", else "" */
+    int http_port;
 } ps_test_server;
 
 typedef struct ps_cluster {
@@ -25,7 +27,8 @@ typedef struct ps_cluster {
 } ps_cluster;
 
 /* Starts one ps-server with the given extra arguments (NULL-terminated
- * argv tail) and waits for its endpoint line. Returns 0 or -1. */
+ * argv tail) and waits for its endpoint line (and, when the arguments hold
+ * --http, the URL line after it). Returns 0 or -1. */
 int ps_server_start(ps_test_server *s, const char *const *args);
 
 /* SIGTERM, wait; returns the exit status (0 clean), or -1 if it had to be

@@ -339,6 +339,54 @@ static void test_server_main_listen_port_out_of_range_exits_2(void **state)
     }
 }
 
+static void test_server_main_bad_http_exits_2(void **state)
+{
+    (void)state;
+    static const char *const bad[][3] = {
+        {"127.0.0.1", "has no port", NULL},
+        {"127.0.0.1:", "is not a number 0..65535", NULL},
+        {"127.0.0.1:65536", "is not a number 0..65535", NULL},
+        {"127.0.0.1:-1", "is not a number 0..65535", NULL},
+        {"127.0.0.1:80x", "is not a number 0..65535", NULL},
+        {":9100", "no host", NULL},
+        {"::1:9100", "in brackets", NULL},
+        {"[::1:9100", "HOST:PORT", NULL},
+        {"no-such-host.invalid:9100", "cannot resolve host", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"--http", bad[i][0], NULL};
+        char out[4096];
+        assert_int_equal(run(args, out, sizeof(out)), 2);
+        assert_contains(out, "ps-server: --http: ");
+        assert_contains(out, bad[i][1]);
+        assert_null(strstr(out, "tcp://")); /* nothing started */
+    }
+    /* The same check through the environment. */
+    static const char *const none[] = {NULL};
+    char out[4096];
+    setenv("SPARKPS_HTTP", "localhost:99999", 1);
+    int st = run(none, out, sizeof(out));
+    unsetenv("SPARKPS_HTTP");
+    assert_int_equal(st, 2);
+    assert_contains(out, "is not a number 0..65535");
+}
+
+static void test_server_main_http_port_in_use_exits_1(void **state)
+{
+    (void)state;
+    ps_test_server a;
+    static const char *const first[] = {"--http", "127.0.0.1:0", NULL};
+    assert_int_equal(ps_server_start(&a, first), 0);
+    char addr[64], out[4096];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", a.http_port);
+    const char *args[] = {"--http", addr, NULL};
+    int st = run(args, out, sizeof(out));
+    assert_int_equal(ps_server_stop(&a, STOP_MS), 0);
+    assert_int_equal(st, 1);
+    assert_contains(out, "cannot serve HTTP on 127.0.0.1:");
+    assert_null(strstr(out, "tcp://"));
+}
+
 /* ---- servers that come up ---- */
 
 static void test_server_main_env_shards_client_mismatch(void **state)
@@ -403,6 +451,28 @@ static void test_server_main_wildcard_prints_hostname(void **state)
     assert_contains(json, "\"shards\":1,");
     free(json);
     ps_client_free(c);
+}
+
+static int setup_http_env(void **state)
+{
+    static const char *const args[] = {"--listen", "tcp://127.0.0.1:0",
+                                       "--http", "127.0.0.1:0", NULL};
+    setenv("SPARKPS_HTTP", "127.0.0.1:1", 1); /* the flag wins */
+    int rc = start_with(state, args);
+    unsetenv("SPARKPS_HTTP");
+    return rc;
+}
+
+/* The URL is the second stdout line; the first stays the endpoint. */
+static void test_server_main_http_url_second_line(void **state)
+{
+    srv_fx *f = *state;
+    print_message("lines: %s | %s\n", f->srv.endpoint, f->srv.http);
+    assert_true(strncmp(f->srv.endpoint, "tcp://127.0.0.1:", 16) == 0);
+    assert_true(strncmp(f->srv.http, "http://127.0.0.1:", 17) == 0);
+    assert_true(f->srv.http_port > 1 && f->srv.http_port < 65536);
+    assert_int_not_equal(f->srv.http_port, f->srv.port);
+    assert_int_equal(signal_and_wait(&f->srv, SIGTERM, STOP_MS), 0);
 }
 
 static void test_server_main_sigterm_exits_0(void **state)
@@ -597,6 +667,11 @@ int main(void)
         cmocka_unit_test(test_server_main_env_bad_value_exits_2),
         cmocka_unit_test(test_server_main_unbindable_listen_exits_1),
         cmocka_unit_test(test_server_main_listen_port_out_of_range_exits_2),
+        cmocka_unit_test(test_server_main_bad_http_exits_2),
+        cmocka_unit_test_teardown(test_server_main_http_port_in_use_exits_1,
+                                  ps_harness_teardown),
+        cmocka_unit_test_setup_teardown(test_server_main_http_url_second_line,
+                                        setup_http_env, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_main_env_shards_client_mismatch, setup_env_shards,
             teardown),
