@@ -217,11 +217,12 @@ int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err,
     errno = 0;
     h->d = MHD_start_daemon(
         flags, (uint16_t)a->port, NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, on_log, h, /* first: catches all */
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)PS_HTTP_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)PS_HTTP_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PS_HTTP_MAX_REQUEST_BYTES,
-        MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(err, errlen, "cannot serve HTTP on %s:%d: %s", a->host,
                  a->port,

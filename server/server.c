@@ -1269,6 +1269,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
                                {NULL, s->http ? ps_http_poll_fd(s->http) : -1,
                                 ZMQ_POLLIN, 0}};
     int nitems = s->http ? 2 : 1;
+    int64_t http_ran_ms = 0;
     while (!*stop) {
         long timeout = POLL_MS;
         if (s->http) {
@@ -1295,10 +1296,19 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
         if (s->npark > 0)
             serve_parked(s);
         /* HTTP after the batch: a scrape waits at most one batch, and a
-         * flood of scrapes costs one MHD pass per batch of requests. */
-        if (s->http && ((n > 0 && (items[1].revents & ZMQ_POLLIN)) ||
-                        ps_http_timeout_ms(s->http) == 0))
-            ps_http_run(s->http);
+         * flood of scrapes costs one MHD pass per batch of requests. MHD
+         * also runs every POLL_MS without input: some of its work (freeing
+         * closed connections, accepting again below the connection limit)
+         * raises no event on its descriptor. */
+        if (s->http) {
+            int64_t now = ps_now_ms();
+            if ((n > 0 && (items[1].revents & ZMQ_POLLIN)) ||
+                ps_http_timeout_ms(s->http) == 0 ||
+                now - http_ran_ms >= POLL_MS) {
+                ps_http_run(s->http);
+                http_ran_ms = now;
+            }
+        }
     }
     ps_log(PS_LOG_INFO, "stopping: draining requests");
     drain(s);
