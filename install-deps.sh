@@ -8,6 +8,7 @@ PACKAGES=(
     build-essential cmake pkg-config git ca-certificates procps
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
+    prometheus
     python3 dataset-fashion-mnist
     python3-venv openjdk-17-jre-headless
 )
