@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "sparkps.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,10 +89,62 @@ static void test_status_shows_tables_workers_progress(void **state)
     assert_int_equal(ps_cluster_stop(&cl), 0);
 }
 
+/* Sends n evaluations (epochs first..first+n-1) as worker `worker`. */
+static void send_evals(const char *servers, int worker, uint32_t first,
+                       uint32_t n)
+{
+    ps_client *w = connect_as(servers, worker);
+    assert_non_null(w);
+    for (uint32_t e = first; e < first + n; e++) {
+        ps_eval ev = {e, 64u * e, 0.5, 0.75, 0.25, 0.875, NAN};
+        ps_client_set_eval(w, &ev);
+        assert_int_equal(ps_client_send_progress(w), PS_OK);
+    }
+    ps_client_free(w);
+}
+
+/* Each worker keeps its newest 1000 evaluations; a Status holding them for
+ * two workers is far over the 64 KiB of a request header and still
+ * reaches the client. */
+static void test_status_history_bounded_and_large(void **state)
+{
+    (void)state;
+    ps_cluster cl;
+    assert_int_equal(ps_cluster_start(&cl, 1, NULL), 0);
+    send_evals(cl.servers, 0, 1, 1005);
+    send_evals(cl.servers, 1, 1, 700);
+    send_evals(cl.servers, 1, 700, 1); /* a repeat: not recorded again */
+    ps_client *tool = connect_as(cl.servers, -1);
+    assert_non_null(tool);
+    char *json = NULL;
+    assert_int_equal(ps_client_status_json(tool, 0, &json), PS_OK);
+    print_message("status of %zu bytes\n", strlen(json));
+    assert_true(strlen(json) > 64 * 1024);
+    const char *w0 = strstr(json, "{\"id\":0,");
+    const char *w1 = strstr(json, "{\"id\":1,");
+    assert_non_null(w0);
+    assert_non_null(w1);
+    assert_non_null(strstr(w0, "\"history\":[{\"epoch\":6,\"samples\":384,"));
+    assert_non_null(strstr(w0, "{\"epoch\":1005,\"samples\":64320,"));
+    assert_non_null(strstr(w1, "\"history\":[{\"epoch\":1,\"samples\":64,"));
+    size_t n0 = 0, n1 = 0;
+    for (const char *p = w0; (p = strstr(p, "{\"epoch\":")) && p < w1; p++)
+        n0++;
+    for (const char *p = w1; (p = strstr(p, "{\"epoch\":")); p++)
+        n1++;
+    assert_int_equal(n0, 1000);
+    assert_int_equal(n1, 700);
+    free(json);
+    ps_client_free(tool);
+    assert_int_equal(ps_cluster_stop(&cl), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_status_shows_tables_workers_progress,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_status_history_bounded_and_large,
                                   ps_harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
