@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define PS_PROTOCOL_VERSION 1u
-#define PS_MAX_HEADER_BYTES (64u * 1024u)       /* frame 0 never exceeds this */
+#define PS_MAX_HEADER_BYTES (64u * 1024u) /* frame 0 never exceeds this */
 /* A reply's frame 0 may carry a Status (tables, workers, their evaluation
  * histories): clients accept up to this from their servers. */
 #define PS_MAX_REPLY_HEADER_BYTES (16u * 1024u * 1024u)

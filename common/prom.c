@@ -114,8 +114,8 @@ static void series(ps_strbuf *b, const char *name, const char *suffix,
     ps_strbuf_add(b, " ", 1);
 }
 
-void ps_prom_sample(ps_strbuf *b, const char *name,
-                    const ps_prom_label *labels, double value)
+void ps_prom_sample(ps_strbuf *b, const char *name, const ps_prom_label *labels,
+                    double value)
 {
     series(b, name, NULL, labels, NULL, NULL);
     ps_prom_value(b, value);

@@ -48,8 +48,8 @@ void ps_prom_family(ps_strbuf *b, const char *name, ps_prom_type type,
                     const char *help);
 
 /* Writes one sample line: name{labels} value. labels may be NULL. */
-void ps_prom_sample(ps_strbuf *b, const char *name,
-                    const ps_prom_label *labels, double value);
+void ps_prom_sample(ps_strbuf *b, const char *name, const ps_prom_label *labels,
+                    double value);
 
 /* Same, for counters held as integers: printed exactly, never as 1e+20. */
 void ps_prom_sample_u64(ps_strbuf *b, const char *name,
@@ -63,8 +63,7 @@ void ps_prom_escape_label(ps_strbuf *b, const char *s);
 
 /* Starts an empty histogram over bounds (nbounds <= PS_PROM_MAX_BUCKETS,
  * increasing, finite; checked by assert). */
-void ps_prom_hist_init(ps_prom_hist *h, const double *bounds,
-                       size_t nbounds);
+void ps_prom_hist_init(ps_prom_hist *h, const double *bounds, size_t nbounds);
 
 /* Counts v in the first bucket whose bound is >= v (NaN is ignored). */
 void ps_prom_hist_observe(ps_prom_hist *h, double v);

@@ -34,8 +34,7 @@ static void opt_num(ps_strbuf *b, const char *key, int has, double v)
 static void epoch_eval(ps_strbuf *b, const Sparkps__EpochEval *e, int comma)
 {
     ps_strbuf_printf(b, "%s{\"epoch\":%u,\"samples\":%llu,\"time_ms\":%llu",
-                     comma ? "," : "", e->epoch,
-                     (unsigned long long)e->samples,
+                     comma ? "," : "", e->epoch, (unsigned long long)e->samples,
                      (unsigned long long)e->time_ms);
     opt_num(b, "loss", e->has_loss, e->loss);
     opt_num(b, "accuracy", e->has_accuracy, e->accuracy);

@@ -89,8 +89,8 @@ int ps_http_parse_addr(const char *spec, ps_http_addr *out, char *err,
     size_t plen = strlen(port);
     if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen ||
         atol(port) > 65535) {
-        snprintf(err, errlen, "'%s': port '%s' is not a number 0..65535",
-                 spec, port);
+        snprintf(err, errlen, "'%s': port '%s' is not a number 0..65535", spec,
+                 port);
         return PS_EINVAL;
     }
     memcpy(out->host, host, hlen);
@@ -146,8 +146,7 @@ static enum MHD_Result text(struct MHD_Connection *conn, unsigned status,
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
-                                  const char *version,
-                                  const char *upload_data,
+                                  const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
@@ -192,15 +191,15 @@ static void on_log(void *cls, const char *fmt, va_list ap)
     ps_http *h = cls;
     vsnprintf(h->last_error, sizeof(h->last_error), fmt, ap);
     size_t n = strlen(h->last_error);
-    while (n > 0 && (h->last_error[n - 1] == '\n' || h->last_error[n - 1] == '.'))
+    while (n > 0 &&
+           (h->last_error[n - 1] == '\n' || h->last_error[n - 1] == '.'))
         h->last_error[--n] = '\0';
     ps_log(PS_LOG_DEBUG, "http: %s", h->last_error);
 }
 
 /* ---- lifecycle ---- */
 
-int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err,
-                size_t errlen)
+int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err, size_t errlen)
 {
     ps_http *h = calloc(1, sizeof(*h));
     if (h == NULL) {

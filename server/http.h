@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 #define PS_HTTP_MAX_CONNECTIONS 32
-#define PS_HTTP_TIMEOUT_S 10           /* an idle connection is closed */
+#define PS_HTTP_TIMEOUT_S 10            /* an idle connection is closed */
 #define PS_HTTP_MAX_REQUEST_BYTES 16384 /* request line and headers */
 
 /* Renders a page into out (empty on entry). Returns PS_OK, or an error

@@ -91,7 +91,8 @@ static int is_loopback(const ps_http_addr *a)
         return (ntohl(((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr) >>
                 24) == 127;
     return a->sa.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+           IN6_IS_ADDR_LOOPBACK(
+               &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
 }
 
 static uint64_t physical_memory(void)

@@ -13,11 +13,9 @@
 
 /* 100 us .. 30 s: a loopback pull of a few floats takes tens of
  * microseconds, a parked BSP pull as long as the slowest worker's step. */
-static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001,
-                                        0.0025, 0.005,   0.01,   0.025,
-                                        0.05,   0.1,     0.25,   0.5,
-                                        1,      2.5,     5,      10,
-                                        30};
+static const double latency_bounds[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30};
 #define NBOUNDS (sizeof(latency_bounds) / sizeof(latency_bounds[0]))
 
 static const int lat_types[PS_METRICS_NLAT] = {SPARKPS__MSG_TYPE__PUSH,
@@ -142,8 +140,7 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
         ps_prom_hist_write(b, "sparkps_request_duration_seconds", l,
                            &m->latency[i]);
     }
-    ps_prom_family(b, "sparkps_optimizer_apply_seconds_total",
-                   PS_PROM_COUNTER,
+    ps_prom_family(b, "sparkps_optimizer_apply_seconds_total", PS_PROM_COUNTER,
                    "Seconds spent applying pushes through the optimizers.");
     ps_prom_sample(b, "sparkps_optimizer_apply_seconds_total", NULL,
                    (double)m->apply_ns / 1e9);

@@ -23,11 +23,11 @@
 enum { PS_METRICS_PUSH, PS_METRICS_PULL, PS_METRICS_PUSHPULL, PS_METRICS_NLAT };
 
 typedef struct ps_metrics {
-    uint64_t bytes_in[PS_METRICS_TYPES];  /* by request type; 0: frames
-                                             without a valid header */
-    uint64_t bytes_out[PS_METRICS_TYPES]; /* by reply type, likewise */
+    uint64_t bytes_in[PS_METRICS_TYPES];   /* by request type; 0: frames
+                                              without a valid header */
+    uint64_t bytes_out[PS_METRICS_TYPES];  /* by reply type, likewise */
     ps_prom_hist latency[PS_METRICS_NLAT]; /* arrival to reply sent */
-    int64_t apply_ns; /* time spent in the optimizer */
+    int64_t apply_ns;                      /* time spent in the optimizer */
 } ps_metrics;
 
 void ps_metrics_init(ps_metrics *m);

@@ -71,7 +71,7 @@ struct ps_server {
     uint64_t errors[PS_ERR_COUNT_];
     ps_metrics metrics; /* bytes and latency by type, optimizer time */
     ps_history *history;
-    ps_http *http; /* NULL: no HTTP endpoint */
+    ps_http *http;           /* NULL: no HTTP endpoint */
     ps_http_route routes[3]; /* its pages, borrowed by it */
     /* Aligned scratch for bulk frames that arrive misaligned or in another
      * dtype; grown on demand, bounded by max_message_bytes. */
@@ -1018,8 +1018,8 @@ static int status_build(ps_server *s, status_parts *p)
     p->rp = calloc(MSG_TYPES, sizeof(*p->rp));
     p->er = calloc(PS_ERR_COUNT_, sizeof(*p->er));
     p->ep = calloc(PS_ERR_COUNT_, sizeof(*p->ep));
-    if (!p->ti || !p->tp || !p->wi || !p->wp || !p->pr || !p->ev ||
-        !p->evp || !p->rq || !p->rp || !p->er || !p->ep)
+    if (!p->ti || !p->tp || !p->wi || !p->wp || !p->pr || !p->ev || !p->evp ||
+        !p->rq || !p->rp || !p->er || !p->ep)
         return PS_ENOMEM;
     Sparkps__Status *st = &p->st;
     sparkps__status__init(st);
@@ -1083,13 +1083,13 @@ static int start_http(ps_server *s, char *err, size_t errlen)
     size_t len;
     const char *html = ps_dashboard_html(&len);
     ps_http_route *routes = s->routes;
-    routes[0] = (ps_http_route){"/metrics",
-                                "text/plain; version=0.0.4; charset=utf-8",
-                                page_metrics, NULL, 0};
-    routes[1] = (ps_http_route){"/status", "application/json", page_status,
-                                NULL, 0};
-    routes[2] = (ps_http_route){"/", "text/html; charset=utf-8", NULL, html,
-                                len};
+    routes[0] =
+        (ps_http_route){"/metrics", "text/plain; version=0.0.4; charset=utf-8",
+                        page_metrics, NULL, 0};
+    routes[1] =
+        (ps_http_route){"/status", "application/json", page_status, NULL, 0};
+    routes[2] =
+        (ps_http_route){"/", "text/html; charset=utf-8", NULL, html, len};
     ps_http_cfg hc = {s->cfg.http, routes, 3, s};
     return ps_http_new(&s->http, &hc, err, errlen);
 }
@@ -1265,9 +1265,9 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
            ps_consist_staleness(s->consist), s->cfg.workers);
     if (s->http)
         ps_log(PS_LOG_INFO, "serving http url=%s", ps_http_url(s->http));
-    zmq_pollitem_t items[2] = {{s->sock, 0, ZMQ_POLLIN, 0},
-                               {NULL, s->http ? ps_http_poll_fd(s->http) : -1,
-                                ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[2] = {
+        {s->sock, 0, ZMQ_POLLIN, 0},
+        {NULL, s->http ? ps_http_poll_fd(s->http) : -1, ZMQ_POLLIN, 0}};
     int nitems = s->http ? 2 : 1;
     int64_t http_ran_ms = 0;
     while (!*stop) {

@@ -13,9 +13,9 @@
 #define HC_MAX_REPLY (64u << 20)
 
 typedef struct hc_reply {
-    int status;      /* from the status line; 0: no reply (closed early) */
-    char *head;      /* status line and headers, NUL-terminated */
-    char *body;      /* NUL-terminated (binary bodies: use body_len) */
+    int status; /* from the status line; 0: no reply (closed early) */
+    char *head; /* status line and headers, NUL-terminated */
+    char *body; /* NUL-terminated (binary bodies: use body_len) */
     size_t body_len;
 } hc_reply;
 

@@ -56,7 +56,8 @@ static void sleep_until_us(int64_t t)
     int64_t left = t - ps_now_us();
     if (left <= 0)
         return;
-    struct timespec ts = {(time_t)(left / 1000000), (long)(left % 1000000) * 1000};
+    struct timespec ts = {(time_t)(left / 1000000),
+                          (long)(left % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
 

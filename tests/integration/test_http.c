@@ -41,8 +41,7 @@ static void get(const char *url, const char *method, const char *path,
         fail_msg("%s %s%s: %s", method, url, path, err);
 }
 
-static void expect_header(const hc_reply *r, const char *name,
-                          const char *want)
+static void expect_header(const hc_reply *r, const char *name, const char *want)
 {
     char buf[256];
     const char *v = hc_header(r, name, buf, sizeof(buf));
@@ -133,8 +132,8 @@ static void test_http_pages_and_types(void **state)
     get(s.http, "GET", "/status", &r);
     assert_int_equal(r.status, 200);
     expect_header(&r, "Content-Type", "application/json");
-    assert_true(strncmp(r.body, "{\"cluster_id\":\"sparkps\",\"shard\":0,", 34) ==
-                0);
+    assert_true(
+        strncmp(r.body, "{\"cluster_id\":\"sparkps\",\"shard\":0,", 34) == 0);
     hc_reply_free(&r);
     get(s.http, "GET", "/", &r);
     assert_int_equal(r.status, 200);
@@ -179,8 +178,10 @@ static void train_a_little(const char *servers, int worker, int epochs)
         assert_int_equal(ps_client_push(w, t, 0, 10, g, &r), PS_OK);
         assert_int_equal(ps_client_wait(w, r, -1), PS_OK);
         /* The evaluation rides on the next push; the last one is sent. */
-        ps_eval ev = {(uint32_t)e, 100u * (unsigned)e, 0.5 / e, 0.5 + 0.1 * e,
-                      1.0 / e, NAN, NAN};
+        ps_eval ev = {(uint32_t)e, 100u * (unsigned)e,
+                      0.5 / e,     0.5 + 0.1 * e,
+                      1.0 / e,     NAN,
+                      NAN};
         ps_client_set_eval(w, &ev);
     }
     assert_int_equal(ps_client_send_progress(w), PS_OK);
@@ -229,8 +230,8 @@ static void test_http_status_equals_wire_status(void **state)
 
 /* ---- bad input ---- */
 
-static void expect_status(const char *url, const char *method,
-                          const char *path, int want)
+static void expect_status(const char *url, const char *method, const char *path,
+                          int want)
 {
     hc_reply r;
     get(url, method, path, &r);
@@ -263,9 +264,9 @@ static void test_http_bad_requests_server_survives(void **state)
                                "Content-Length: 11\r\nConnection: close\r\n"
                                "\r\nhello world";
     hc_reply r;
-    assert_int_equal(hc_raw(s.http, post, sizeof(post) - 1, HTTP_MS, &r, err,
-                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        hc_raw(s.http, post, sizeof(post) - 1, HTTP_MS, &r, err, sizeof(err)),
+        0);
     assert_int_equal(r.status, 405);
     hc_reply_free(&r);
 
@@ -297,12 +298,11 @@ static void test_http_bad_requests_server_survives(void **state)
     static const struct {
         const char *p;
         size_t n;
-    } raws[] = {
-        {tls, sizeof(tls) - 1}, /* a TLS client hello, NULs included */
-        {"GET /metrics HTTP/9.9\r\nHost: x\r\n\r\n", 0},
-        {"GET\r\n\r\n", 0},
-        {"GET /metrics HTTP/1.1\r\nHost x no colon\r\n\r\n", 0},
-        {"\r\n\r\nBREW /pot HTCPCP/1.0\r\n\r\n", 0}};
+    } raws[] = {{tls, sizeof(tls) - 1}, /* a TLS client hello, NULs included */
+                {"GET /metrics HTTP/9.9\r\nHost: x\r\n\r\n", 0},
+                {"GET\r\n\r\n", 0},
+                {"GET /metrics HTTP/1.1\r\nHost x no colon\r\n\r\n", 0},
+                {"\r\n\r\nBREW /pot HTCPCP/1.0\r\n\r\n", 0}};
     assert_int_equal(
         hc_raw_eof(s.http, junk, sizeof(junk), HTTP_MS, &r, err, sizeof(err)),
         0);
@@ -444,8 +444,8 @@ static void *scraper_main(void *arg)
         hc_reply r;
         memset(&r, 0, sizeof(r));
         char err[256] = "";
-        if (hc_request(s->url, "GET", s->path, HTTP_MS, &r, err,
-                       sizeof(err)) != 0 ||
+        if (hc_request(s->url, "GET", s->path, HTTP_MS, &r, err, sizeof(err)) !=
+                0 ||
             r.status != 200 || r.body_len == 0) {
             fprintf(stderr, "scrape %s%s failed: %s\n", s->url, s->path, err);
             s->failures++;
@@ -509,8 +509,12 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
     scraper sc[SCRAPERS];
     pthread_t st[SCRAPERS], pt[CLIENTS];
     for (int i = 0; i < SCRAPERS; i++) {
-        sc[i] = (scraper){cl.srv[i % 2].http, i < 2 ? "/metrics" : "/status",
-                          &stop, &started, 0, 0};
+        sc[i] = (scraper){cl.srv[i % 2].http,
+                          i < 2 ? "/metrics" : "/status",
+                          &stop,
+                          &started,
+                          0,
+                          0};
         pthread_create(&st[i], NULL, scraper_main, &sc[i]);
     }
     /* Pushes start once every scraper is under way, so they overlap. */

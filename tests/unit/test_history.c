@@ -16,8 +16,8 @@
 
 static ps_epoch_eval ev(uint32_t epoch, double acc)
 {
-    ps_epoch_eval e = {epoch, epoch * 100ull, 0.5, acc, 0.6, 0.7, NAN,
-                       1000 + epoch};
+    ps_epoch_eval e = {epoch, epoch * 100ull, 0.5, acc, 0.6, 0.7,
+                       NAN,   1000 + epoch};
     return e;
 }
 

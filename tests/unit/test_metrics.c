@@ -191,8 +191,7 @@ static void test_metrics_render_latency_histogram(void **state)
                 "le=\"+Inf\"} 2");
     has_line(t, "sparkps_request_duration_seconds_count{type=\"pull\"} 2");
     has_line(t, "sparkps_request_duration_seconds_count{type=\"push\"} 0");
-    has_line(t,
-             "sparkps_request_duration_seconds_count{type=\"pushpull\"} 0");
+    has_line(t, "sparkps_request_duration_seconds_count{type=\"pushpull\"} 0");
     lacks(t, "type=\"clock\",le=");
 }
 
@@ -250,8 +249,7 @@ static void test_metrics_render_promtool_clean(void **state)
     if (rc == -2)
         skip(); /* promtool (Debian package prometheus) is not installed */
     if (rc != 0)
-        fail_msg("promtool check metrics exited %d:\n%s\non:\n%s", rc, out,
-                 t);
+        fail_msg("promtool check metrics exited %d:\n%s\non:\n%s", rc, out, t);
 }
 
 static void test_status_json_history(void **state)

@@ -172,8 +172,7 @@ static void test_prom_promtool_accepts_sample(void **st)
     ps_prom_sample(&b, "sparkps_level", w[0], NAN);
     ps_prom_sample(&b, "sparkps_level", w[1], INFINITY);
     ps_prom_sample(&b, "sparkps_level", w[2], -1e-300);
-    ps_prom_family(&b, "sparkps_wait_seconds", PS_PROM_HISTOGRAM,
-                   "A latency.");
+    ps_prom_family(&b, "sparkps_wait_seconds", PS_PROM_HISTOGRAM, "A latency.");
     ps_prom_hist h;
     ps_prom_hist_init(&h, bounds, 4);
     ps_prom_hist_observe(&h, 0.02);
