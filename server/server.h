@@ -7,8 +7,11 @@
  * they were. To use more cores, run more shards per host.
  *
  * Lifecycle: ps_server_new() binds; ps_server_run() serves until *stop
- * becomes non-zero (set it from a signal handler), then drains what has
- * already arrived, answers waiting pulls with PS_ESHUTDOWN and returns. */
+ * becomes non-zero (set it from a signal handler) or a SHUTDOWN request
+ * arrives (answered first), then drains what has already arrived, answers
+ * waiting pulls with PS_ESHUTDOWN and, while training workers are alive,
+ * refuses requests arriving within a grace period (at most 1 s) with
+ * PS_ESHUTDOWN, and returns. */
 #ifndef PS_SERVER_H
 #define PS_SERVER_H
 
@@ -39,7 +42,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
  * machine's name); borrowed. */
 const char *ps_server_endpoint(const ps_server *s);
 
-/* Serves until *stop is set; returns PS_OK after a clean drain. */
+/* Serves until *stop is set or a SHUTDOWN request came; returns PS_OK
+ * after a clean drain. */
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop);
 
 void ps_server_free(ps_server *s);
