@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 #define PS_PROTOCOL_VERSION 1u
-#define PS_MAX_HEADER_BYTES (64u * 1024u)       /* frame 0 never exceeds this */
-#define PS_MAX_NAME 256u                        /* job and table names, bytes */
-#define PS_MAX_SHAPE 8u                         /* dims in a TableSpec shape */
-#define PS_MAX_META 4096u                       /* TableSpec.meta, bytes */
+#define PS_MAX_HEADER_BYTES (64u * 1024u) /* frame 0 never exceeds this */
+#define PS_MAX_NAME 256u                  /* job and table names, bytes */
+#define PS_MAX_SHAPE 8u                   /* dims in a TableSpec shape */
+#define PS_MAX_META 4096u                 /* TableSpec.meta, bytes */
 #define PS_MSG_TYPE_MAX SPARKPS__MSG_TYPE__SHUTDOWN /* highest known type */
 
 typedef Sparkps__Header ps_header;
