@@ -598,6 +598,11 @@ static int cmd_drop(const ctl_opts *o)
         fprintf(stderr, "ps-ctl drop: --job is required (see --help)\n");
         return 2;
     }
+    if (o->table != NULL && *o->table == '\0') {
+        fprintf(stderr, "ps-ctl drop: --table needs a name (leave it out to "
+                        "drop the whole job)\n");
+        return 2;
+    }
     ps_client *c;
     int crc = connect_client(o, o->job, &c);
     if (crc != PS_OK)

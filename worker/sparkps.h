@@ -206,12 +206,12 @@ PS_API int ps_client_drop(ps_client *c, const char *job, const char *name,
  * pulls and late requests with PS_ESHUTDOWN, and exits 0. Needs no
  * ps_client and no handshake, so a shard that is gone does not keep the
  * others running: every listed server is asked, concurrently, with
- * cfg->timeout_ms and cfg->retries as for a client (worker_id and the
- * consistency fields are ignored). *results receives one entry per listed
- * server, in list order, and *n their number; the array is the caller's to
- * free(). Returns PS_OK when every server accepted (or was stopping
- * already: status PS_ESHUTDOWN), else the first other error; the results
- * are set in both cases. On a failure before any server was asked
+ * cfg->timeout_ms and cfg->retries as for a client (worker_id, cluster_id
+ * and the consistency fields are ignored). *results receives one entry per
+ * listed server, in list order, and *n their number; the array is the
+ * caller's to free(). Returns PS_OK when every server accepted (or was
+ * stopping already: status PS_ESHUTDOWN), else the first other error; the
+ * results are set in both cases. On a failure before any server was asked
  * (PS_EINVAL for a malformed list, PS_ENOMEM) *results and *n are untouched
  * and errbuf (nullable) says why. Blocks. There is no authentication yet:
  * anyone who can reach a server's port can stop it. */

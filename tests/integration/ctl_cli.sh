@@ -114,6 +114,7 @@ expect ctl-bad-endpoint 2 "cannot connect to 'nonsense'" -- "$ctl" status --serv
 expect drop-no-job 2 "--job is required" -- "$ctl" drop --servers tcp://127.0.0.1:1
 expect drop-table-no-job 2 "--job is required" -- "$ctl" drop --servers tcp://127.0.0.1:1 --table w
 expect drop-no-servers 2 "--servers is required" -- env -u SPARKPS_SERVERS "$ctl" drop --job j
+expect drop-empty-table 2 "--table needs a name" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --table ''
 expect drop-unknown-flag 2 "--nope" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --nope
 expect drop-bad-list 2 "server 1 of 'tcp://127.0.0.1:1,' is empty" -- "$ctl" drop --servers tcp://127.0.0.1:1, --job j
 expect drop-unreachable 1 "cannot reach the servers" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --timeout 200 --retries 0
