@@ -32,12 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POLL_MS 100         /* upper bound on timer latency */
-#define DRAIN_MAX 100000    /* messages handled after a stop request */
-#define DRAIN_GRACE_MS 1000 /* most time refusing late requests at stop */
-#define DRAIN_QUIET_MS 200  /* ...ending early after this long without one */
-#define PARK_MAX 65536      /* pulls that may wait for slower workers at once */
+#define POLL_MS 100      /* upper bound on timer latency */
+#define DRAIN_MAX 100000 /* messages handled after a stop request */
+#define PARK_MAX 65536   /* pulls that may wait for slower workers at once */
 #define MSG_TYPES (PS_MSG_TYPE_MAX + 1)
+
+/* Stopping while training workers are alive: requests arriving after the
+ * drain get PS_ESHUTDOWN for at most STOP_GRACE_MS, ending early after
+ * STOP_QUIET_MS without one. */
+#define STOP_GRACE_MS 1000
+#define STOP_QUIET_MS 200
 
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
 typedef struct parked {
@@ -566,8 +570,9 @@ static int apply_push(ps_server *s, request *r, data_req *d, int want_values)
                 return PS_ENOMEM;
     }
     if (d->sparse) {
-        int rc = ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad,
-                                      (float)h->lr_scale, out);
+        int rc =
+            ps_table_sparse_push(d->t, d->keys, (size_t)h->count, d->grad,
+                                 (float)h->lr_scale, out);
         if (rc != PS_OK)
             return rc;
     } else {
@@ -1127,17 +1132,17 @@ static void drain(ps_server *s)
 }
 
 /* After the drain, while training workers are alive: requests arriving
- * within DRAIN_GRACE_MS get PS_ESHUTDOWN, so a worker between two requests
+ * within STOP_GRACE_MS get PS_ESHUTDOWN, so a worker between two requests
  * fails at once instead of timing out against a closed port. Ends early
- * after DRAIN_QUIET_MS without one (heartbeats do not count). */
+ * after STOP_QUIET_MS without one (heartbeats do not count). */
 static void refuse_late(ps_server *s)
 {
     if (ps_consist_live(s->consist) == 0)
         return;
     s->refusing = 1;
     zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
-    int64_t now = ps_now_ms(), end = now + DRAIN_GRACE_MS;
-    int64_t quiet = now + DRAIN_QUIET_MS;
+    int64_t now = ps_now_ms(), end = now + STOP_GRACE_MS;
+    int64_t quiet = now + STOP_QUIET_MS;
     while (now < end && now < quiet) {
         uint64_t seen = s->refused;
         int n = zmq_poll(&item, 1, (long)((quiet < end ? quiet : end) - now));
@@ -1150,7 +1155,7 @@ static void refuse_late(ps_server *s)
         }
         now = ps_now_ms();
         if (s->refused != seen)
-            quiet = now + DRAIN_QUIET_MS;
+            quiet = now + STOP_QUIET_MS;
     }
     if (s->refused > 0)
         ps_log(PS_LOG_INFO, "refused late requests count=%llu",
