@@ -28,6 +28,7 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 ctl=$bin/ps-ctl
 w=$bin/ps-worker
@@ -214,6 +215,7 @@ EOF
 grep -q "predicted rows=3000" "$dir/pred.err" || fail "predict summary missing: $(cat "$dir/pred.err")"
 # The connector's Transformer feeds rows as a stream on stdin.
 if [ -n "${3:-}" ]; then
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     expect predict-stream-stdin 0 "predicted rows=3000" -- bash -c '"$1" <"$2" | "$3" predict --model-file "$4" --format stream --data -' _ \
         "$3" "$dir/train.csv" "$w" "$dir/model.safetensors"
 fi
