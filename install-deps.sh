@@ -10,6 +10,10 @@ PACKAGES=(
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
     python3 dataset-fashion-mnist
     python3-venv openjdk-17-jre-headless
+    # deployment checks (tests/deploy/check.sh); promtool comes with the
+    # prometheus package, which on a systemd host also starts a Prometheus
+    # server on :9090 (sudo systemctl disable --now prometheus stops it)
+    yamllint shellcheck prometheus
 )
 
 SUDO=""

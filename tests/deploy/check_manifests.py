@@ -45,15 +45,30 @@ def expect(cond, good, bad):
     ok(good)
 
 
+def load_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        fail(f"{path}: {e}")
+
+
+def load_yaml(path, many=False):
+    try:
+        with open(path) as fh:
+            return list(yaml.safe_load_all(fh)) if many else yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as e:
+        fail(f"{path}: {e}")
+
+
 def load_k8s():
     """{(kind, name): (file, object)} of every manifest, in apply order."""
     objs = {}
     for f in MANIFESTS + ["spark/executor-pod-template.yaml"]:
         path = f"{K8S}/{f}"
-        with open(path) as fh:
-            for doc in yaml.safe_load_all(fh):
-                if doc:
-                    objs[(doc["kind"], doc["metadata"]["name"])] = (path, doc)
+        for doc in load_yaml(path, many=True):
+            if doc:
+                objs[(doc["kind"], doc["metadata"]["name"])] = (path, doc)
     return objs
 
 
@@ -191,14 +206,14 @@ def check_k8s():
 
     image = c["image"]
     others = {"executor template": ex[0]["image"], "spark-submit.sh": shell_default(SUBMIT, "IMAGE"),
-              "YARN service": json.load(open(YARNFILE))["components"][0]["artifact"]["id"]}
+              "YARN service": load_json(YARNFILE)["components"][0]["artifact"]["id"]}
     bad = {k: v for k, v in others.items() if v != image}
     expect(not bad, f"every deployment uses image {image}",
            f"image tags differ from the StatefulSet's {image}: {bad}")
 
 
 def check_yarn(path):
-    svc = json.load(open(path))
+    svc = load_json(path)
     for key in ("name", "version", "components"):
         expect(svc.get(key), f"service has {key}", f"{path}: the service needs a non-empty {key!r}")
     expect(re.fullmatch(r"[a-z][a-z0-9-]{0,62}", svc["name"]) is not None,
@@ -283,7 +298,7 @@ ROLE_META = {
 
 
 def check_prometheus_k8s(src, dst):
-    cfg = yaml.safe_load(open(src))
+    cfg = load_yaml(src)
     for job in cfg.get("scrape_configs", []):
         name = job.get("job_name")
         sds = job.pop("kubernetes_sd_configs", None)
