@@ -27,6 +27,9 @@
 # Test seams (tests/deploy/test_entrypoint.sh): SPARKPS_CGROUP_ROOT (default
 # /sys/fs/cgroup) and SPARKPS_PID1_CMDLINE (default /proc/1/cmdline).
 set -euo pipefail
+# The image's programs, also where a launcher replaced PATH (YARN's launch
+# script runs with the NodeManager's environment).
+export PATH="$PATH:/opt/sparkps/bin"
 
 log() { echo "sparkps-entrypoint: $*" >&2; }
 
