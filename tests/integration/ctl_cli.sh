@@ -307,7 +307,9 @@ EOF
 "$ctl" status --servers "$cluster_b" --json >"$dir/b0.json" || fail "status of cluster b exited $?"
 read -r cold_n cold_bytes < <(job_sum "$dir/b0.json" cold)
 read -r warm_n warm_bytes < <(job_sum "$dir/b0.json" warm)
-[ "$cold_n" = 4 ] && [ "$warm_n" = 4 ] || fail "cluster b: jobs cold/warm hold $cold_n/$warm_n tables, want 4/4"
+if [ "$cold_n" != 4 ] || [ "$warm_n" != 4 ]; then
+    fail "cluster b: jobs cold/warm hold $cold_n/$warm_n tables, want 4/4"
+fi
 "$ctl" drop --servers "$cluster_b" --job cold --table fc1.weight --json >"$dir/drop1.json" 2>"$dir/drop1.err"
 st=$?
 "$ctl" status --servers "$cluster_b" --json >"$dir/b1.json" || fail "status of cluster b exited $?"
