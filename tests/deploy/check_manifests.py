@@ -177,8 +177,8 @@ def check_k8s():
 
     uid = dockerfile_uid()
     for (kind, name), (path, o) in objs.items():
-        spec = o["spec"]["template"]["spec"] if kind == "StatefulSet" else o.get("spec", {})
         if kind in ("StatefulSet", "Pod"):
+            spec = o["spec"]["template"]["spec"] if kind == "StatefulSet" else o["spec"]
             expect(spec["securityContext"].get("runAsUser") == uid,
                    f"{kind} {name} runs as the image's user {uid}",
                    f"{path}: runAsUser must be the Dockerfile's USER {uid}")
