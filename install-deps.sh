@@ -8,9 +8,12 @@ PACKAGES=(
     build-essential cmake pkg-config git ca-certificates procps
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
-    prometheus
     python3 dataset-fashion-mnist
     python3-venv openjdk-17-jre-headless
+    # deployment checks (tests/deploy/check.sh); promtool comes with the
+    # prometheus package, which on a systemd host also starts a Prometheus
+    # server on :9090 (sudo systemctl disable --now prometheus stops it)
+    yamllint shellcheck prometheus
 )
 
 SUDO=""

@@ -2,18 +2,24 @@
 # Every test: installs dependencies, builds with warnings as errors, runs the
 # cmocka unit and multi-process integration tests (ctest), the same tests in
 # an ASan+UBSan build, and a short benchmark smoke run. Each stage prints its
-# duration; then the Spark connector's pytest suite on a real local Spark.
-# Usage: ./test.sh [--no-sanitize] [--no-bench] [--no-spark]
+# duration; then the Python environment (.venv), the deployment checks
+# (deploy/, every shell script) and the Spark connector's pytest suite on a
+# real local Spark.
+# Usage: ./test.sh [--no-sanitize] [--no-bench] [--no-spark] [--no-deploy]
+# (--no-spark skips the pytest suite; .venv is still set up for the deploy
+# checks unless --no-deploy is given too)
 set -euo pipefail
 cd "$(dirname "$0")"
 SANITIZE=1
 BENCH=1
 SPARK=1
+DEPLOY=1
 for a in "$@"; do
     case "$a" in
     --no-sanitize) SANITIZE=0 ;;
     --no-bench) BENCH=0 ;;
     --no-spark) SPARK=0 ;;
+    --no-deploy) DEPLOY=0 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
@@ -43,9 +49,15 @@ fi
 if [ $BENCH = 1 ]; then
     stage "benchmark smoke (sweep --quick)" tests/bench/sweep.sh --bin build-ci --quick
 fi
+if [ $SPARK = 1 ] || [ $DEPLOY = 1 ]; then
+    # .venv: pinned PySpark/pyarrow/numpy/pytest, the deploy checks' linters,
+    # and sparkps itself, built by pip through scikit-build-core
+    stage "Python environment (setup-venv.sh)" spark-connector/setup-venv.sh
+fi
+if [ $DEPLOY = 1 ]; then
+    stage "deploy checks" tests/deploy/check.sh
+fi
 if [ $SPARK = 1 ]; then
-    # .venv: pinned PySpark/pyarrow/numpy/pytest plus sparkps itself, built
-    # by pip through scikit-build-core (spark-connector/setup-venv.sh)
-    stage "Python/Spark tests" bash -c "spark-connector/setup-venv.sh && .venv/bin/pytest spark-connector/tests -q"
+    stage "Python/Spark tests" .venv/bin/pytest spark-connector/tests -q
 fi
 echo "all tests passed"

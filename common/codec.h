@@ -19,10 +19,10 @@
 /* A reply's frame 0 may carry a Status (tables, workers, their evaluation
  * histories): clients accept up to this from their servers. */
 #define PS_MAX_REPLY_HEADER_BYTES (16u * 1024u * 1024u)
-#define PS_MAX_NAME 256u                        /* job and table names, bytes */
-#define PS_MAX_SHAPE 8u                         /* dims in a TableSpec shape */
-#define PS_MAX_META 4096u                       /* TableSpec.meta, bytes */
-#define PS_MSG_TYPE_MAX SPARKPS__MSG_TYPE__SCAN /* highest known type */
+#define PS_MAX_NAME 256u                  /* job and table names, bytes */
+#define PS_MAX_SHAPE 8u                   /* dims in a TableSpec shape */
+#define PS_MAX_META 4096u                 /* TableSpec.meta, bytes */
+#define PS_MSG_TYPE_MAX SPARKPS__MSG_TYPE__SHUTDOWN /* highest known type */
 
 typedef Sparkps__Header ps_header;
 

@@ -11,7 +11,13 @@
  * The optional HTTP endpoint (/metrics, /status, the dashboard) is served
  * by the same loop: its epoll descriptor is polled beside the socket, so
  * pages read the live tables without locks and a scraper competes with
- * requests only for the loop's time, never for its data. */
+ * requests only for the loop's time, never for its data.
+ *
+ * Stopping: SIGTERM/SIGINT (the *stop flag) or a SHUTDOWN request end the
+ * loop the same way: what already arrived is answered, parked pulls get
+ * PS_ESHUTDOWN, and while training workers are alive, requests arriving in
+ * a short grace window get PS_ESHUTDOWN too, so a worker fails at once
+ * instead of timing out against a closed port. */
 #include "server.h"
 
 #include "common/codec.h"
@@ -41,6 +47,12 @@
 #define DRAIN_MAX 100000 /* messages handled after a stop request */
 #define PARK_MAX 65536   /* pulls that may wait for slower workers at once */
 #define MSG_TYPES (PS_MSG_TYPE_MAX + 1)
+
+/* Stopping while training workers are alive: requests arriving after the
+ * drain get PS_ESHUTDOWN for at most STOP_GRACE_MS, ending early after
+ * STOP_QUIET_MS without one. */
+#define STOP_GRACE_MS 1000
+#define STOP_QUIET_MS 200
 
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
 typedef struct parked {
@@ -77,6 +89,9 @@ struct ps_server {
      * dtype; grown on demand, bounded by max_message_bytes. */
     void *scratch[3]; /* 0: keys, 1: gradient, 2: reply values */
     size_t scratch_cap[3];
+    int shutdown_requested; /* a SHUTDOWN request arrived: stop as on SIGTERM */
+    int refusing;           /* stopping: requests get PS_ESHUTDOWN */
+    uint64_t refused;       /* requests refused that way */
 };
 
 /* Per-request state passed between the dispatcher and handlers. */
@@ -380,6 +395,8 @@ static void handle_define(ps_server *s, request *r)
            id);
 }
 
+/* The reply says what was freed here (count: tables, freed_bytes), for
+ * operators (ps-ctl drop). */
 static void handle_drop(ps_server *s, request *r)
 {
     const char *job = r->h->job;
@@ -387,18 +404,45 @@ static void handle_drop(ps_server *s, request *r)
         fail(r, PS_EPROTO, "drop needs a job name");
         return;
     }
+    uint64_t before = ps_tables_bytes(s->tables);
+    int n = 1;
     if (r->h->type == SPARKPS__MSG_TYPE__DROP_JOB) {
-        int n;
         ps_tables_drop_job(s->tables, job, &n);
-        ps_log(PS_LOG_INFO, "job dropped job=%s tables=%d", job, n);
-        return;
-    }
-    if (r->h->name == NULL) {
+    } else if (r->h->name == NULL) {
         fail(r, PS_EPROTO, "DROP_TABLE needs a table name");
         return;
-    }
-    if (ps_tables_drop(s->tables, job, r->h->name) != PS_OK)
+    } else if (ps_tables_drop(s->tables, job, r->h->name) != PS_OK) {
         fail(r, PS_ENOTABLE, "no table '%s' in job '%s'", r->h->name, job);
+        return;
+    }
+    r->reply.has_count = r->reply.has_freed_bytes = 1;
+    r->reply.count = (uint64_t)n;
+    r->reply.freed_bytes = before - ps_tables_bytes(s->tables);
+    ps_log(PS_LOG_INFO, "dropped job=%s table=%s tables=%d bytes=%llu", job,
+           r->h->name ? r->h->name : "*", n,
+           (unsigned long long)r->reply.freed_bytes);
+}
+
+/* SHUTDOWN: answered OK, then ps_server_run() stops as on SIGTERM. It must
+ * be exactly [Header] without table, range, name or sequence fields, so a
+ * mangled data request can never stop a shard. */
+static void handle_shutdown(ps_server *s, request *r)
+{
+    const ps_header *h = r->h;
+    if (r->f->n != 2) {
+        fail(r, PS_EPROTO, "SHUTDOWN takes no data frames, got %d",
+             r->f->n - 2);
+        return;
+    }
+    if (h->has_table_id || h->has_offset || h->has_count || h->has_seq ||
+        h->job != NULL || h->name != NULL || h->table != NULL) {
+        fail(r, PS_EPROTO,
+             "SHUTDOWN carries no table, range, name or sequence fields");
+        return;
+    }
+    s->shutdown_requested = 1;
+    ps_log(PS_LOG_WARN, "shutdown requested over the wire client=%016llx",
+           (unsigned long long)h->client_id);
 }
 
 /* ---- PUSH / PULL / PUSHPULL ---- */
@@ -1162,6 +1206,9 @@ static void handle_message(ps_server *s, ps_frames *f)
     } else if (r.h->worker_id > PS_MAX_WORKER_ID) {
         fail(&r, PS_EINVAL, "worker id %d above %d", r.h->worker_id,
              PS_MAX_WORKER_ID);
+    } else if (s->refusing && r.h->type != SPARKPS__MSG_TYPE__HEARTBEAT) {
+        fail(&r, PS_ESHUTDOWN, "server shutting down");
+        s->refused++;
     } else {
         const ps_header *h = r.h;
         s->requests[h->type]++;
@@ -1198,6 +1245,9 @@ static void handle_message(ps_server *s, ps_frames *f)
             break;
         case SPARKPS__MSG_TYPE__STATUS:
             handle_status(s, &r, &st);
+            break;
+        case SPARKPS__MSG_TYPE__SHUTDOWN:
+            handle_shutdown(s, &r);
             break;
         case SPARKPS__MSG_TYPE__HEARTBEAT:
             ps_header_free(r.h);
@@ -1255,6 +1305,37 @@ static void drain(ps_server *s)
     s->npark = 0;
 }
 
+/* After the drain, while training workers are alive: requests arriving
+ * within STOP_GRACE_MS get PS_ESHUTDOWN, so a worker between two requests
+ * fails at once instead of timing out against a closed port. Ends early
+ * after STOP_QUIET_MS without one (heartbeats do not count). */
+static void refuse_late(ps_server *s)
+{
+    if (ps_consist_live(s->consist) == 0)
+        return;
+    s->refusing = 1;
+    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+    int64_t now = ps_now_ms(), end = now + STOP_GRACE_MS;
+    int64_t quiet = now + STOP_QUIET_MS;
+    while (now < end && now < quiet) {
+        uint64_t seen = s->refused;
+        int n = zmq_poll(&item, 1, (long)((quiet < end ? quiet : end) - now));
+        ps_frames f;
+        for (int i = 0; n > 0 && i < DRAIN_MAX; i++) {
+            if (ps_frames_recv(s->sock, &f, ZMQ_DONTWAIT) != PS_OK)
+                break;
+            handle_message(s, &f);
+            ps_frames_close(&f);
+        }
+        now = ps_now_ms();
+        if (s->refused != seen)
+            quiet = now + STOP_QUIET_MS;
+    }
+    if (s->refused > 0)
+        ps_log(PS_LOG_INFO, "refused late requests count=%llu",
+               (unsigned long long)s->refused);
+}
+
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
 {
     ps_log(PS_LOG_INFO,
@@ -1270,7 +1351,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
         {NULL, s->http ? ps_http_poll_fd(s->http) : -1, ZMQ_POLLIN, 0}};
     int nitems = s->http ? 2 : 1;
     int64_t http_ran_ms = 0;
-    while (!*stop) {
+    while (!*stop && !s->shutdown_requested) {
         long timeout = POLL_MS;
         if (s->http) {
             long t = ps_http_timeout_ms(s->http);
@@ -1284,7 +1365,8 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
         }
         /* Handle a bounded batch, then look at timers and parked pulls. */
         ps_frames f;
-        for (int i = 0; n > 0 && i < 256 && !*stop; i++) {
+        for (int i = 0; n > 0 && i < 256 && !*stop && !s->shutdown_requested;
+             i++) {
             if (ps_frames_recv(s->sock, &f, ZMQ_DONTWAIT) != PS_OK)
                 break;
             handle_message(s, &f);
@@ -1310,7 +1392,11 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
             }
         }
     }
-    ps_log(PS_LOG_INFO, "stopping: draining requests");
+    ps_log(PS_LOG_INFO, "stopping: draining requests reason=%s",
+           s->shutdown_requested ? "shutdown-request" : "signal");
     drain(s);
+    /* Checkpoint on stop (the reliability issue) hooks in here: the tables
+     * are final once the drain is done, for SIGTERM and SHUTDOWN alike. */
+    refuse_late(s);
     return PS_OK;
 }

@@ -7,8 +7,11 @@
  * they were. To use more cores, run more shards per host.
  *
  * Lifecycle: ps_server_new() binds; ps_server_run() serves until *stop
- * becomes non-zero (set it from a signal handler), then drains what has
- * already arrived, answers waiting pulls with PS_ESHUTDOWN and returns.
+ * becomes non-zero (set it from a signal handler) or a SHUTDOWN request
+ * arrives (answered first), then drains what has already arrived, answers
+ * waiting pulls with PS_ESHUTDOWN and, while training workers are alive,
+ * refuses requests arriving within a grace period (at most 1 s) with
+ * PS_ESHUTDOWN, and returns.
  *
  * With cfg.http set, the same loop also serves read-only HTTP: /metrics
  * (Prometheus), /status (the Status of a STATUS request, as JSON) and the
@@ -51,7 +54,8 @@ const char *ps_server_endpoint(const ps_server *s);
  * one; borrowed. */
 const char *ps_server_http_url(const ps_server *s);
 
-/* Serves until *stop is set; returns PS_OK after a clean drain. */
+/* Serves until *stop is set or a SHUTDOWN request came; returns PS_OK
+ * after a clean drain. */
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop);
 
 void ps_server_free(ps_server *s);

@@ -55,7 +55,8 @@ enum {
     PS_MSG_STATUS = SPARKPS__MSG_TYPE__STATUS,
     PS_MSG_HEARTBEAT = SPARKPS__MSG_TYPE__HEARTBEAT,
     PS_MSG_ASSIGN = SPARKPS__MSG_TYPE__ASSIGN,
-    PS_MSG_SCAN = SPARKPS__MSG_TYPE__SCAN
+    PS_MSG_SCAN = SPARKPS__MSG_TYPE__SCAN,
+    PS_MSG_SHUTDOWN = SPARKPS__MSG_TYPE__SHUTDOWN
 };
 
 #define MAX_SHARDS 65536
@@ -133,6 +134,7 @@ struct ps_request {
     size_t scan_n;
     uint64_t scan_next;
     int scan_done;
+    ps_shard_result *results; /* drop, shutdown: per piece (= shard) */
 };
 
 struct ps_client {
@@ -531,6 +533,13 @@ static void piece_finish(ps_client *c, piece *p, int status, const char *msg)
     p->status = status;
     inflight_del(c, p);
     r->remaining--;
+    if (r->results != NULL) {
+        ps_shard_result *res = &r->results[p - r->pieces];
+        res->status = status;
+        if (status != PS_OK)
+            snprintf(res->errmsg, sizeof(res->errmsg), "%s",
+                     msg && *msg ? msg : ps_strerror(status));
+    }
     if (status != PS_OK && r->status == PS_OK) {
         r->status = status;
         snprintf(r->errmsg, sizeof(r->errmsg), "shard %u (%s): %s: %s",
@@ -632,6 +641,15 @@ static void handle_reply(ps_client *c, ps_frames *f)
             break;
         case PS_MSG_ASSIGN:
             r->skipped += h->skipped != 0;
+            break;
+        case PS_MSG_DROP_TABLE:
+        case PS_MSG_DROP_JOB:
+            if (r->results != NULL) {
+                ps_shard_result *res = &r->results[p - r->pieces];
+                res->tables =
+                    h->count > UINT32_MAX ? UINT32_MAX : (uint32_t)h->count;
+                res->bytes = h->freed_bytes;
+            }
             break;
         case PS_MSG_SCAN:
             code = take_scan(c, p, h, f);
@@ -996,7 +1014,7 @@ static int check_hellos(ps_client *c, const Sparkps__Hello *hs)
     return PS_OK;
 }
 
-static int handshake(ps_client *c)
+static int hello_all(ps_client *c)
 {
     ps_request *r = request_new(c, PS_MSG_HELLO, -1, (int)c->nshards);
     if (r == NULL)
@@ -1013,8 +1031,10 @@ static int handshake(ps_client *c)
     return rc;
 }
 
-int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
-                  size_t errlen)
+/* ps_client_new(), with the Hello exchange only when `handshake` (the
+ * shutdown call must reach the shards that are up when one is gone). */
+static int client_new(ps_client **out, const ps_client_cfg *cfg, int handshake,
+                      char *errbuf, size_t errlen)
 {
     ps_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -1058,8 +1078,8 @@ int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
                        cfg->servers ? cfg->servers : getenv("SPARKPS_SERVERS"));
     for (uint32_t i = 0; rc == PS_OK && i < c->nshards; i++)
         rc = open_socket(c, &c->shards[i]);
-    if (rc == PS_OK)
-        rc = handshake(c);
+    if (rc == PS_OK && handshake)
+        rc = hello_all(c);
     if (rc == PS_OK && c->cfg.worker_id >= 0 && c->cfg.heartbeat_ms > 0)
         rc = heartbeat_start(c);
     if (rc != PS_OK)
@@ -1072,6 +1092,12 @@ fail:
                  c->errmsg[0] ? c->errmsg : ps_strerror(rc));
     ps_client_free(c);
     return rc;
+}
+
+int ps_client_new(ps_client **out, const ps_client_cfg *cfg, char *errbuf,
+                  size_t errlen)
+{
+    return client_new(out, cfg, 1, errbuf, errlen);
 }
 
 void ps_client_free(ps_client *c)
@@ -1296,16 +1322,95 @@ static int control_all(ps_client *c, int type, const char *job,
     return rc;
 }
 
+int ps_client_drop(ps_client *c, const char *job, const char *name,
+                   ps_shard_result *results)
+{
+    if (job == NULL)
+        job = c->job;
+    if (*job == '\0' || strlen(job) > PS_MAX_NAME ||
+        (name != NULL && (*name == '\0' || strlen(name) > PS_MAX_NAME)))
+        return set_err(c, PS_EINVAL,
+                       "drop needs job and table names of 1..%u bytes",
+                       PS_MAX_NAME);
+    int type = name ? PS_MSG_DROP_TABLE : PS_MSG_DROP_JOB;
+    ps_request *r = request_new(c, type, -1, (int)c->nshards);
+    if (r == NULL)
+        return set_err(c, PS_ENOMEM, "out of memory");
+    if (results != NULL)
+        memset(results, 0, c->nshards * sizeof(*results));
+    r->job = job;
+    r->name = name;
+    r->results = results;
+    int rc = run_blocking(c, r);
+    if (r->remaining > 0 && results != NULL) /* never sent */
+        for (uint32_t i = 0; i < c->nshards; i++) {
+            results[i].status = rc;
+            snprintf(results[i].errmsg, sizeof(results[i].errmsg), "%.200s",
+                     c->errmsg);
+        }
+    request_free(r);
+    return rc;
+}
+
 int ps_client_drop_table(ps_client *c, const char *name)
 {
     if (name == NULL)
         return set_err(c, PS_EINVAL, "drop_table needs a name");
-    return control_all(c, PS_MSG_DROP_TABLE, c->job, name);
+    return ps_client_drop(c, NULL, name, NULL);
 }
 
 int ps_client_drop_job(ps_client *c, const char *job)
 {
-    return control_all(c, PS_MSG_DROP_JOB, job ? job : c->job, NULL);
+    return ps_client_drop(c, job, NULL, NULL);
+}
+
+int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
+                       size_t *n, char *errbuf, size_t errlen)
+{
+    ps_client_cfg cc = *cfg;
+    cc.worker_id = -1; /* a tool: no clock, no heartbeat thread */
+    cc.expect_consistency = -1;
+    ps_client *c;
+    int rc = client_new(&c, &cc, 0, errbuf, errlen);
+    if (rc != PS_OK)
+        return rc;
+    ps_shard_result *res = calloc(c->nshards, sizeof(*res));
+    ps_request *r =
+        res ? request_new(c, PS_MSG_SHUTDOWN, -1, (int)c->nshards) : NULL;
+    if (r == NULL) {
+        free(res);
+        ps_client_free(c);
+        if (errbuf != NULL)
+            snprintf(errbuf, errlen, "out of memory");
+        return PS_ENOMEM;
+    }
+    r->results = res;
+    rc = run_blocking(c, r);
+    if (r->remaining > 0) { /* sending failed: not all were asked */
+        if (errbuf != NULL)
+            snprintf(errbuf, errlen, "%s", c->errmsg);
+        request_free(r);
+        ps_client_free(c);
+        free(res);
+        return rc;
+    }
+    /* A shard that was stopping already is where we want it. */
+    rc = PS_OK;
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        if (res[i].status == PS_OK || res[i].status == PS_ESHUTDOWN)
+            continue;
+        if (rc == PS_OK && errbuf != NULL)
+            snprintf(errbuf, errlen, "shard %u (%s): %s: %s", i,
+                     c->shards[i].endpoint, ps_errname(res[i].status),
+                     res[i].errmsg);
+        if (rc == PS_OK)
+            rc = res[i].status;
+    }
+    *results = res;
+    *n = c->nshards;
+    request_free(r);
+    ps_client_free(c);
+    return rc;
 }
 
 int ps_client_clock(ps_client *c)

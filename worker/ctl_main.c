@@ -2,6 +2,8 @@
  *
  *   ps-ctl status --servers LIST [--json]
  *   ps-ctl export --servers LIST --job J --out FILE
+ *   ps-ctl drop --servers LIST --job J [--table NAME] [--if-exists] [--json]
+ *   ps-ctl shutdown --servers LIST [--json]
  *
  * status asks every shard for its Status and prints tables (per shard rows
  * and bytes), workers (clock, liveness, progress) and counters; --json
@@ -9,10 +11,14 @@
  * shard's status exactly as the Status request renders it. export pulls
  * every table of a job from the servers (dense by ranges, sparse by SCAN)
  * and writes one safetensors file atomically, with the model spec the
- * workers attached to the tables in its metadata.
+ * workers attached to the tables in its metadata. drop frees one table of a
+ * job, or all of them, on every shard and prints what each shard freed.
+ * shutdown asks every listed shard to stop as SIGTERM would, each one even
+ * when another is gone, and reports each answer.
  *
- * Exit status: 0 done, 2 bad usage, 1 a runtime error (message on
- * stderr). Single-threaded. */
+ * Exit status: 0 done, 2 bad usage (a malformed server list included), 1 a
+ * runtime error (message on stderr; for shutdown: a shard did not confirm),
+ * 3 drop found nothing to drop (0 with --if-exists). Single-threaded. */
 #include "common/config.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
@@ -28,11 +34,14 @@
 
 #define DENSE_PULL_FLOATS ((uint64_t)1 << 26) /* per pull request */
 #define SCAN_PAGE_BYTES ((size_t)16 << 20)
+#define EXIT_NOTHING 3 /* drop: no such table or job on any shard */
 
 typedef struct ctl_opts {
     const char *servers;
     const char *job;
     const char *out;
+    const char *table;
+    int if_exists;
     int json;
     int64_t timeout_ms;
     int64_t retries;
@@ -44,11 +53,15 @@ static const ps_setting settings[] = {
     {"servers", PS_SET_STR, NULL, 0, 0, OPT(servers), "LIST",
      "shard endpoints in shard order (required)"},
     {"job", PS_SET_STR, NULL, 0, 0, OPT(job), "NAME",
-     "export: the job whose tables are written (required)"},
+     "export, drop: the job whose tables are written or freed (required)"},
     {"out", PS_SET_STR, NULL, 0, 0, OPT(out), "FILE",
      "export: the safetensors file to write (required)"},
+    {"table", PS_SET_STR, NULL, 0, 0, OPT(table), "NAME",
+     "drop: only this table of the job (default: every table of it)"},
+    {"if-exists", PS_SET_BOOL, "false", 0, 1, OPT(if_exists), NULL,
+     "drop: nothing to drop is not an error (exit 0 instead of 3)"},
     {"json", PS_SET_BOOL, "false", 0, 1, OPT(json), NULL,
-     "status: one JSON document {\"shards\":[...]} instead of tables"},
+     "status, drop, shutdown: one JSON document {\"shards\":[...]}"},
     {"timeout", PS_SET_INT, "5000", 1, 3600000, OPT(timeout_ms), "MS",
      "per attempt to reach a shard"},
     {"retries", PS_SET_INT, "1", 0, 100, OPT(retries), "N",
@@ -63,32 +76,77 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ps-ctl status --servers LIST [--json]\n"
-            "       ps-ctl export --servers LIST --job JOB --out FILE\n\n"
+            "       ps-ctl export --servers LIST --job JOB --out FILE\n"
+            "       ps-ctl drop --servers LIST --job JOB [--table NAME] "
+            "[--if-exists] [--json]\n"
+            "       ps-ctl shutdown --servers LIST [--json]\n\n"
             "status: every shard's tables (rows and bytes per shard), "
             "workers\n"
             "  (clock, alive, progress) and counters.\n"
             "export: pulls every table of JOB from the servers and writes "
             "them\n"
             "  as one safetensors file (atomically), the model spec in its\n"
-            "  metadata; run it once training has ended.\n\n"
-            "Exit status: 0 ok, 1 runtime error, 2 bad usage.\n\n"
+            "  metadata; run it once training has ended.\n"
+            "drop: frees table NAME of JOB, or every table of JOB, on every\n"
+            "  shard, and prints the tables and bytes each shard freed.\n"
+            "shutdown: asks every shard to stop as SIGTERM would (answer\n"
+            "  what arrived, fail later requests with ESHUTDOWN, exit 0);\n"
+            "  a shard that is gone is reported, the others still stop.\n"
+            "  No authentication yet: anyone who can reach a server's port\n"
+            "  can stop it.\n\n"
+            "Exit status: 0 ok, 1 runtime error (shutdown: a shard did not\n"
+            "confirm), 2 bad usage, 3 drop: nothing to drop (0 with\n"
+            "--if-exists).\n\n"
             "options:\n");
     ps_config_usage(out, settings, NSETTINGS);
 }
 
+static void client_cfg(const ctl_opts *o, const char *job, ps_client_cfg *cfg)
+{
+    ps_client_cfg_init(cfg);
+    cfg->servers = o->servers;
+    cfg->job = job;
+    cfg->timeout_ms = (int)o->timeout_ms;
+    cfg->retries = o->retries > 0 ? (int)o->retries : -1;
+}
+
+/* Connects and says why not. PS_EINVAL is a malformed --servers list or
+ * name: bad usage (exit 2), not an unreachable cluster. */
 static int connect_client(const ctl_opts *o, const char *job, ps_client **c)
 {
     ps_client_cfg cfg;
-    ps_client_cfg_init(&cfg);
-    cfg.servers = o->servers;
-    cfg.job = job;
-    cfg.timeout_ms = (int)o->timeout_ms;
-    cfg.retries = o->retries > 0 ? (int)o->retries : -1;
+    client_cfg(o, job, &cfg);
     char err[512];
     int rc = ps_client_new(c, &cfg, err, sizeof(err));
-    if (rc != PS_OK)
+    if (rc == PS_EINVAL)
+        fprintf(stderr, "ps-ctl: bad --servers or --job: %s\n", err);
+    else if (rc != PS_OK)
         fprintf(stderr, "ps-ctl: cannot reach the servers: %s\n", err);
     return rc;
+}
+
+static int connect_exit(int rc)
+{
+    return rc == PS_EINVAL ? 2 : 1;
+}
+
+/* Endpoint i of the --servers list (spaces trimmed as the client does). */
+static void endpoint_at(const char *list, size_t i, char *buf, size_t len)
+{
+    const char *p = list;
+    for (size_t k = 0; k < i && p != NULL; k++) {
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    buf[0] = '\0';
+    if (p == NULL)
+        return;
+    while (*p == ' ')
+        p++;
+    size_t n = strcspn(p, ",");
+    while (n > 0 && p[n - 1] == ' ')
+        n--;
+    snprintf(buf, len, "%.*s", (int)n, p);
 }
 
 /* ---- status ---- */
@@ -191,8 +249,9 @@ static void print_status(cJSON **st, int n, const char *servers)
 static int cmd_status(const ctl_opts *o)
 {
     ps_client *c;
-    if (connect_client(o, NULL, &c) != PS_OK)
-        return 1;
+    int crc = connect_client(o, NULL, &c);
+    if (crc != PS_OK)
+        return connect_exit(crc);
     int n = ps_client_num_shards(c);
     char **json = calloc((size_t)n, sizeof(*json));
     cJSON **parsed = calloc((size_t)n, sizeof(*parsed));
@@ -383,8 +442,9 @@ static int cmd_export(const ctl_opts *o)
         return 2;
     }
     ps_client *c;
-    if (connect_client(o, o->job, &c) != PS_OK)
-        return 1;
+    int crc = connect_client(o, o->job, &c);
+    if (crc != PS_OK)
+        return connect_exit(crc);
     ps_table_info *tabs = NULL;
     size_t n = 0;
     exported *x = NULL;
@@ -434,6 +494,230 @@ out:
     return rc == PS_OK ? 0 : 1;
 }
 
+/* ---- drop, shutdown ---- */
+
+/* "1.5 MiB" for a byte count. */
+static void human_bytes(uint64_t b, char *buf, size_t len)
+{
+    static const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu bytes", (unsigned long long)b);
+    else
+        snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
+/* {"shard":i,"endpoint":...,"status":"OK"|"ENAME"[,"error":...]} */
+static cJSON *shard_json(size_t i, const char *endpoint,
+                         const ps_shard_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "shard", (double)i);
+    cJSON_AddStringToObject(o, "endpoint", endpoint);
+    cJSON_AddStringToObject(o, "status", ps_errname(r->status));
+    if (r->status != PS_OK)
+        cJSON_AddStringToObject(o, "error", r->errmsg);
+    return o;
+}
+
+/* Prints doc on one line; 1 (and a message) when cJSON ran out of memory. */
+static int print_json(cJSON *doc)
+{
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        fprintf(stderr, "ps-ctl: out of memory writing JSON\n");
+        return 1;
+    }
+    puts(text);
+    free(text);
+    return 0;
+}
+
+static int drop_json(const ctl_opts *o, const ps_shard_result *res, size_t n,
+                     uint32_t tables, uint64_t bytes)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "job", o->job);
+    if (o->table)
+        cJSON_AddStringToObject(doc, "table", o->table);
+    else
+        cJSON_AddNullToObject(doc, "table");
+    cJSON_AddNumberToObject(doc, "dropped_tables", tables);
+    cJSON_AddNumberToObject(doc, "freed_bytes", (double)bytes);
+    cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
+    for (size_t i = 0; arr && i < n; i++) {
+        char ep[256];
+        endpoint_at(o->servers, i, ep, sizeof(ep));
+        cJSON *sh = shard_json(i, ep, &res[i]);
+        cJSON_AddNumberToObject(sh, "tables", res[i].tables);
+        cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
+        cJSON_AddItemToArray(arr, sh);
+    }
+    return print_json(doc);
+}
+
+static void drop_text(const ctl_opts *o, const ps_shard_result *res, size_t n,
+                      uint32_t tables, uint64_t bytes)
+{
+    char hb[32];
+    human_bytes(bytes, hb, sizeof(hb));
+    if (o->table)
+        printf("dropped table %s of job %s on %zu shard(s): %s freed\n",
+               o->table, o->job, n, hb);
+    else
+        printf("dropped job %s: %u table(s) on %zu shard(s), %s freed\n",
+               o->job, tables, n, hb);
+    printf("%-5s %-28s %6s %14s  %s\n", "SHARD", "ENDPOINT", "TABLES", "BYTES",
+           "RESULT");
+    for (size_t i = 0; i < n; i++) {
+        char ep[256];
+        endpoint_at(o->servers, i, ep, sizeof(ep));
+        const ps_shard_result *r = &res[i];
+        printf("%-5zu %-28s %6u %14llu  ", i, ep, r->tables,
+               (unsigned long long)r->bytes);
+        if (r->status == PS_OK)
+            printf("%s\n", r->tables ? "dropped" : "nothing here");
+        else if (r->status == PS_ENOTABLE)
+            printf("nothing here\n");
+        else
+            printf("%s: %s\n", ps_errname(r->status), r->errmsg);
+    }
+}
+
+/* Exit: 0 dropped, 1 a shard failed (other than not holding it), 3 nothing
+ * of that name on any shard (0 with --if-exists). */
+static int cmd_drop(const ctl_opts *o)
+{
+    if (o->job == NULL) {
+        fprintf(stderr, "ps-ctl drop: --job is required (see --help)\n");
+        return 2;
+    }
+    if (o->table != NULL && *o->table == '\0') {
+        fprintf(stderr, "ps-ctl drop: --table needs a name (leave it out to "
+                        "drop the whole job)\n");
+        return 2;
+    }
+    ps_client *c;
+    int crc = connect_client(o, o->job, &c);
+    if (crc != PS_OK)
+        return connect_exit(crc);
+    size_t n = (size_t)ps_client_num_shards(c);
+    ps_shard_result *res = calloc(n, sizeof(*res));
+    if (res == NULL) {
+        fprintf(stderr, "ps-ctl: out of memory\n");
+        ps_client_free(c);
+        return 1;
+    }
+    ps_client_drop(c, o->job, o->table, res); /* judged per shard below */
+    uint32_t tables = 0; /* a job's tables live on every shard: the most */
+    uint64_t bytes = 0;
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].status == PS_OK) {
+            tables = res[i].tables > tables ? res[i].tables : tables;
+            bytes += res[i].bytes;
+        } else if (res[i].status != PS_ENOTABLE) {
+            failed++;
+        }
+    }
+    int rc = 0;
+    if (o->json)
+        rc = drop_json(o, res, n, tables, bytes);
+    else if (tables > 0 || failed > 0)
+        drop_text(o, res, n, tables, bytes);
+    char what[700];
+    if (o->table)
+        snprintf(what, sizeof(what), "no table '%s' in job '%s'", o->table,
+                 o->job);
+    else
+        snprintf(what, sizeof(what), "job '%s' has no tables", o->job);
+    if (failed > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (res[i].status == PS_OK || res[i].status == PS_ENOTABLE)
+                continue;
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            fprintf(stderr, "ps-ctl drop: shard %zu (%s): %s: %s\n", i, ep,
+                    ps_errname(res[i].status), res[i].errmsg);
+        }
+        rc = 1;
+    } else if (tables == 0 && o->if_exists) {
+        if (!o->json)
+            printf("nothing to drop: %s\n", what);
+    } else if (tables == 0) {
+        fprintf(stderr, "ps-ctl drop: %s on any shard: nothing dropped\n",
+                what);
+        rc = EXIT_NOTHING;
+    }
+    free(res);
+    ps_client_free(c);
+    return rc;
+}
+
+/* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
+static int cmd_shutdown(const ctl_opts *o)
+{
+    ps_client_cfg cfg;
+    client_cfg(o, NULL, &cfg);
+    ps_shard_result *res = NULL;
+    size_t n = 0;
+    char err[512];
+    int rc = ps_client_shutdown(&cfg, &res, &n, err, sizeof(err));
+    if (res == NULL) { /* nobody was asked */
+        fprintf(stderr, "ps-ctl shutdown: %s%s\n",
+                rc == PS_EINVAL ? "--servers: " : "", err);
+        return rc == PS_EINVAL ? 2 : 1;
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++)
+        ok += res[i].status == PS_OK || res[i].status == PS_ESHUTDOWN;
+    int out = 0;
+    if (o->json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
+        for (size_t i = 0; arr && i < n; i++) {
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            cJSON *sh = shard_json(i, ep, &res[i]);
+            cJSON_AddBoolToObject(sh, "stopping",
+                                  res[i].status == PS_OK ||
+                                      res[i].status == PS_ESHUTDOWN);
+            cJSON_AddItemToArray(arr, sh);
+        }
+        out = print_json(doc);
+    } else {
+        printf("%-5s %-28s  %s\n", "SHARD", "ENDPOINT", "RESULT");
+        for (size_t i = 0; i < n; i++) {
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            printf("%-5zu %-28s  ", i, ep);
+            if (res[i].status == PS_OK)
+                printf("stopping\n");
+            else if (res[i].status == PS_ESHUTDOWN)
+                printf("stopping already\n");
+            else if (res[i].status == PS_ETIMEDOUT)
+                printf("no answer after %lld attempt(s) of %lld ms: not "
+                       "running, unreachable or stuck\n",
+                       (long long)o->retries + 1, (long long)o->timeout_ms);
+            else
+                printf("%s: %s\n", ps_errname(res[i].status), res[i].errmsg);
+        }
+    }
+    if (ok < n)
+        fprintf(stderr,
+                "ps-ctl shutdown: %zu of %zu shard(s) did not confirm (%s); "
+                "the others were asked to stop\n",
+                n - ok, n, err);
+    free(res);
+    return ok == n ? out : 1;
+}
+
 int main(int argc, char **argv)
 {
     ps_log_set_name("ps-ctl");
@@ -444,15 +728,20 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "ps-ctl: a command is needed: status or export (see "
-                        "--help)\n");
+        fprintf(stderr, "ps-ctl: a command is needed: status, export, drop "
+                        "or shutdown (see --help)\n");
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "status") != 0 && strcmp(cmd, "export") != 0) {
+    static const char *const cmds[] = {"status", "export", "drop", "shutdown"};
+    int which = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(cmd, cmds[i]) == 0)
+            which = i;
+    if (which < 0) {
         fprintf(stderr,
-                "ps-ctl: unknown command '%s' (status or export; see "
-                "--help)\n",
+                "ps-ctl: unknown command '%s' (status, export, drop or "
+                "shutdown; see --help)\n",
                 cmd);
         return 2;
     }
@@ -475,5 +764,14 @@ int main(int argc, char **argv)
                 prog);
         return 2;
     }
-    return strcmp(cmd, "status") == 0 ? cmd_status(&o) : cmd_export(&o);
+    switch (which) {
+    case 0:
+        return cmd_status(&o);
+    case 1:
+        return cmd_export(&o);
+    case 2:
+        return cmd_drop(&o);
+    default:
+        return cmd_shutdown(&o);
+    }
 }

@@ -170,10 +170,54 @@ PS_API int ps_client_list_tables(ps_client *c, const char *job,
                                  ps_table_info **tables, size_t *n);
 PS_API void ps_client_free_table_list(ps_table_info *tables, size_t n);
 
-/* Frees one table of the client's job on every shard; blocks. */
+/* Frees one table of the client's job on every shard; blocks. PS_ENOTABLE
+ * when a shard does not hold it. */
 PS_API int ps_client_drop_table(ps_client *c, const char *name);
-/* Frees every table of `job` (NULL: the client's) on every shard; blocks. */
+/* Frees every table of `job` (NULL: the client's) on every shard; a job
+ * without tables is not an error. Blocks. */
 PS_API int ps_client_drop_job(ps_client *c, const char *job);
+
+/* What one shard answered to ps_client_drop() or ps_client_shutdown(). */
+typedef struct ps_shard_result {
+    int status;       /* PS_OK, or this shard's ps_err: PS_ENOTABLE (drop of
+                         a table this shard does not hold), PS_ESHUTDOWN
+                         (shutdown: it was stopping already), PS_ETIMEDOUT
+                         (no answer after retries: not running, unreachable
+                         or stuck), ... */
+    char errmsg[256]; /* the reason when status is not PS_OK, else "" */
+    uint32_t tables;  /* drop: tables freed on this shard */
+    uint64_t bytes;   /* drop: their bytes (weights + optimizer state) */
+} ps_shard_result;
+
+/* Frees table `name` of `job` (name NULL: every table of the job; job NULL:
+ * the client's) on every shard, and reports what each shard freed in
+ * results[i] for shard i (results: ps_client_num_shards() entries, the
+ * caller's; NULL: not wanted). Returns PS_OK when every shard answered
+ * without error, else the first error (PS_ENOTABLE when a shard does not
+ * hold the table; a job without tables is not an error, it frees 0); the
+ * results are filled in either case. Blocks up to timeout * (retries + 1).
+ * A shard whose first reply was lost reports what the retry found there
+ * (nothing left, or PS_ENOTABLE). */
+PS_API int ps_client_drop(ps_client *c, const char *job, const char *name,
+                          ps_shard_result *results);
+
+/* Asks every server of cfg->servers (NULL: SPARKPS_SERVERS) to stop the way
+ * SIGTERM does: each answers, answers what already arrived, fails waiting
+ * pulls and late requests with PS_ESHUTDOWN, and exits 0. Needs no
+ * ps_client and no handshake, so a shard that is gone does not keep the
+ * others running: every listed server is asked, concurrently, with
+ * cfg->timeout_ms and cfg->retries as for a client (worker_id, cluster_id
+ * and the consistency fields are ignored). *results receives one entry per
+ * listed server, in list order, and *n their number; the array is the
+ * caller's to free(). Returns PS_OK when every server accepted (or was
+ * stopping already: status PS_ESHUTDOWN), else the first other error; the
+ * results are set in both cases. On a failure before any server was asked
+ * (PS_EINVAL for a malformed list, PS_ENOMEM) *results and *n are untouched
+ * and errbuf (nullable) says why. Blocks. There is no authentication yet:
+ * anyone who can reach a server's port can stop it. */
+PS_API int ps_client_shutdown(const ps_client_cfg *cfg,
+                              ps_shard_result **results, size_t *n,
+                              char *errbuf, size_t errlen);
 
 /* Dense: elements [offset, offset + count) of the table. */
 PS_API int ps_client_push(ps_client *c, int table, uint64_t offset,

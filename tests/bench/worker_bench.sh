@@ -23,16 +23,16 @@ for batch in 64 256; do
     base=$("$worker" --compute-only --data "$data" --batch "$batch" --epochs "$epochs" --progress-every 1000 2>/dev/null | rate)
     printf '%-6s %-22s %12.0f %8s\n' "$batch" compute-only "$base" 1.00
     for cadence in "1 true" "1 false" "4 true"; do
-        set -- $cadence
+        read -r pull overlap <<<"$cadence"
         out=$(mktemp)
         "$server" --listen tcp://127.0.0.1:0 >"$out" 2>/dev/null &
         pid=$!
         for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
         ep=$(head -n1 "$out"); rm -f "$out"
         r=$("$worker" --servers "$ep" --data "$data" --batch "$batch" --epochs "$epochs" \
-            --pull-every "$1" --overlap="$2" --progress-every 1000 2>/dev/null | rate)
+            --pull-every "$pull" --overlap="$overlap" --progress-every 1000 2>/dev/null | rate)
         kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
-        printf '%-6s %-22s %12.0f %8.2f\n' "$batch" "pull-every $1 overlap=$2" "$r" \
+        printf '%-6s %-22s %12.0f %8.2f\n' "$batch" "pull-every $pull overlap=$overlap" "$r" \
             "$(awk -v a="$r" -v b="$base" 'BEGIN { print a / b }')"
     done
 done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the CLI test scripts (sourced): a failure counter, `expect`
 # and `expect_re`, which run a command and check its exit status and output.
 

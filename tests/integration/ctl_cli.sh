@@ -8,7 +8,14 @@
 #   4. ps-worker predict on the training data: probabilities sum to 1 and
 #      the accuracy clears a floor;
 #   5. a fresh cluster warm-started with --init-from starts at a much lower
-#      loss than a cold start.
+#      loss than a cold start;
+#   6. ps-ctl drop frees one table, then the rest of a job (status stops
+#      listing them, the job's bytes fall by what drop reported, another job
+#      keeps its tables); nothing to drop exits 3 (0 with --if-exists);
+#   7. ps-ctl shutdown stops both shards of a cluster (each exits 0 on its
+#      own and logs why); with one shard dead it exits 1 naming it and the
+#      live one still stops; a worker training meanwhile exits 1 with
+#      ESHUTDOWN (or a timeout), never hangs.
 # Usage: ctl_cli.sh BIN_DIR SERVER_BIN [STREAM_GEN]
 set -uo pipefail
 bin=${1:?usage: ctl_cli.sh BIN_DIR SERVER_BIN}
@@ -21,20 +28,24 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+# shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 ctl=$bin/ps-ctl
 w=$bin/ps-worker
 
 
 
-# start_cluster N PREFIX: N shards; sets $servers (endpoints in order).
+# start_cluster N PREFIX: N shards; sets $servers (endpoints in order)
+# and $cpids (their pids, in shard order).
 start_cluster() {
     local n=$1 prefix=$2 i
     servers=""
+    cpids=()
     for ((i = 0; i < n; i++)); do
         "$server" --shard "$i" --shards "$n" --log-level warn \
             >"$dir/$prefix$i.out" 2>"$dir/$prefix$i.err" &
         pids+=($!)
+        cpids+=($!)
     done
     for ((i = 0; i < n; i++)); do
         local tries=0
@@ -64,6 +75,29 @@ gen() {
         }
     }'
 }
+# wait_exit PID SECONDS: waits for PID (a child) to end by itself, then
+# sets $exit_status (124 after SIGKILL when it did not end in time) and
+# takes PID out of $pids.
+wait_exit() {
+    local pid=$1 secs=$2 i state
+    for ((i = 0; i < secs * 20; i++)); do
+        state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)
+        if [ -z "$state" ] || [ "$state" = Z ]; then break; fi
+        sleep 0.05
+    done
+    if [ -n "$state" ] && [ "$state" != Z ]; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        exit_status=124
+    else
+        wait "$pid"
+        exit_status=$?
+    fi
+    local keep=() p
+    for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    pids=("${keep[@]}")
+}
+
 gen 3000 1 >"$dir/train.csv"
 printf '1,2,3,0\n2,3,4,1\n' >"$dir/narrow.csv"
 
@@ -77,7 +111,21 @@ expect ctl-unknown-flag 2 "--nope" -- "$ctl" status --nope
 expect ctl-stray-arg 2 "unexpected argument" -- "$ctl" status --servers tcp://127.0.0.1:1 extra
 expect ctl-bad-timeout 2 "--timeout" -- "$ctl" status --servers tcp://127.0.0.1:1 --timeout 0
 expect ctl-unreachable 1 "cannot reach the servers" -- "$ctl" status --servers tcp://127.0.0.1:1 --timeout 200 --retries 0
-expect ctl-bad-endpoint 1 "cannot reach the servers" -- "$ctl" status --servers 'nonsense' --timeout 200 --retries 0
+expect ctl-bad-endpoint 2 "cannot connect to 'nonsense'" -- "$ctl" status --servers 'nonsense' --timeout 200 --retries 0
+expect drop-no-job 2 "--job is required" -- "$ctl" drop --servers tcp://127.0.0.1:1
+expect drop-table-no-job 2 "--job is required" -- "$ctl" drop --servers tcp://127.0.0.1:1 --table w
+expect drop-no-servers 2 "--servers is required" -- env -u SPARKPS_SERVERS "$ctl" drop --job j
+expect drop-empty-table 2 "--table needs a name" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --table ''
+expect drop-unknown-flag 2 "--nope" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --nope
+expect drop-bad-list 2 "server 1 of 'tcp://127.0.0.1:1,' is empty" -- "$ctl" drop --servers tcp://127.0.0.1:1, --job j
+expect drop-unreachable 1 "cannot reach the servers" -- "$ctl" drop --servers tcp://127.0.0.1:1 --job j --timeout 200 --retries 0
+expect shutdown-no-servers 2 "--servers is required" -- env -u SPARKPS_SERVERS "$ctl" shutdown
+expect shutdown-unknown-flag 2 "--nope" -- "$ctl" shutdown --servers tcp://127.0.0.1:1 --nope
+expect shutdown-stray-arg 2 "unexpected argument" -- "$ctl" shutdown --servers tcp://127.0.0.1:1 now
+expect shutdown-bad-list 2 "cannot connect to 'nonsense'" -- "$ctl" shutdown --servers nonsense
+expect shutdown-empty-list 2 "no servers given" -- "$ctl" shutdown --servers ''
+expect shutdown-bad-list-entry 2 "server 1 of 'tcp://127.0.0.1:1,,tcp://127.0.0.1:2' is empty" -- "$ctl" shutdown --servers tcp://127.0.0.1:1,,tcp://127.0.0.1:2
+expect shutdown-unreachable 1 "not running, unreachable or stuck" -- "$ctl" shutdown --servers tcp://127.0.0.1:1 --timeout 200 --retries 0
 expect predict-help 0 "CLASS,P0,P1" -- "$w" predict --help
 expect predict-no-args 2 "--model-file and --data are required" -- "$w" predict
 expect predict-bad-format 2 "--format" -- "$w" predict --model-file x --data y --format foo
@@ -88,6 +136,7 @@ expect predict-garbage-model 1 "header length" -- "$w" predict --model-file "$di
 # ---- train, status, export ----
 start_cluster 2 a
 cluster_a=$servers
+a_pids=("${cpids[@]}")
 "$w" --servers "$cluster_a" --job blobs --format csv --data "$dir/train.csv" \
     --model mlp:4-16-3 --epochs 1 --lr 0.01 --seed 3 --progress-every 0 \
     --log-level warn >"$dir/cold_a.jsonl" || fail "training worker exited $?"
@@ -166,6 +215,7 @@ EOF
 grep -q "predicted rows=3000" "$dir/pred.err" || fail "predict summary missing: $(cat "$dir/pred.err")"
 # The connector's Transformer feeds rows as a stream on stdin.
 if [ -n "${3:-}" ]; then
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     expect predict-stream-stdin 0 "predicted rows=3000" -- bash -c '"$1" <"$2" | "$3" predict --model-file "$4" --format stream --data -' _ \
         "$3" "$dir/train.csv" "$w" "$dir/model.safetensors"
 fi
@@ -242,6 +292,123 @@ fi
     --init-from "$dir/model.safetensors" >"$dir/warm2.jsonl" 2>"$dir/warm2.err" ||
     fail "second warm worker exited $?"
 grep -q "skipped_pieces=8" "$dir/warm2.err" || fail "second warm start was not skipped: $(grep 'warm start' "$dir/warm2.err")"
+
+# ---- drop ----
+# Cluster b holds the jobs cold and warm, four tables each.
+# job_sum STATUS_JSON JOB: "TABLES BYTES" of JOB over every shard.
+job_sum() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+ts = [t for s in doc["shards"] for t in s["tables"] if t["job"] == sys.argv[2]]
+print(len({t["name"] for t in ts}), sum(t["bytes"] for t in ts))
+EOF
+}
+"$ctl" status --servers "$cluster_b" --json >"$dir/b0.json" || fail "status of cluster b exited $?"
+read -r cold_n cold_bytes < <(job_sum "$dir/b0.json" cold)
+read -r warm_n warm_bytes < <(job_sum "$dir/b0.json" warm)
+if [ "$cold_n" != 4 ] || [ "$warm_n" != 4 ]; then
+    fail "cluster b: jobs cold/warm hold $cold_n/$warm_n tables, want 4/4"
+fi
+"$ctl" drop --servers "$cluster_b" --job cold --table fc1.weight --json >"$dir/drop1.json" 2>"$dir/drop1.err"
+st=$?
+"$ctl" status --servers "$cluster_b" --json >"$dir/b1.json" || fail "status of cluster b exited $?"
+if python3 - "$st" "$dir/drop1.json" "$dir/b1.json" "$cold_bytes" "$warm_bytes" <<'EOF'; then echo "ok   drop-table-json"; else fail "drop-table-json: $(cat "$dir/drop1.err")"; fi
+import json, sys
+st, drop, status = int(sys.argv[1]), json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+cold0, warm0 = int(sys.argv[4]), int(sys.argv[5])
+assert st == 0, st
+assert drop["job"] == "cold" and drop["table"] == "fc1.weight", drop
+assert drop["dropped_tables"] == 1, drop
+assert [s["shard"] for s in drop["shards"]] == [0, 1], drop
+for s in drop["shards"]:
+    assert s["status"] == "OK" and s["tables"] == 1 and s["bytes"] > 0, s
+    assert s["endpoint"].startswith("tcp://"), s
+freed = sum(s["bytes"] for s in drop["shards"])
+assert freed == drop["freed_bytes"] and freed >= 4 * 16 * 4, drop
+tables = [t for s in status["shards"] for t in s["tables"]]
+cold = [t for t in tables if t["job"] == "cold"]
+assert {t["name"] for t in cold} == {"fc1.bias", "fc2.weight", "fc2.bias"}, cold
+# The memory the shards account to the job fell by exactly what was freed.
+assert sum(t["bytes"] for t in cold) == cold0 - freed, (cold0, freed, cold)
+assert sum(t["bytes"] for t in tables if t["job"] == "warm") == warm0
+EOF
+expect drop-job-text 0 "dropped job cold: 3 table(s) on 2 shard(s)" -- "$ctl" drop --servers "$cluster_b" --job cold
+"$ctl" status --servers "$cluster_b" --json >"$dir/b2.json" || fail "status of cluster b exited $?"
+read -r cold_n _ < <(job_sum "$dir/b2.json" cold)
+read -r warm_n warm_now < <(job_sum "$dir/b2.json" warm)
+if [ "$cold_n" = 0 ] && [ "$warm_n" = 4 ] && [ "$warm_now" = "$warm_bytes" ]; then
+    echo "ok   drop-job-leaves-other-job"
+else
+    fail "drop-job-leaves-other-job: cold $cold_n tables, warm $warm_n tables $warm_now bytes (was $warm_bytes)"
+fi
+expect drop-missing-table 3 "no table 'nope' in job 'warm' on any shard: nothing dropped" -- "$ctl" drop --servers "$cluster_b" --job warm --table nope
+expect drop-missing-job 3 "job 'cold' has no tables on any shard: nothing dropped" -- "$ctl" drop --servers "$cluster_b" --job cold
+expect drop-missing-if-exists 0 "nothing to drop: job 'cold' has no tables" -- "$ctl" drop --servers "$cluster_b" --job cold --if-exists
+expect drop-missing-table-if-exists 0 "nothing to drop: no table 'nope' in job 'warm'" -- "$ctl" drop --servers "$cluster_b" --job warm --table nope --if-exists
+expect drop-missing-json 3 '"dropped_tables":0' -- "$ctl" drop --servers "$cluster_b" --job cold --json
+
+# ---- shutdown ----
+# Both shards of cluster a stop because they were asked (no signal) and
+# exit 0; their logs say why.
+expect_re shutdown-two-shards 0 "^1 +tcp://[^ ]+ +stopping$" -- "$ctl" shutdown --servers "$cluster_a"
+for i in 0 1; do
+    wait_exit "${a_pids[$i]}" 15
+    if [ "$exit_status" -eq 0 ] && grep -q "shutdown requested over the wire" "$dir/a$i.err"; then
+        echo "ok   shutdown-shard-$i-exits-0"
+    else
+        fail "shutdown-shard-$i-exits-0: exit $exit_status, log: $(tail -n 3 "$dir/a$i.err")"
+    fi
+done
+expect shutdown-then-unreachable 1 "cannot reach the servers" -- "$ctl" status --servers "$cluster_a" --timeout 200 --retries 0
+
+# A shard already gone: named, exit 1, and the live one still stops.
+start_cluster 2 c
+cluster_c=$servers
+c_pids=("${cpids[@]}")
+kill -KILL "${c_pids[1]}"
+wait_exit "${c_pids[1]}" 5
+"$ctl" shutdown --servers "$cluster_c" --json --timeout 300 --retries 0 >"$dir/sd_c.json" 2>"$dir/sd_c.err"
+st=$?
+if python3 - "$st" "$dir/sd_c.json" <<'EOF' && grep -q "1 of 2 shard(s) did not confirm" "$dir/sd_c.err"; then echo "ok   shutdown-dead-shard"; else fail "shutdown-dead-shard: $(cat "$dir/sd_c.err")"; fi
+import json, sys
+st, doc = int(sys.argv[1]), json.load(open(sys.argv[2]))
+assert st == 1, st
+s0, s1 = doc["shards"]
+assert s0["shard"] == 0 and s0["status"] == "OK" and s0["stopping"] is True, s0
+assert s1["shard"] == 1 and s1["status"] == "ETIMEDOUT" and s1["stopping"] is False, s1
+assert s1["error"], s1
+EOF
+wait_exit "${c_pids[0]}" 15
+[ "$exit_status" -eq 0 ] || fail "shutdown-dead-shard: the live shard exited $exit_status"
+
+# A worker training when the cluster is shut down exits 1 with a clear
+# error (ESHUTDOWN, or a timeout), not a hang.
+awk 'BEGIN { for (i = 0; i < 20000; i++) printf "%d,%d,%d,%d,%d\n", i % 7, i % 5, i % 3, i % 2, i % 3 }' >"$dir/long.csv"
+start_cluster 2 d
+cluster_d=$servers
+d_pids=("${cpids[@]}")
+"$w" --servers "$cluster_d" --job long --format csv --data "$dir/long.csv" \
+    --model mlp:4-16-3 --epochs 100000 --timeout 1000 --progress-every 0.1 \
+    --log-level warn >"$dir/long.jsonl" 2>"$dir/long.err" &
+wpid=$!
+pids+=("$wpid")
+for ((i = 0; i < 600; i++)); do
+    [ -s "$dir/long.jsonl" ] && break
+    sleep 0.05
+done
+[ -s "$dir/long.jsonl" ] || fail "the training worker reported no progress: $(cat "$dir/long.err")"
+expect shutdown-while-training 0 "stopping" -- "$ctl" shutdown --servers "$cluster_d"
+wait_exit "$wpid" 30
+if [ "$exit_status" -eq 1 ] && grep -qE "ESHUTDOWN|ETIMEDOUT" "$dir/long.err"; then
+    echo "ok   shutdown-worker-exits-1 ($(grep -oE "ESHUTDOWN|ETIMEDOUT" "$dir/long.err" | head -n 1))"
+else
+    fail "shutdown-worker-exits-1: exit $exit_status, stderr: $(tail -n 3 "$dir/long.err")"
+fi
+for i in 0 1; do
+    wait_exit "${d_pids[$i]}" 15
+    [ "$exit_status" -eq 0 ] || fail "shutdown-while-training: shard $i exited $exit_status"
+done
 
 # Every server survived all of the above and stops cleanly (a sanitizer
 # build reports through their stderr).

@@ -134,6 +134,22 @@ int ps_server_start(ps_test_server *s, const char *const *args)
     return 0;
 }
 
+int ps_server_wait(ps_test_server *s, int timeout_ms)
+{
+    if (s->pid <= 0)
+        return -1;
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            untrack(s->pid);
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
 int ps_server_stop(ps_test_server *s, int timeout_ms)
 {
     if (s->pid <= 0)

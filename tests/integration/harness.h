@@ -35,6 +35,11 @@ int ps_server_start(ps_test_server *s, const char *const *args);
  * killed after timeout_ms. */
 int ps_server_stop(ps_test_server *s, int timeout_ms);
 
+/* Waits up to timeout_ms for the server to exit on its own (no signal);
+ * returns its exit status (128 + signal if killed by one), or -1 if it is
+ * still running (it stays tracked for cleanup). */
+int ps_server_wait(ps_test_server *s, int timeout_ms);
+
 /* SIGKILL, wait. */
 void ps_server_kill(ps_test_server *s);
 

@@ -1051,6 +1051,48 @@ static void test_server_drop_unknown_table_enotable(void **state)
     check_intact(x);
 }
 
+/* SHUTDOWN is exactly [Header]: with data frames or with the fields of a
+ * table request it is refused and the shard keeps serving (the teardown
+ * then proves it still stops cleanly on SIGTERM). */
+static void test_server_shutdown_malformed_refused(void **state)
+{
+    fx *x = *state;
+    ps_header h;
+    uint64_t k = 1;
+    frame extra[2] = {{&k, sizeof(k)}, {&k, sizeof(k)}};
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    expect_error_naming(x, exchange(x, &h, extra, 1), PS_EPROTO,
+                        "no data frames");
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    expect_error(x, exchange(x, &h, extra, 2), PS_EPROTO);
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    expect_error(x, exchange(x, &h, (frame[]){{"", 0}}, 1), PS_EPROTO);
+    /* A data request's header with its type turned into SHUTDOWN (what a
+     * flipped bit makes of a PUSH: 5 ^ 8 = 13). */
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN, x->dense_id, 0, 4);
+    expect_error_naming(x, exchange(x, &h, NULL, 0), PS_EPROTO, "SHUTDOWN");
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    h.has_count = 1; /* count 0, present */
+    expect_error(x, exchange(x, &h, NULL, 0), PS_EPROTO);
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    h.job = (char *)JOB;
+    expect_error(x, exchange(x, &h, NULL, 0), PS_EPROTO);
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    h.name = (char *)DENSE;
+    expect_error(x, exchange(x, &h, NULL, 0), PS_EPROTO);
+    hdr_base(x, &h, SPARKPS__MSG_TYPE__SHUTDOWN);
+    h.has_client_id = h.has_seq = 1;
+    h.client_id = 0xf022;
+    h.seq = 1;
+    expect_error(x, exchange(x, &h, NULL, 0), PS_EPROTO);
+    check_intact(x);
+    /* Refused attempts are counted like any other bad request. */
+    char *json = status_json(x);
+    uint64_t refused = json_error_count(json, "EPROTO");
+    free(json);
+    assert_true(refused >= 8);
+}
+
 static void test_server_clock_no_worker_einval(void **state)
 {
     fx *x = *state;
@@ -1365,8 +1407,8 @@ int main(void)
             test_server_push_dense_out_of_range_erange, setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_value_size_mismatch_eproto, setup_one, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_server_push_bad_lr_scale_einval, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_server_push_bad_lr_scale_einval,
+                                        setup_one, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_missing_value_frame_eproto, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_push_too_many_frames_eproto,
@@ -1390,6 +1432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_define_conflict_econflict,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_drop_unknown_table_enotable,
+                                        setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_server_shutdown_malformed_refused,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_clock_no_worker_einval,
                                         setup_one, teardown),

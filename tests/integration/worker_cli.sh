@@ -6,6 +6,7 @@ set -uo pipefail
 bin=${1:?usage: worker_cli.sh BIN_DIR}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# shellcheck source=cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 
 

@@ -22,6 +22,7 @@ fail() {
 }
 
 coproc SRV { exec "$server" --listen tcp://127.0.0.1:0 2>"$dir/server.log"; }
+# shellcheck disable=SC2153 # SRV_PID is set by the coproc SRV above
 srv_pid=$SRV_PID
 if ! read -r -t 10 ep <&"${SRV[0]}"; then
     echo "ps-server did not start:" >&2
@@ -77,8 +78,10 @@ expect stream-cut-off-2-epochs 1 "stdin: batch 12: input ended without the end m
     run_piped --batch 50 --break cut -- "${common[@]}" --epochs 2
 expect stream-nan-label 1 "stdin: batch 0: row 0: label is not finite (nan)" -- \
     run_piped --batch 50 --break nan -- "${common[@]}"
+# shellcheck disable=SC2016 # $0 and $@ are the inner sh's, set from its arguments
 expect stream-not-a-stream 1 "stdin: bad magic 30 2c 30 2c" -- \
     sh -c '"$0" "$@" <"'"$dir/train.csv"'"' "$worker" "${common[@]}"
+# shellcheck disable=SC2016 # as above
 expect stream-empty 1 "stdin: empty input (no stream header)" -- \
     sh -c '"$0" "$@" </dev/null' "$worker" "${common[@]}"
 expect stream-eval-stdin 2 "--eval: stdin (-) is not accepted" -- \

@@ -416,6 +416,8 @@ static void test_codec_msg_type_name(void **st)
                         "HEARTBEAT");
     assert_string_equal(ps_msg_type_name(SPARKPS__MSG_TYPE__ASSIGN), "ASSIGN");
     assert_string_equal(ps_msg_type_name(SPARKPS__MSG_TYPE__SCAN), "SCAN");
+    assert_string_equal(ps_msg_type_name(SPARKPS__MSG_TYPE__SHUTDOWN),
+                        "SHUTDOWN");
     assert_string_equal(ps_msg_type_name(PS_MSG_TYPE_MAX + 1), "?");
     assert_string_equal(ps_msg_type_name(-1), "?");
     ps_header_free(NULL); /* accepted, like free() */
