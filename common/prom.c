@@ -64,6 +64,17 @@ void ps_prom_escape_label(ps_strbuf *b, const char *s)
     }
 }
 
+/* Decimal digits of v at the end of buf[32]; returns where they start.
+ * printf costs most of a render, and most values are integers. */
+static char *utoa(uint64_t v, char *end)
+{
+    *--end = '\0';
+    do
+        *--end = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return end;
+}
+
 /* buf holds at least 32 bytes. */
 static const char *format_value(char *buf, size_t len, double v)
 {
@@ -71,6 +82,12 @@ static const char *format_value(char *buf, size_t len, double v)
         return "NaN";
     if (isinf(v))
         return v > 0 ? "+Inf" : "-Inf";
+    if (v == floor(v) && fabs(v) < 1e15) { /* exact as an integer */
+        char *d = utoa((uint64_t)fabs(v), buf + 32);
+        if (v < 0)
+            *--d = '-';
+        return d;
+    }
     /* The shortest of 15..17 significant digits that reads back exactly:
      * 0.1 stays "0.1" instead of 0.10000000000000001. */
     for (int prec = 15; prec <= 17; prec++) {
@@ -100,13 +117,18 @@ static void series(ps_strbuf *b, const char *name, const char *suffix,
     int n = 0;
     for (const ps_prom_label *l = labels; l && l->name; l++, n++) {
         assert(name_ok(l->name) && l->value != NULL);
-        ps_strbuf_printf(b, "%s%s=\"", n ? "," : "{", l->name);
+        ps_strbuf_add(b, n ? "," : "{", 1);
+        ps_strbuf_add(b, l->name, strlen(l->name));
+        ps_strbuf_add(b, "=\"", 2);
         ps_prom_escape_label(b, l->value);
         ps_strbuf_add(b, "\"", 1);
     }
     if (extra_name) {
-        ps_strbuf_printf(b, "%s%s=\"%s\"", n ? "," : "{", extra_name,
-                         extra_value);
+        ps_strbuf_add(b, n ? "," : "{", 1);
+        ps_strbuf_add(b, extra_name, strlen(extra_name));
+        ps_strbuf_add(b, "=\"", 2);
+        ps_strbuf_add(b, extra_value, strlen(extra_value));
+        ps_strbuf_add(b, "\"", 1);
         n++;
     }
     if (n)
@@ -125,8 +147,11 @@ void ps_prom_sample(ps_strbuf *b, const char *name, const ps_prom_label *labels,
 void ps_prom_sample_u64(ps_strbuf *b, const char *name,
                         const ps_prom_label *labels, uint64_t value)
 {
+    char buf[32];
     series(b, name, NULL, labels, NULL, NULL);
-    ps_strbuf_printf(b, "%llu\n", (unsigned long long)value);
+    const char *d = utoa(value, buf + sizeof(buf));
+    ps_strbuf_add(b, d, strlen(d));
+    ps_strbuf_add(b, "\n", 1);
 }
 
 void ps_prom_hist_init(ps_prom_hist *h, const double *bounds, size_t nbounds)
@@ -162,11 +187,16 @@ void ps_prom_hist_write(ps_strbuf *b, const char *name,
                              ? format_value(buf, sizeof(buf), h->bounds[i])
                              : "+Inf";
         series(b, name, "_bucket", labels, "le", le);
-        ps_strbuf_printf(b, "%llu\n", (unsigned long long)cum);
+        const char *d = utoa(cum, buf + sizeof(buf));
+        ps_strbuf_add(b, d, strlen(d));
+        ps_strbuf_add(b, "\n", 1);
     }
     series(b, name, "_sum", labels, NULL, NULL);
     ps_prom_value(b, h->sum);
     ps_strbuf_add(b, "\n", 1);
+    char buf[32];
     series(b, name, "_count", labels, NULL, NULL);
-    ps_strbuf_printf(b, "%llu\n", (unsigned long long)h->count);
+    const char *d = utoa(h->count, buf + sizeof(buf));
+    ps_strbuf_add(b, d, strlen(d));
+    ps_strbuf_add(b, "\n", 1);
 }

@@ -144,6 +144,11 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
                    "Seconds spent applying pushes through the optimizers.");
     ps_prom_sample(b, "sparkps_optimizer_apply_seconds_total", NULL,
                    (double)m->apply_ns / 1e9);
+    ps_prom_family(b, "sparkps_http_busy_seconds_total", PS_PROM_COUNTER,
+                   "Seconds the event loop spent serving HTTP (pages "
+                   "rendered and sent); the cost of scraping.");
+    ps_prom_sample(b, "sparkps_http_busy_seconds_total", NULL,
+                   (double)m->http_ns / 1e9);
     ps_prom_family(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
                    "Pulls parked until slower workers catch up (SSP/BSP).");
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);

@@ -28,6 +28,7 @@ typedef struct ps_metrics {
     uint64_t bytes_out[PS_METRICS_TYPES];  /* by reply type, likewise */
     ps_prom_hist latency[PS_METRICS_NLAT]; /* arrival to reply sent */
     int64_t apply_ns;                      /* time spent in the optimizer */
+    int64_t http_ns;                       /* the loop's time on HTTP */
 } ps_metrics;
 
 void ps_metrics_init(ps_metrics *m);

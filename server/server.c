@@ -1387,7 +1387,9 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
             if ((n > 0 && (items[1].revents & ZMQ_POLLIN)) ||
                 ps_http_timeout_ms(s->http) == 0 ||
                 now - http_ran_ms >= POLL_MS) {
+                int64_t t0 = ps_now_ns();
                 ps_http_run(s->http);
+                s->metrics.http_ns += ps_now_ns() - t0;
                 http_ran_ms = now;
             }
         }

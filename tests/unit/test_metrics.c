@@ -156,6 +156,7 @@ static void test_metrics_render_server_families(void **state)
     f->m.bytes_in[0] = 9;
     f->m.bytes_out[SPARKPS__MSG_TYPE__PULL] = 8192;
     f->m.apply_ns = 1500000000;
+    f->m.http_ns = 250000000;
     const char *t = render(f);
     has_line(t, "sparkps_shard_info{cluster_id=\"c1\",shard=\"1\","
                 "shards=\"2\",consistency=\"ssp:3\"} 1");
@@ -170,6 +171,7 @@ static void test_metrics_render_server_families(void **state)
     has_line(t, "sparkps_errors_total{code=\"EBADGRAD\"} 0");
     lacks(t, "EDEFERRED");
     has_line(t, "sparkps_optimizer_apply_seconds_total 1.5");
+    has_line(t, "sparkps_http_busy_seconds_total 0.25");
     has_line(t, "sparkps_pending_pulls 4");
     has_line(t, "# TYPE sparkps_request_duration_seconds histogram");
 }
