@@ -95,6 +95,10 @@ static void test_prom_value_special_and_shortest(void **st)
     assert_string_equal(value_text(&b, -2.5), "-2.5");
     assert_string_equal(value_text(&b, 1e-6), "1e-06");
     assert_string_equal(value_text(&b, 12345678), "12345678");
+    assert_string_equal(value_text(&b, -3), "-3");
+    assert_string_equal(value_text(&b, 999999999999999.0), "999999999999999");
+    assert_string_equal(value_text(&b, 1e15), "1e+15");
+    assert_string_equal(value_text(&b, -0.0), "0");
     /* A value 15 digits cannot hold reads back exactly. */
     double third = 1.0 / 3.0;
     assert_true(strtod(value_text(&b, third), NULL) == third);
