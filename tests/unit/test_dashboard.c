@@ -41,7 +41,7 @@ static void test_dashboard_html_nul_terminated(void **st)
     size_t len = 0;
     const char *page = ps_dashboard_html(&len);
     assert_int_equal(page[len], '\0');
-    assert_int_equal(strlen(page), len); /* no NUL inside */
+    assert_int_equal(strlen(page), len);             /* no NUL inside */
     assert_ptr_equal(ps_dashboard_html(NULL), page); /* len is optional */
     assert_int_equal(strncmp(page, "<!DOCTYPE html>", 15), 0);
 }
