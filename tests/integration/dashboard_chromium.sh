@@ -9,7 +9,10 @@
 #      charts drew points (<svg data-points="N">, N > 0), the evaluation
 #      charts too when /status carries per-epoch history, and the worker
 #      table lists both workers;
-#   4. the page opened with no server behind it shows "server unreachable".
+#   4. the page opened with no server behind it shows "server unreachable";
+#   5. status objects with fields left out, nulls and odd history entries,
+#      and an empty one, served as plain files under a path prefix: the
+#      page still renders (state ok, the right rows and points).
 # The screenshot is left in BUILD_DIR/dashboard.png for a person to look at.
 #
 # The page comes from `ps-server --http` when ps-server has that flag (its
@@ -239,3 +242,52 @@ timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --no-first-run \
     die "chromium exited $?"
 check_dom "$dir/offline.dom" unreachable 0 || die "the page without a server"
 echo "ok   unreachable state"
+
+# Fields left out (proto2 optional fields unset), nulls (non-finite loss),
+# odd history entries, and an empty object: the page still renders. Plain
+# files behind a path prefix (/sparse/status, /empty/status), which the
+# page's relative "status" must follow.
+mkdir -p "$dir/www/sparse" "$dir/www/empty"
+cp "$page" "$dir/www/sparse/index.html"
+cp "$page" "$dir/www/empty/index.html"
+cat >"$dir/www/sparse/status" <<'JSON'
+{"cluster_id":"","uptime_ms":1000,"min_clock":-1,"tables":[{"name":"w"}],
+ "workers":[{"id":3,"clock":2,"alive":false,"idle_ms":20000},
+            {"id":4,"samples":10,"epoch":1,"loss":null,"accuracy":null,
+             "history":[{"epoch":1},{"epoch":2,"accuracy":0.5},{}]}],
+ "requests":{},"errors":{"EINVAL":2}}
+JSON
+echo '{}' >"$dir/www/empty/status"
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$dir/www" \
+    >"$dir/files.out" 2>"$dir/files.err" &
+pids+=($!)
+tries=0
+until port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$dir/files.out") && [ -n "$port" ]; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 1000 ] || die "python3 -m http.server did not start: $(cat "$dir/files.err")"
+    sleep 0.01
+done
+for case in sparse empty; do
+    timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$dir/profile-$case" --virtual-time-budget=3000 \
+        --dump-dom "http://127.0.0.1:$port/$case/" >"$dir/$case.dom" 2>>"$dir/chrome.err" ||
+        die "chromium exited $?"
+done
+python3 - "$dir/sparse.dom" "$dir/empty.dom" <<'PY' || die "the page on partial status objects"
+import re, sys
+sparse, empty = (open(p, encoding="utf-8").read() for p in sys.argv[1:3])
+
+def points(dom, chart):
+    m = re.search(r'<svg[^>]*id="chart-%s"[^>]*>' % chart, dom)
+    return int(re.search(r'data-points="(\d+)"', m.group(0)).group(1))
+
+for dom, what in ((sparse, "sparse"), (empty, "empty")):
+    state = re.search(r'<body[^>]*data-state="(\w+)"', dom).group(1)
+    assert state == "ok", f"{what}: data-state {state}"
+rows = re.findall(r'data-worker="(\d+)"', sparse)
+assert rows == ["3", "4"], f"sparse: worker rows {rows}"
+assert points(sparse, "eval-accuracy") == 1, "sparse: eval-accuracy points"
+assert points(sparse, "loss") == 0, "sparse: loss points"
+assert "no workers have connected" in empty, "empty: the empty worker table"
+PY
+echo "ok   partial and empty status objects"
