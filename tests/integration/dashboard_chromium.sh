@@ -57,6 +57,18 @@ die() {
     exit 1
 }
 
+# chrome_dom PROFILE BUDGET_MS URL [ARGS...]: headless Chromium loads URL
+# with the profile directory $dir/PROFILE and BUDGET_MS of virtual time;
+# the DOM on stdout, its log (the page's console too) into chrome.err.
+chrome_dom() {
+    local profile=$1 budget=$2 u=$3
+    shift 3
+    timeout 120 "$chrome" --headless --no-sandbox --disable-gpu \
+        --enable-logging=stderr --no-first-run --no-default-browser-check \
+        --user-data-dir="$dir/$profile" --virtual-time-budget="$budget" \
+        "$@" --dump-dom "$u" 2>>"$dir/chrome.err"
+}
+
 # The real server serves the page once it has --http; until then the
 # stand-in does.
 real_http=0
@@ -152,21 +164,15 @@ assert served == open(sys.argv[2], "rb").read(), "different bytes"
 assert ctype.startswith("text/html"), ctype
 EOF
 
-# browse URL [ARGS...]: headless Chromium on URL with the shared profile;
-# the DOM goes to stdout.
-browse() {
-    local u=$1
-    shift
-    timeout 120 "$chrome" --headless --no-sandbox --disable-gpu \
-        --no-first-run --no-default-browser-check \
-        --user-data-dir="$dir/profile" --virtual-time-budget=5000 \
-        "$@" --dump-dom "$u" 2>>"$dir/chrome.err"
-}
+# Within one load, virtual time runs the page's 2 s polls in milliseconds;
+# the loads themselves are seconds apart, and the points the page keeps in
+# the shared profile make the charts span them.
 for i in 1 2 3; do
-    browse "$url/" >"$dir/dom$i.html" || die "chromium exited $?: $(tail -n 5 "$dir/chrome.err")"
+    chrome_dom profile 5000 "$url/" >"$dir/dom$i.html" ||
+        die "chromium exited $?: $(tail -n 5 "$dir/chrome.err")"
 done
 rm -f "$build/dashboard.png"
-browse "$url/" --window-size=1400,1500 --hide-scrollbars \
+chrome_dom profile 5000 "$url/" --window-size=1400,1500 --hide-scrollbars \
     --screenshot="$build/dashboard.png" >"$dir/dom.html" ||
     die "chromium exited $?: $(tail -n 5 "$dir/chrome.err")"
 [ -s "$build/dashboard.png" ] || die "no screenshot at $build/dashboard.png"
@@ -231,14 +237,13 @@ if errors:
     sys.exit(1)
 EOF
 }
-check_dom "$dir/dom.html" ok "$history" || die "the live dashboard (screenshot: $build/dashboard.png)"
+check_dom "$dir/dom.html" ok "$history" ||
+    die "the live dashboard (screenshot: $build/dashboard.png)"
 echo "ok   live dashboard: screenshot in $build/dashboard.png"
 
 # No server behind the page: the fetch fails and the page says so.
 cp "$page" "$dir/offline.html"
-timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --no-first-run \
-    --user-data-dir="$dir/profile-offline" --virtual-time-budget=3000 \
-    --dump-dom "file://$dir/offline.html" >"$dir/offline.dom" 2>>"$dir/chrome.err" ||
+chrome_dom profile-offline 3000 "file://$dir/offline.html" >"$dir/offline.dom" ||
     die "chromium exited $?"
 check_dom "$dir/offline.dom" unreachable 0 || die "the page without a server"
 echo "ok   unreachable state"
@@ -268,10 +273,8 @@ until port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$dir/files.out") && [ -n "$po
     sleep 0.01
 done
 for case in sparse empty; do
-    timeout 120 "$chrome" --headless --no-sandbox --disable-gpu --no-first-run \
-        --user-data-dir="$dir/profile-$case" --virtual-time-budget=3000 \
-        --dump-dom "http://127.0.0.1:$port/$case/" >"$dir/$case.dom" 2>>"$dir/chrome.err" ||
-        die "chromium exited $?"
+    chrome_dom "profile-$case" 3000 "http://127.0.0.1:$port/$case/" \
+        >"$dir/$case.dom" || die "chromium exited $?"
 done
 python3 - "$dir/sparse.dom" "$dir/empty.dom" <<'PY' || die "the page on partial status objects"
 import re, sys
@@ -291,3 +294,10 @@ assert points(sparse, "loss") == 0, "sparse: loss points"
 assert "no workers have connected" in empty, "empty: the empty worker table"
 PY
 echo "ok   partial and empty status objects"
+
+# The page's console: no uncaught JavaScript error in any of the loads.
+if grep -q "Uncaught" "$dir/chrome.err"; then
+    grep "Uncaught" "$dir/chrome.err" >&2
+    die "JavaScript errors in the page"
+fi
+echo "ok   no JavaScript errors"
