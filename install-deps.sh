@@ -14,6 +14,8 @@ PACKAGES=(
     # prometheus package, which on a systemd host also starts a Prometheus
     # server on :9090 (sudo systemctl disable --now prometheus stops it)
     yamllint shellcheck prometheus
+    # the dashboard page in a headless browser (dashboard_chromium.sh)
+    chromium fonts-dejavu-core
 )
 
 SUDO=""

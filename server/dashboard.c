@@ -1,19 +1,18 @@
-/* A placeholder dashboard page: a link to /metrics and /status. The real
- * page (server/dashboard.html, embedded at build time) replaces this file
- * when that work is merged; only the function in dashboard.h stays. */
+/* The dashboard page as bytes in the binary; see dashboard.h.
+ *
+ * dashboard_html.inc is generated from dashboard.html by cmake/embed.cmake
+ * (the page's bytes and a NUL, as an initialiser), so editing the page
+ * rebuilds this file. The array is constant and needs no start-up work,
+ * hence safe from any thread. */
 #include "dashboard.h"
 
-static const char page[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\">"
-    "<title>sparkps shard</title></head>\n"
-    "<body><h1>sparkps shard</h1>\n"
-    "<p><a href=\"/metrics\">/metrics</a> (Prometheus) and "
-    "<a href=\"/status\">/status</a> (JSON).</p>\n"
-    "</body></html>\n";
+static const unsigned char page[] = {
+#include "dashboard_html.inc"
+};
 
 const char *ps_dashboard_html(size_t *len)
 {
-    *len = sizeof(page) - 1;
-    return page;
+    if (len != NULL)
+        *len = sizeof(page) - 1; /* the NUL is not part of the page */
+    return (const char *)page;
 }
