@@ -15,10 +15,8 @@
 #      page still renders (state ok, the right rows and points).
 # The screenshot is left in BUILD_DIR/dashboard.png for a person to look at.
 #
-# The page comes from `ps-server --http` when ps-server has that flag (its
-# second stdout line is the base URL), else from dashboard_standin.py, which
-# serves PAGE and `ps-ctl status --json`'s shard 0 the way /status does,
-# with the workers' per-epoch evaluations added as "history".
+# The page comes from shard 0's `ps-server --http 127.0.0.1:0` (its second
+# stdout line is the base URL).
 # Exits 77 (skipped) when Chromium is not installed.
 # Usage: dashboard_chromium.sh BIN_DIR SERVER_BIN PAGE BUILD_DIR
 set -uo pipefail
@@ -27,7 +25,6 @@ bin=${1:?$usage}
 server=${2:?$usage}
 page=${3:?$usage}
 build=${4:?$usage}
-here=$(cd "$(dirname "$0")" && pwd)
 
 chrome=""
 for c in chromium chromium-browser google-chrome; do
@@ -69,11 +66,6 @@ chrome_dom() {
         "$@" --dump-dom "$u" 2>>"$dir/chrome.err"
 }
 
-# The real server serves the page once it has --http; until then the
-# stand-in does.
-real_http=0
-"$server" --help 2>&1 | grep -q -- '--http' && real_http=1
-
 # wait_line FILE N: until FILE has N lines (a process printed its address).
 wait_line() {
     local tries=0
@@ -87,9 +79,7 @@ wait_line() {
 # ---- cluster and training ----
 servers=""
 for i in 0 1; do
-    http=()
-    [ "$real_http" = 1 ] && http=(--http 127.0.0.1:0)
-    "$server" --shard "$i" --shards 2 --log-level warn "${http[@]}" \
+    "$server" --shard "$i" --shards 2 --log-level warn --http 127.0.0.1:0 \
         >"$dir/s$i.out" 2>"$dir/s$i.err" &
     pids+=($!)
 done
@@ -133,25 +123,10 @@ sys.exit(0 if sum(1 for w in ws if w.get("samples", 0) > 0) >= 2 else 1)'; do
     sleep 0.1
 done
 
-# dashboard_url: the base URL of the page under test (no trailing slash).
-dashboard_url() {
-    if [ "$real_http" = 1 ]; then
-        wait_line "$dir/s0.out" 2
-        sed -n 2p "$dir/s0.out"
-    else
-        wait_line "$dir/standin.out" 1
-        head -n1 "$dir/standin.out"
-    fi
-}
-if [ "$real_http" = 0 ]; then
-    python3 "$here/dashboard_standin.py" --html "$page" --ctl "$bin/ps-ctl" \
-        --servers "$servers" --progress "$dir/w0.out" "$dir/w1.out" \
-        >"$dir/standin.out" 2>"$dir/standin.err" &
-    pids+=($!)
-fi
-url=$(dashboard_url)
-[ -n "$url" ] || die "no dashboard URL"
-echo "dashboard at $url/ ($([ "$real_http" = 1 ] && echo ps-server --http || echo stand-in))"
+wait_line "$dir/s0.out" 2
+url=$(sed -n 2p "$dir/s0.out")
+[ -n "$url" ] || die "no dashboard URL on shard 0's second stdout line"
+echo "dashboard at $url/"
 
 # The page served is the page in the source tree (for the real server: the
 # embedded copy is up to date).

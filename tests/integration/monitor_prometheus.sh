@@ -175,6 +175,10 @@ prom_ge 'sparkps_table_values{exported_job="default",table="fc1.weight"}' 64 ||
 fetched_at=$(date +%s.%N)
 fetch "$url/metrics" >"$dir/scrape.txt"
 promtool check metrics <"$dir/scrape.txt" || die "promtool check metrics failed on a scrape"
+# Every metric the Grafana dashboard queries is in a live scrape.
+python3 "$(dirname "$0")/../deploy/check_grafana.py" \
+    "$(dirname "$0")/../../deploy/grafana/sparkps.json" "$dir/scrape.txt" ||
+    die "deploy/grafana/sparkps.json queries metrics ps-server does not export"
 poll 120 "a Prometheus scrape after ours" prom_ge 'timestamp(up)' "$fetched_at"
 python3 - "$prom" "$dir/scrape.txt" <<'EOF' || die "metric names missing in Prometheus"
 import json, re, sys, urllib.request
