@@ -29,6 +29,7 @@ static const struct {
     [PS_ECUDA] = {"ECUDA", "CUDA error"},
     [PS_ENOTCONN] = {"ENOTCONN", "not connected"},
     [PS_EDEFERRED] = {"EDEFERRED", "deferred"},
+    [PS_ECANCELED] = {"ECANCELED", "cancelled"},
 };
 
 const char *ps_strerror(int err)

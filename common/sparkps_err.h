@@ -39,7 +39,8 @@ typedef enum ps_err {
     PS_ECUDA = 19,     /* CUDA or cuBLAS failed */
     PS_ENOTCONN = 20,  /* not connected / handshake not done */
     PS_EDEFERRED = 21, /* internal: pull queued behind slower workers */
-    PS_ERR_COUNT_ = 22
+    PS_ECANCELED = 22, /* the caller's cancel flag was raised (a signal) */
+    PS_ERR_COUNT_ = 23
 } ps_err;
 
 /* Short human-readable text for a code; never NULL. */

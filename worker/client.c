@@ -761,6 +761,11 @@ static int drive(ps_client *c, int timeout_ms)
     check_deadlines(c, ps_now_ms());
     if (items != stack_items)
         free(items);
+    /* Checked after the poll: a signal that raised the flag also cut the
+     * poll short (EINTR) when it landed on this thread; else within the
+     * callers' 1 s slices. */
+    if (rc == PS_OK && c->cfg.cancel != NULL && *c->cfg.cancel)
+        rc = PS_ECANCELED;
     return rc;
 }
 
@@ -802,7 +807,9 @@ static int wait_keep(ps_client *c, ps_request *r)
         if (rc != PS_OK && rc != PS_ETIMEDOUT) {
             for (int i = 0; i < r->npieces; i++)
                 if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc, "transport error");
+                    piece_finish(c, &r->pieces[i], rc,
+                             rc == PS_ECANCELED ? "cancelled by the caller"
+                                                : "transport error");
         }
     }
     return finish_request(c, r);
@@ -823,7 +830,9 @@ int ps_client_wait(ps_client *c, ps_request *r, int timeout_ms)
             /* Transport failure: fail what is left of this request. */
             for (int i = 0; i < r->npieces; i++)
                 if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc, "transport error");
+                    piece_finish(c, &r->pieces[i], rc,
+                             rc == PS_ECANCELED ? "cancelled by the caller"
+                                                : "transport error");
         }
     }
     int rc = finish_request(c, r);
@@ -845,7 +854,9 @@ static int run_blocking(ps_client *c, ps_request *r)
         if (rc != PS_OK && rc != PS_ETIMEDOUT) {
             for (int i = 0; i < r->npieces; i++)
                 if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc, "transport error");
+                    piece_finish(c, &r->pieces[i], rc,
+                             rc == PS_ECANCELED ? "cancelled by the caller"
+                                                : "transport error");
         }
     }
     return finish_request(c, r);

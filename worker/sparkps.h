@@ -25,6 +25,7 @@
 
 #include "sparkps_err.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -126,6 +127,10 @@ typedef struct ps_client_cfg {
                                  at most this many bytes; 0: 1 MiB */
     int test_drop_every;      /* testing only: pretend every Nth reply was lost
                                  (forces retries); 0: off */
+    /* When not NULL and *cancel turns non-zero (e.g. in a SIGTERM handler),
+     * blocking calls give up within a second with PS_ECANCELED instead of
+     * waiting out their timeouts and retries. */
+    const volatile sig_atomic_t *cancel;
 } ps_client_cfg;
 
 /* Fills a cfg with the defaults above (worker_id -1, accept consistency). */

@@ -35,8 +35,8 @@ void ps_train_send_final(ps_client *c)
                ps_client_errmsg(c));
 }
 
-int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
-                     size_t errlen)
+int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,
+                     ps_client **out, char *err, size_t errlen)
 {
     ps_client_cfg cc;
     ps_client_cfg_init(&cc);
@@ -44,6 +44,7 @@ int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
     cc.job = cfg->job;
     cc.worker_id = cfg->worker_id;
     cc.timeout_ms = cfg->timeout_ms;
+    cc.cancel = stop;
     char cerr[512];
     int rc = ps_client_new(out, &cc, cerr, sizeof(cerr));
     if (rc != PS_OK)

@@ -24,9 +24,11 @@ typedef struct ps_progress_line {
 void ps_train_emit(FILE *out, const ps_progress_line *l);
 
 /* Connects a worker's client (cfg's servers, job, worker id, timeout).
+ * When `stop` is raised (SIGTERM), the client's blocking calls give up with
+ * PS_ECANCELED instead of waiting out timeouts on servers that are gone.
  * On failure err says why. */
-int ps_train_connect(const ps_train_cfg *cfg, ps_client **out, char *err,
-                     size_t errlen);
+int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,
+                     ps_client **out, char *err, size_t errlen);
 
 /* After a run's last push: sends the final progress and evaluation to the
  * servers (they would otherwise only see the previous epoch's). A failure

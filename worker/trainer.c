@@ -50,6 +50,7 @@ typedef struct exchange {
 
 typedef struct trainer {
     const ps_train_cfg *cfg;
+    volatile sig_atomic_t *stop; /* raised by SIGTERM/SIGINT */
     ps_client *client;
     ps_backend *be;
     ps_model *model;
@@ -417,7 +418,7 @@ static int setup(trainer *t, ps_dataset *data)
         return rc;
     if (cfg->compute_only)
         return setup_buffers(t, dim);
-    rc = ps_train_connect(cfg, &t->client, t->err, t->errlen);
+    rc = ps_train_connect(cfg, t->stop, &t->client, t->err, t->errlen);
     if (rc != PS_OK)
         return rc;
     rc = setup_buffers(t, dim);
@@ -547,6 +548,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     trainer t;
     memset(&t, 0, sizeof(t));
     t.cfg = cfg;
+    t.stop = stop;
     t.progress = progress;
     t.err = err;
     t.errlen = errlen;

@@ -54,6 +54,7 @@ typedef struct slot {
 
 typedef struct strainer {
     const ps_train_cfg *cfg;
+    volatile sig_atomic_t *stop; /* raised by SIGTERM/SIGINT */
     ps_client *client;
     ps_backend *be;
     ps_logreg *model;
@@ -428,7 +429,7 @@ static int setup(strainer *t)
     ps_logreg_batch_init(&t->ev.lb);
     if (cfg->compute_only)
         return PS_OK;
-    rc = ps_train_connect(cfg, &t->client, t->err, t->errlen);
+    rc = ps_train_connect(cfg, t->stop, &t->client, t->err, t->errlen);
     if (rc != PS_OK)
         return rc;
     t->cons = ps_client_consistency(t->client, NULL);
@@ -581,6 +582,7 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
     strainer t;
     memset(&t, 0, sizeof(t));
     t.cfg = cfg;
+    t.stop = stop;
     t.progress = progress;
     t.err = err;
     t.errlen = errlen;

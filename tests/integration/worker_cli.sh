@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Bad input at the worker's entry points (flags, data files, data that does
 # not fit the model) gets a clear error and a non-zero exit, never a crash.
-# Usage: worker_cli.sh BIN_DIR   (holding ps-worker and ps-train)
+# Usage: worker_cli.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker, ps-train)
 set -uo pipefail
-bin=${1:?usage: worker_cli.sh BIN_DIR}
+bin=${1:?usage: worker_cli.sh BIN_DIR PS_SERVER}
+server=${2:?usage: worker_cli.sh BIN_DIR PS_SERVER}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 # shellcheck source=cli_lib.sh
@@ -73,6 +74,28 @@ if [ "$st" -ne 130 ] || pgrep -f "$dir/long.csv" >/dev/null; then
     failures=$((failures + 1))
 else
     echo "ok   sigint"
+fi
+# SIGTERM stops a worker at once even when its server is gone: its client
+# gives up (ECANCELED) instead of waiting out 6 attempts of 5 s each.
+"$server" --listen tcp://127.0.0.1:0 >"$dir/srv.out" 2>/dev/null &
+srv=$!
+for _ in $(seq 500); do [ -s "$dir/srv.out" ] && break; sleep 0.01; done
+"$w" --servers "$(head -n1 "$dir/srv.out")" --format csv --data "$dir/long.csv" \
+    --model mlp:4-64-3 --epochs 100000 --progress-every 0 >"$dir/wk.out" 2>"$dir/wk.err" &
+wk=$!
+for _ in $(seq 500); do grep -q '"epoch"' "$dir/wk.out" && break; sleep 0.01; done
+kill -KILL "$srv"
+wait "$srv" 2>/dev/null
+sleep 0.3
+kill -TERM "$wk"
+for _ in $(seq 100); do kill -0 "$wk" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$wk" 2>/dev/null; then
+    echo "FAIL sigterm-server-gone: the worker still runs 10 s after SIGTERM" >&2
+    kill -KILL "$wk"
+    failures=$((failures + 1))
+else
+    wait "$wk"
+    echo "ok   sigterm-server-gone (exit $?: $(tail -n1 "$dir/wk.err"))"
 fi
 # A worker that fails stops the whole job (ps-train exits 1, nothing left).
 printf '1,2,3,4,0\n' >"$dir/one.csv"
