@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from typing import Optional
 
 __version__ = "0.1.0"
 
@@ -26,8 +25,9 @@ SHIP_HINT = (
     "are shipped: pack the environment that has it (venv-pack -o env.tar.gz, "
     "or conda-pack) and pass it with spark-submit --archives "
     "env.tar.gz#env --conf spark.pyspark.python=./env/bin/python; or use the "
-    "project's Docker image; or set SPARKPS_BIN_DIR to a directory holding "
-    "ps-server, ps-worker and ps-ctl."
+    "project's Docker image (deploy/docker/); or install the programs on "
+    "every host and point the executors at them with --conf "
+    "spark.executorEnv.SPARKPS_BIN_DIR=DIR."
 )
 
 
@@ -44,24 +44,29 @@ def bin_path() -> str:
 
 def find_binary(name: str) -> str:
     """Path of the program ``name`` (``ps-server``, ``ps-worker`` or
-    ``ps-ctl``): ``$SPARKPS_BIN_DIR`` first, then :func:`bin_path`, then
-    ``PATH``.
+    ``ps-ctl``). When ``$SPARKPS_BIN_DIR`` is set, only that directory:
+    a setting that points at the wrong place is an error, never quietly
+    replaced by another copy. Otherwise :func:`bin_path`, then ``PATH``.
 
-    Raises FileNotFoundError naming the host and saying how to ship the
-    binaries when none is found.
+    Raises FileNotFoundError naming the program, the host and where it
+    looked, and saying how to ship the binaries.
     """
     if name not in _PROGRAMS:
         raise ValueError(f"unknown sparkps program {name!r}")
-    dirs = [os.environ.get("SPARKPS_BIN_DIR"), bin_path()]
-    for d in dirs:
-        if d:
-            cand = os.path.join(d, name)
-            if os.access(cand, os.X_OK):
-                return cand
-    found = shutil.which(name)
-    if found:
-        return found
-    looked = ", ".join(d for d in dirs if d) + ", PATH"
+    pinned = os.environ.get("SPARKPS_BIN_DIR")
+    if pinned:
+        cand = os.path.join(pinned, name)
+        if os.access(cand, os.X_OK):
+            return cand
+        looked = f"SPARKPS_BIN_DIR={pinned}"
+    else:
+        cand = os.path.join(bin_path(), name)
+        if os.access(cand, os.X_OK):
+            return cand
+        found = shutil.which(name)
+        if found:
+            return found
+        looked = f"{bin_path()}, PATH"
     raise FileNotFoundError(
         f"{name} not found on host {socket.gethostname()} (looked in "
         f"{looked}). {SHIP_HINT}"

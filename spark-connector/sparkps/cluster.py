@@ -180,12 +180,13 @@ class PSCluster:
 
     @classmethod
     def connect(cls, servers: Union[str, Sequence[str]], consistency: Optional[str] = None,
-                timeout: float = 10.0) -> "PSCluster":
+                timeout: float = 5.0) -> "PSCluster":
         """A standalone cluster given by its endpoints in shard order
         (``"tcp://h0:7000,tcp://h1:7000"``). Checks that every shard
         answers within ``timeout`` seconds and, when ``consistency`` is
         given, that the servers run that model; raises ClusterError
-        otherwise. Never stops those servers."""
+        otherwise (unreachable: after two attempts, ``2 * timeout``). Never
+        stops those servers."""
         eps = [e.strip() for e in (servers.split(",") if isinstance(servers, str) else servers)
                if e.strip()]
         if not eps:
@@ -229,9 +230,7 @@ class PSCluster:
         (``{"shards": [...]}``). ClusterError when a shard is unreachable."""
         r = self._ctl(["status", "--json"], timeout)
         if r.returncode != 0:
-            raise ClusterError(
-                f"servers unreachable ({self.servers}): "
-                f"{r.stderr.decode(errors='replace').strip()}")
+            raise ClusterError(f"servers unreachable ({self.servers}): {_ctl_error(r)}")
         return json.loads(r.stdout)
 
     def export(self, job: str, timeout: float = 60.0) -> bytes:
@@ -241,20 +240,24 @@ class PSCluster:
         try:
             r = self._ctl(["export", "--job", job, "--out", path], timeout)
             if r.returncode != 0:
-                raise ClusterError(f"ps-ctl export of job {job} failed: "
-                                   f"{r.stderr.decode(errors='replace').strip()}")
+                raise ClusterError(f"ps-ctl export of job {job} failed: {_ctl_error(r)}")
             with open(path, "rb") as f:
                 return f.read()
         finally:
             os.unlink(path)
 
     def check_alive(self) -> None:
-        """ClusterError if a server this object started has exited."""
-        for i, p in enumerate(self._procs):
+        """ClusterError naming the shard, its endpoint and how it ended if a
+        server this object started has exited (a no-op for ``connect``)."""
+        with self._lock:
+            procs = list(self._procs)
+        for i, p in enumerate(procs):
             rc = p.poll()
             if rc is not None:
-                raise ClusterError(f"ps-server shard {i} exited with status {rc}; "
-                                   f"stderr: {tail(self._logs[i]) or '(empty)'}")
+                ep = self.endpoints[i] if i < len(self.endpoints) else "no endpoint yet"
+                how = f"was killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+                raise ClusterError(f"ps-server shard {i} ({ep}) {how}; its stderr ends with: "
+                                   f"{tail(self._logs[i]) or '(empty)'}")
 
     def stop(self, grace: float = 10.0) -> None:
         """Stops the servers this object started (SIGTERM, then SIGKILL
@@ -287,6 +290,13 @@ class PSCluster:
     def __repr__(self) -> str:
         kind = "local" if self.owned else "standalone"
         return f"PSCluster({kind}, {self.servers!r}, consistency={self.consistency})"
+
+
+def _ctl_error(r: subprocess.CompletedProcess) -> str:
+    """ps-ctl's error: its last stderr line (the log lines before it are
+    the retries that led there)."""
+    lines = r.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"ps-ctl exited with status {r.returncode}"
 
 
 def _consistency_of(shard: Dict) -> str:

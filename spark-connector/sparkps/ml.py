@@ -29,16 +29,19 @@ from pyspark.ml import Estimator, Model
 from pyspark.ml.linalg import VectorUDT
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import (HasFeaturesCol, HasLabelCol, HasPredictionCol,
-                                     HasProbabilityCol, HasSeed)
+                                     HasProbabilityCol, HasSeed, HasValidationIndicatorCol)
 from pyspark.ml.util import (DefaultParamsReadable, DefaultParamsReader, DefaultParamsWritable,
                              DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter)
-from pyspark.sql.types import DoubleType, StructField, StructType
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DoubleType, StructField, StructType
 
 from . import find_binary
 from . import stream as st
+from .stream import SchemaError
 from .cluster import PSCluster, normalize_consistency
-from .train import (WorkerProcess, _local_model_file, check_spark_version, model_input_dim,
-                    model_kind, resolve_features, train_dataframe, train_files)
+from .fit_handle import FitCancelled, PSFitHandle
+from .train import (WorkerProcess, _local_model_file, check_slots, check_spark_version,
+                    model_input_dim, model_kind, resolve_features, train_dataframe, train_files)
 
 
 class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed):
@@ -141,12 +144,19 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
         return self.getOrDefault(self.showProgress)
 
 
-class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWritable):
+class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParamsReadable,
+                   DefaultParamsWritable):
     """Trains a classifier on the sparkps parameter server.
 
     >>> clf = PSClassifier(modelSpec="mlp:784-256-128-10", epochs=5, numWorkers=2)
     >>> model = clf.fit(train_df)            # features: vector or array<float>
     >>> model.transform(test_df).select("prediction", "probability")
+
+    ``validationIndicatorCol`` (a boolean column): its true rows are held
+    out of training and every worker evaluates them after each epoch
+    (``model.trainingHistory()``). ``fitAsync(df)`` runs the fit in the
+    background and returns a :class:`PSFitHandle` with ``snapshot()``,
+    ``result()`` and ``cancel()``.
     """
 
     @keyword_only
@@ -157,7 +167,7 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
                  batchSize: int = 64, optimizer: str = "", learningRate: float = 0.0,
                  consistency: str = "asp", device: str = "auto", initModelPath: str = "",
                  balancePartitions: bool = True, showProgress: bool = True,
-                 seed: int = 1) -> None:
+                 seed: int = 1, validationIndicatorCol: Optional[str] = None) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
 
@@ -214,6 +224,9 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
     def setShowProgress(self, v: bool) -> "PSClassifier":
         return self._set(showProgress=v)
 
+    def setValidationIndicatorCol(self, v: str) -> "PSClassifier":
+        return self._set(validationIndicatorCol=v)
+
     def _cluster(self, spark) -> PSCluster:
         consistency = normalize_consistency(self.getConsistency())
         if self.getServers():
@@ -221,16 +234,57 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
         return PSCluster.local(self.getNumServers(), consistency=consistency, spark=spark)
 
     def _fit(self, dataset) -> "PSClassificationModel":
+        return self._train(dataset.sparkSession, self._dataframe_run(dataset))
+
+    def fitAsync(self, dataset, params: Optional[Dict] = None) -> PSFitHandle:
+        """Starts ``fit(dataset)`` in the background and returns at once.
+
+        The checks of ``fit`` (Spark version, columns, task slots) and the
+        servers' start happen before it returns, so their errors are raised
+        here; the Spark stages and the final export run on a thread of the
+        driver. The handle's ``snapshot()`` exports the live servers' weights
+        as a PSClassificationModel, ``progress()`` reads the workers'
+        progress, ``result()`` waits for the final model (raising what the
+        fit raised) and ``cancel()`` stops it. ``params`` overrides Params
+        as in ``fit``."""
+        if params:
+            return self.copy(params).fitAsync(dataset)
+        spark = dataset.sparkSession
+        run = self._dataframe_run(dataset)
+        cluster, job, init = self._start(spark)
+        try:
+            return PSFitHandle(spark, cluster, job, lambda: run(cluster, job, init),
+                               self._model_of)
+        except BaseException:
+            if cluster.owned:
+                cluster.stop()
+            raise
+
+    def _dataframe_run(self, dataset):
+        """Checks what can be checked before any server starts and returns
+        ``run(cluster, job, init_bytes)`` for :meth:`_train`."""
         check_spark_version()
         features = self._features()
         resolve_features(dataset, features, self.getLabelCol())  # fail before servers start
-        return self._train(dataset.sparkSession, lambda cluster, job, init: train_dataframe(
-            dataset, cluster, self.getModelSpec(), features=features,
+        check_slots(dataset.sparkSession.sparkContext, self.getNumWorkers())
+        train, held = dataset, None
+        vcol = (self.getValidationIndicatorCol()
+                if self.isDefined(self.validationIndicatorCol) else None)
+        if vcol:
+            resolve_features(dataset, [vcol], None)
+            vtype = dataset.schema[vcol].dataType
+            if not isinstance(vtype, BooleanType):
+                raise SchemaError(f"validationIndicatorCol {vcol!r} is {vtype.simpleString()}, "
+                                  "not boolean")
+            train, held = dataset.filter(~F.col(vcol)), dataset.filter(F.col(vcol))
+        return lambda cluster, job, init: train_dataframe(
+            train, cluster, self.getModelSpec(), features=features,
             label=self.getLabelCol(), job=job, num_workers=self.getNumWorkers(),
             epochs=self.getEpochs(), batch_size=self.getBatchSize(),
             optimizer=self.getOptimizer() or None, lr=self.getLearningRate() or None,
             seed=self.getSeed(), device=self.getDevice(), init_model=init,
-            progress=self.getShowProgress(), balance=self.getBalancePartitions()))
+            progress=self.getShowProgress(), balance=self.getBalancePartitions(),
+            eval_df=held)
 
     def fitFiles(self, path: str, format: str = "libsvm", labels: Optional[str] = None,
                  eval: Optional[str] = None, evalLabels: Optional[str] = None,
@@ -249,6 +303,7 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
             spark = SparkSession.getActiveSession()
             if spark is None:
                 raise RuntimeError("fitFiles needs a SparkSession (none is active)")
+        check_slots(spark.sparkContext, self.getNumWorkers())
         return self._train(spark, lambda cluster, job, init: train_files(
             spark, cluster, self.getModelSpec(), path, format=format, labels=labels,
             eval=eval, eval_labels=evalLabels, num_workers=self.getNumWorkers(),
@@ -257,25 +312,33 @@ class PSClassifier(Estimator, _PSParams, DefaultParamsReadable, DefaultParamsWri
             job=job, seed=self.getSeed(), device=self.getDevice(), init_model=init,
             extra_args=extraArgs, progress=self.getShowProgress(), timeout=timeout))
 
-    def _train(self, spark, run) -> "PSClassificationModel":
-        """Servers for the fit, ``run(cluster, job, init_bytes)`` (the
-        summary rows), the export, and the model carrying this Estimator's
-        Params."""
+    def _start(self, spark):
+        """The warm-start bytes, a fresh job name and the fit's servers."""
         init = None
         if self.getInitModelPath():
             init = PSClassificationModel.load(self.getInitModelPath())._model_bytes
         job = f"spark-{uuid.uuid4().hex[:12]}"
-        cluster = self._cluster(spark)
+        return self._cluster(spark), job, init
+
+    def _model_of(self, data: bytes, rows: List) -> "PSClassificationModel":
+        """A model of exported bytes carrying this Estimator's Params."""
+        model = PSClassificationModel(data)
+        self._copyValues(model)
+        model.summary = rows
+        return model
+
+    def _train(self, spark, run) -> "PSClassificationModel":
+        """Servers for the fit, ``run(cluster, job, init_bytes)`` (the
+        summary rows), the export, and the model carrying this Estimator's
+        Params."""
+        cluster, job, init = self._start(spark)
         try:
             rows = run(cluster, job, init)
             data = cluster.export(job)
         finally:
             if cluster.owned:
                 cluster.stop()
-        model = PSClassificationModel(data)
-        self._copyValues(model)
-        model.summary = rows
-        return model
+        return self._model_of(data, rows)
 
 
 def read_safetensors_metadata(data: bytes) -> Dict[str, str]:
@@ -311,6 +374,25 @@ class PSClassificationModel(Model, _PSParams, MLReadable, MLWritable):
     @property
     def numClasses(self) -> int:
         return int(self.metadata.get("classes", 2))
+
+    def trainingHistory(self, since: Optional[float] = None) -> List[Dict]:
+        """The fit's per-epoch records, every worker's, in time order:
+        dicts with ``worker``, ``epoch``, ``time`` (wall clock when the task
+        read the worker's epoch line, seconds since 1970), ``samples``,
+        ``loss``, ``accuracy`` and, when the workers evaluated held-out rows
+        (``validationIndicatorCol``; ``eval`` in files mode),
+        ``test_loss``/``test_accuracy`` (``test_auc`` for logreg). With
+        ``since`` (e.g. ``spark.sparkContext.startTime / 1000``) each also
+        has ``seconds``, its time since then. Empty for a snapshot or a
+        loaded model."""
+        out = []
+        for r in self.summary:
+            for e in json.loads(getattr(r, "history", None) or "[]"):
+                e = dict(e, worker=int(r.worker))
+                if since is not None and "time" in e:
+                    e["seconds"] = e["time"] - since
+                out.append(e)
+        return sorted(out, key=lambda e: (e.get("time", 0.0), e["worker"]))
 
     def setFeaturesCol(self, v: str) -> "PSClassificationModel":
         return self._set(featuresCol=v)

@@ -5,7 +5,10 @@ columns and the task slots, gives each worker one partition
 (:func:`reconcile_partitions`: balanced by a round-robin ``repartition``
 by default), runs the barrier stage with
 ``mapInArrow(..., barrier=True)`` while a :class:`ProgressReporter` shows
-the servers' view of progress, and returns one summary row per worker.
+the servers' view of progress and a :class:`ServerGuard` cancels the stage
+if a server started on the driver dies, and returns one summary row per
+worker (with its per-epoch history when the workers evaluate held-out rows:
+``eval_df``, collected once into a stream file sent by broadcast).
 Each task (:func:`make_train_task`) starts ``ps-worker --format stream
 --data -``, converts each Arrow batch of its partition to the stream
 format (vectorised, spark-connector/FORMAT.md) and writes it to the
@@ -39,7 +42,8 @@ import pyarrow as pa
 
 from . import find_binary
 from . import stream as st
-from .cluster import PSCluster, _kill_with_parent, tail
+from .cluster import ClusterError, PSCluster, _kill_with_parent, tail
+from .guard import ServerGuard
 from .progress import ProgressReporter
 
 MIN_SPARK = (3, 5)
@@ -47,7 +51,7 @@ MIN_SPARK = (3, 5)
 SUMMARY_SCHEMA = (
     "worker int, host string, device string, rows long, samples long, epochs int, "
     "loss double, accuracy double, test_accuracy double, test_auc double, "
-    "seconds double, status int"
+    "seconds double, status int, history string"
 )
 
 
@@ -88,8 +92,9 @@ def model_input_dim(spec: str) -> Optional[int]:
 
 class WorkerProcess:
     """A ps-worker child with stdin on a pipe, stdout read by a thread (the
-    JSON progress lines, or nothing when ``stdout_lines`` is False) and
-    stderr in a temporary file whose tail goes into errors."""
+    JSON progress lines, each stamped with ``time``, the wall clock when it
+    arrived; or nothing when ``stdout_lines`` is False) and stderr in a
+    temporary file whose tail goes into errors."""
 
     def __init__(self, argv: List[str], name: str, env: Optional[Dict[str, str]] = None,
                  stdout_lines: bool = True):
@@ -113,6 +118,7 @@ class WorkerProcess:
             except ValueError:
                 continue
             if isinstance(ev, dict):
+                ev.setdefault("time", time.time())  # when it arrived (the epoch history)
                 self.lines.append(ev)
 
     def write(self, data) -> None:
@@ -209,15 +215,16 @@ def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch
 
 def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: List[str],
                     device: str, name: str, init_bc=None, feed=None,
-                    timeout: Optional[float] = None) -> pa.RecordBatch:
+                    timeout: Optional[float] = None, eval_bc=None) -> pa.RecordBatch:
     """Runs this barrier task's ps-worker to its end and returns its summary
     row; shared by the DataFrame (stream) and the files mode. Binds the
     task's GPU (:func:`task_device`), starts ``ps-worker --servers ...
-    --worker-id <partition> DATA_ARGS --device D ARGS [--init-from F]``,
-    calls ``feed(w)`` (the number of rows it wrote to stdin; None: the
-    worker reads a file, and ``rows`` is its samples per epoch), waits for
-    the exit (at most ``timeout`` seconds) and raises WorkerError with the
-    stderr tail on failure. The process never outlives this call."""
+    --worker-id <partition> DATA_ARGS --device D ARGS [--init-from F]
+    [--eval E]`` (``eval_bc``: a broadcast stream file, written to this
+    host once), calls ``feed(w)`` (the number of rows it wrote to stdin;
+    None: the worker reads a file, and ``rows`` is its samples per epoch),
+    waits for the exit (at most ``timeout`` seconds) and raises WorkerError
+    with the stderr tail on failure. The process never outlives this call."""
     wid = ctx.partitionId()
     t0 = time.monotonic()
     env = dict(os.environ)
@@ -226,6 +233,8 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
             "--worker-id", str(wid), *data_args, "--device", dev, *args]
     if init_bc is not None:
         argv += ["--init-from", _local_model_file(init_bc.value)]
+    if eval_bc is not None:
+        argv += ["--eval", _local_file(eval_bc.value, ".stream")]
     w = WorkerProcess(argv, name, env)
     try:
         rows = feed(w) if feed is not None else None
@@ -235,13 +244,27 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
         if rows is None:
             epochs = done.get("epoch") or 1
             rows = int(done.get("samples", 0)) // max(int(epochs), 1)
-        return _summary(wid, socket.gethostname(), dev, rows, done, time.monotonic() - t0, rc)
+        return _summary(wid, socket.gethostname(), dev, rows, done, time.monotonic() - t0, rc,
+                        epoch_history(w.lines))
     finally:
         w.close()
 
 
+HISTORY_KEYS = ("epoch", "time", "samples", "loss", "accuracy", "test_loss", "test_accuracy",
+                "test_auc")
+
+
+def epoch_history(events: List[Dict]) -> str:
+    """The worker's ``epoch`` events as a JSON list, each with the wall
+    clock ``time`` (seconds since 1970) when the task read it: the
+    per-epoch record (training loss/accuracy, and the held-out figures when
+    the worker evaluates)."""
+    return json.dumps([{k: e[k] for k in HISTORY_KEYS if k in e}
+                       for e in events if e.get("event") == "epoch"])
+
+
 def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int,
-                    features, label: str, device: str, init_bc=None):
+                    features, label: str, device: str, init_bc=None, eval_bc=None):
     """The function each barrier task runs (a closure shipped to executors):
     its partition goes to ``ps-worker --format stream --data -``."""
 
@@ -257,12 +280,13 @@ def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int
         yield run_task_worker(
             ctx, servers, job, ["--format", "stream", "--data", "-"], args, device,
             f"ps-worker {wid} (partition {wid}, job {job})", init_bc,
-            feed=lambda w: _feed(w, first, batches, kind, dim, features, label))
+            feed=lambda w: _feed(w, first, batches, kind, dim, features, label),
+            eval_bc=eval_bc)
 
     return _train_task
 
 
-def _summary(wid, host, dev, rows, done, seconds, rc) -> pa.RecordBatch:
+def _summary(wid, host, dev, rows, done, seconds, rc, history: str = "[]") -> pa.RecordBatch:
     def num(k, default=float("nan")):
         v = done.get(k)
         return float(v) if isinstance(v, (int, float)) else default
@@ -275,21 +299,28 @@ def _summary(wid, host, dev, rows, done, seconds, rc) -> pa.RecordBatch:
         "loss": [num("loss")], "accuracy": [num("accuracy")],
         "test_accuracy": [num("test_accuracy")], "test_auc": [num("test_auc")],
         "seconds": [seconds],
-        "status": pa.array([rc], pa.int32())})
+        "status": pa.array([rc], pa.int32()),
+        "history": [history]})
 
 
-def _local_model_file(data: bytes) -> str:
-    """Writes model bytes to a file on this host once (named by content)."""
+def _local_file(data: bytes, suffix: str) -> str:
+    """Writes bytes to a file on this host once (named by content) and
+    returns its path; later tasks on the host reuse it."""
     import hashlib
 
     digest = hashlib.sha256(data).hexdigest()[:20]
-    path = os.path.join(tempfile.gettempdir(), f"sparkps-model-{digest}.safetensors")
+    path = os.path.join(tempfile.gettempdir(), f"sparkps-{digest}{suffix}")
     if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sparkps-model-")
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sparkps-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     return path
+
+
+def _local_model_file(data: bytes) -> str:
+    """A model's bytes as a local safetensors file (:func:`_local_file`)."""
+    return _local_file(data, ".safetensors")
 
 
 # ---- driver side ----
@@ -354,32 +385,70 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
                     lr: Optional[float] = None, job: Optional[str] = None, seed: int = 1,
                     device: str = "auto", init_model: Optional[bytes] = None,
                     extra_args: Sequence[str] = (), progress: bool = True,
-                    balance: bool = True) -> List:
+                    balance: bool = True, eval_df=None) -> List:
     """DataFrame mode: trains ``model`` on ``df`` with ``num_workers`` ps-workers against
     ``cluster``; returns the summary rows (one per worker, see
     SUMMARY_SCHEMA). The job's tables stay on the servers under ``job``
     (default: a fresh ``spark-<id>``), ready for ``cluster.export(job)``.
 
+    ``eval_df`` (same columns): held-out rows every worker evaluates after
+    each of its epochs; they are collected on the driver once, as a stream
+    file that reaches the executors by broadcast. Each summary row's
+    ``history`` is then the worker's per-epoch record (JSON: epoch, wall
+    clock ``time``, loss, accuracy, test_loss, test_accuracy).
+
     Raises SchemaError for missing/unreadable columns, ValueError when
-    ``num_workers`` exceeds the task slots, and the Spark exception of the
+    ``num_workers`` exceeds the task slots, ClusterError when the servers
+    do not answer or one started by ``cluster`` dies during the stage
+    (the stage is then cancelled at once), and the Spark exception of the
     failed stage (carrying the worker's stderr) when a worker fails."""
     check_spark_version()
     spark = df.sparkSession
     sc = spark.sparkContext
     check_slots(sc, num_workers)
     cols = resolve_features(df, features, label)
+    if eval_df is not None:
+        resolve_features(eval_df, features, label)
     kind = model_kind(model)
     dim = model_input_dim(model) or 0
     if kind == st.DENSE and dim == 0:
         dim = _width_from_df(df, features)
+    cluster.status(timeout=5.0)  # unreachable servers: a clear error before the stage
     job = job or f"spark-{uuid.uuid4().hex[:12]}"
+    eval_bc = None
+    if eval_df is not None:
+        eval_bc = sc.broadcast(collect_stream(eval_df.select(*cols), kind, dim, features, label))
     init_bc = sc.broadcast(init_model) if init_model is not None else None
     task = make_train_task(cluster.servers, job,
                            worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
-                           kind, dim, features, label, device, init_bc)
+                           kind, dim, features, label, device, init_bc, eval_bc)
     data = reconcile_partitions(df.select(*cols), num_workers, balance)
     return _run_stage(sc, data, task, cluster, model, num_workers, epochs, job, progress,
-                      init_bc)
+                      [b for b in (init_bc, eval_bc) if b is not None])
+
+
+def collect_stream(df, kind: int, dim: int, features, label: str) -> bytes:
+    """The rows of ``df`` as one stream file (FORMAT.md), built on the
+    driver: every partition encodes its Arrow batches on the executors
+    (numpy, no Python per row) and the driver joins the pieces."""
+
+    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import io
+
+        for b in batches:
+            if b.num_rows == 0:
+                continue
+            buf = io.BytesIO()
+            w = st.StreamWriter(buf, kind, dim)
+            st.write_batch(w, b, features, label)
+            body = buf.getvalue()[st.HEADER.size:]  # header, no end marker
+            yield pa.RecordBatch.from_pydict({"body": [body]}, pa.schema([("body", pa.binary())]))
+
+    parts = df.mapInArrow(encode, "body binary").collect()
+    rows = b"".join(bytes(r.body) for r in parts)
+    if not rows:
+        raise ValueError("the evaluation DataFrame is empty")
+    return st.HEADER.pack(st.MAGIC, st.VERSION, kind, 0, dim) + rows + st.END
 
 
 def check_slots(sc, num_workers: int) -> None:
@@ -394,18 +463,35 @@ def check_slots(sc, num_workers: int) -> None:
             "add executors/cores (with GPUs: one slot per GPU)")
 
 
+def job_tag(job: str) -> str:
+    """The Spark job tag of a sparkps job's stages (``cancelJobsWithTag``)."""
+    return f"sparkps-{job}"
+
+
 def _run_stage(sc, data, task, cluster: PSCluster, model: str, num_workers: int, epochs: int,
-               job: str, progress: bool, init_bc=None) -> List:
-    """Runs ``task`` over ``data``'s partitions as one barrier stage while
-    the progress line is kept up to date; the summary rows by worker."""
+               job: str, progress: bool, broadcasts: Sequence = ()) -> List:
+    """Runs ``task`` over ``data``'s partitions as one barrier stage, tagged
+    :func:`job_tag`, while the progress line is kept up to date and a
+    :class:`ServerGuard` cancels the stage if a server of ``cluster`` dies
+    (raising its ClusterError instead); the summary rows by worker."""
     sc.setJobDescription(f"sparkps: train {model} ({num_workers} workers, job {job})")
+    tag = job_tag(job)
+    sc.addJobTag(tag)
     try:
-        with ProgressReporter(cluster, num_workers, epochs, enabled=progress):
-            rows = data.mapInArrow(task, SUMMARY_SCHEMA, barrier=True).collect()
+        with ServerGuard(cluster, lambda: sc.cancelJobsWithTag(tag)) as guard, \
+                ProgressReporter(cluster, num_workers, epochs, enabled=progress):
+            try:
+                rows = data.mapInArrow(task, SUMMARY_SCHEMA, barrier=True).collect()
+            except Exception as e:
+                if guard.error is not None:
+                    raise ClusterError(f"the training stage of job {job} was cancelled: "
+                                       f"{guard.error}") from e
+                raise
     finally:
+        sc.removeJobTag(tag)
         sc.setJobDescription(None)
-        if init_bc is not None:
-            init_bc.destroy()
+        for b in broadcasts:
+            b.destroy()
     return sorted(rows, key=lambda r: r.worker)
 
 
@@ -469,6 +555,7 @@ def train_files(spark, cluster: PSCluster, model: str, data: str, *, format: str
         raise ValueError("train_files needs a file path (stdin is the DataFrame mode's)")
     sc = spark.sparkContext
     check_slots(sc, num_workers)
+    cluster.status(timeout=5.0)  # unreachable servers: a clear error before the stage
     data_args = ["--format", format, "--data", data]
     for flag, path in (("--labels", labels), ("--eval", eval), ("--eval-labels", eval_labels)):
         if path:
@@ -481,7 +568,7 @@ def train_files(spark, cluster: PSCluster, model: str, data: str, *, format: str
     # one placeholder row per task; the workers read the files themselves
     slots = spark.range(0, num_workers, 1, num_workers)
     return _run_stage(sc, slots, task, cluster, model, num_workers, epochs, job, progress,
-                      init_bc)
+                      [init_bc] if init_bc is not None else [])
 
 
 def _width_from_df(df, features) -> int:

@@ -49,6 +49,35 @@ def test_fashion_mnist_fit_transform(fmnist_model):
     assert len(p) == 10 and abs(sum(p) - 1) < 1e-4
 
 
+def test_held_out_rows_give_a_per_epoch_history(spark, fmnist):
+    xtr, ytr, xte, yte = fmnist
+    df = vector_df(spark, xtr, ytr).withColumn("held", F.lit(False)).unionByName(
+        vector_df(spark, xte, yte).withColumn("held", F.lit(True)))
+    t0 = time.time()
+    model = PSClassifier(modelSpec="mlp:784-64-10", epochs=3, batchSize=64, numWorkers=2,
+                         learningRate=0.001, validationIndicatorCol="held",
+                         showProgress=False).fit(df)
+    seconds = time.time() - t0
+    assert sum(r.rows for r in model.summary) == len(ytr)  # held-out rows never trained on
+    hist = model.trainingHistory(since=t0)
+    assert sorted((e["worker"], e["epoch"]) for e in hist) == [
+        (w, e) for w in (0, 1) for e in (1, 2, 3)]
+    assert [e["seconds"] for e in hist] == sorted(e["seconds"] for e in hist)
+    for e in hist:
+        assert 0 < e["seconds"] < seconds
+        assert 0.1 < e["test_accuracy"] <= 1 and e["test_loss"] > 0 and e["loss"] > 0
+    # the worker finishing last evaluated (nearly) the final model on the
+    # same rows transform scores
+    last = max(hist, key=lambda e: e["time"])["test_accuracy"]
+    test = vector_df(spark, xte, yte)
+    acc = accuracy(model.transform(test))
+    print(f"held-out accuracy by epoch: {[round(e['test_accuracy'], 4) for e in hist]}; "
+          f"transform: {acc:.4f}")
+    assert abs(last - acc) < 0.02
+    assert model.summary[0].test_accuracy == pytest.approx(
+        [e for e in hist if e["worker"] == 0][-1]["test_accuracy"])
+
+
 def test_save_load_gives_identical_predictions(fmnist_model, tmp_path):
     model, test, _ = fmnist_model
     path = str(tmp_path / "model")
