@@ -73,6 +73,9 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
     learningRate = Param(Params._dummy(), "learningRate",
                          "learning rate (0: ps-worker's default, 0.001; 0.05 for logreg)",
                          typeConverter=TypeConverters.toFloat)
+    lrSchedule = Param(Params._dummy(), "lrSchedule",
+                       "learning-rate schedule each worker follows over its epochs: constant, "
+                       "step:EPOCHS:GAMMA or cosine[:FLOOR]", typeConverter=TypeConverters.toString)
     consistency = Param(Params._dummy(), "consistency",
                         "asp, ssp:S or bsp: the servers started for the fit run it; a "
                         "standalone cluster must already run it", typeConverter=TypeConverters.toString)
@@ -94,8 +97,9 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
         super().__init__()
         self._setDefault(modelSpec="mlp:784-256-128-10", featureCols=[], numWorkers=2,
                          numServers=2, servers="", epochs=5, batchSize=64, optimizer="",
-                         learningRate=0.0, consistency="asp", device="auto", initModelPath="",
-                         balancePartitions=True, showProgress=True, seed=1)
+                         learningRate=0.0, lrSchedule="constant", consistency="asp",
+                         device="auto", initModelPath="", balancePartitions=True,
+                         showProgress=True, seed=1)
 
     def _features(self):
         cols = self.getOrDefault(self.featureCols)
@@ -128,8 +132,15 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
     def getLearningRate(self) -> float:
         return self.getOrDefault(self.learningRate)
 
+    def getLrSchedule(self) -> str:
+        return self.getOrDefault(self.lrSchedule)
+
     def getConsistency(self) -> str:
         return self.getOrDefault(self.consistency)
+
+    def _worker_extra(self) -> List[str]:
+        """ps-worker flags of the Params train_dataframe has no argument for."""
+        return ["--lr-schedule", self.getLrSchedule()]
 
     def getDevice(self) -> str:
         return self.getOrDefault(self.device)
@@ -165,8 +176,8 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
                  modelSpec: str = "mlp:784-256-128-10", featureCols: Optional[List[str]] = None,
                  numWorkers: int = 2, numServers: int = 2, servers: str = "", epochs: int = 5,
                  batchSize: int = 64, optimizer: str = "", learningRate: float = 0.0,
-                 consistency: str = "asp", device: str = "auto", initModelPath: str = "",
-                 balancePartitions: bool = True, showProgress: bool = True,
+                 lrSchedule: str = "constant", consistency: str = "asp", device: str = "auto",
+                 initModelPath: str = "", balancePartitions: bool = True, showProgress: bool = True,
                  seed: int = 1, validationIndicatorCol: Optional[str] = None) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
@@ -208,6 +219,9 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
 
     def setLearningRate(self, v: float) -> "PSClassifier":
         return self._set(learningRate=v)
+
+    def setLrSchedule(self, v: str) -> "PSClassifier":
+        return self._set(lrSchedule=v)
 
     def setConsistency(self, v: str) -> "PSClassifier":
         return self._set(consistency=v)
@@ -284,7 +298,7 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
             optimizer=self.getOptimizer() or None, lr=self.getLearningRate() or None,
             seed=self.getSeed(), device=self.getDevice(), init_model=init,
             progress=self.getShowProgress(), balance=self.getBalancePartitions(),
-            eval_df=held)
+            eval_df=held, extra_args=self._worker_extra())
 
     def fitFiles(self, path: str, format: str = "libsvm", labels: Optional[str] = None,
                  eval: Optional[str] = None, evalLabels: Optional[str] = None,
@@ -310,7 +324,8 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
             epochs=self.getEpochs(), batch_size=self.getBatchSize(),
             optimizer=self.getOptimizer() or None, lr=self.getLearningRate() or None,
             job=job, seed=self.getSeed(), device=self.getDevice(), init_model=init,
-            extra_args=extraArgs, progress=self.getShowProgress(), timeout=timeout))
+            extra_args=[*self._worker_extra(), *extraArgs], progress=self.getShowProgress(),
+            timeout=timeout))
 
     def _start(self, spark):
         """The warm-start bytes, a fresh job name and the fit's servers."""
