@@ -680,13 +680,28 @@ static void handle_reply(ps_client *c, ps_frames *f)
         ps_header_free(h);
 }
 
-/* Re-sends every pending piece of one shard over a fresh connection. */
+/* A shard went quiet: every piece pending on it spends an attempt (they
+ * all waited on the same silent connection), those past the retries fail,
+ * and the rest are re-sent over a fresh connection. Counting every pending
+ * piece, not only the one whose deadline passed first, bounds a dead
+ * shard's failure to (retries + 1) timeouts however many pieces were in
+ * flight: each re-send resets the others' deadlines, so counting one piece
+ * per timeout made it (retries + 1) timeouts per piece. */
 static void reconnect(ps_client *c, uint32_t shard)
 {
     ps_log(PS_LOG_WARN,
            "no answer from shard in time, reconnecting shard=%u "
            "endpoint=%s",
            shard, c->shards[shard].endpoint);
+    for (size_t i = 0; i < c->inflight_cap; i++) {
+        piece *p = c->inflight[i];
+        if (p && p->shard == shard && !p->done &&
+            ++p->attempts > c->cfg.retries)
+            piece_finish(c, p, PS_ETIMEDOUT, "no reply after retries");
+    }
+    /* A fresh socket also makes libzmq let go of the failed pieces'
+     * zero-copy buffers, which it would otherwise keep queued for a peer
+     * that may never come back. */
     if (open_socket(c, &c->shards[shard]) != PS_OK)
         return; /* pieces keep their deadlines and fail after retries */
     c->shards[shard].progress_due = c->has_progress || c->has_eval;
@@ -700,22 +715,14 @@ static void reconnect(ps_client *c, uint32_t shard)
     }
 }
 
-/* Handles timed-out pieces: count an attempt, give up or reconnect. */
+/* Handles timed-out pieces: their shard is reconnected (once per pass). */
 static void check_deadlines(ps_client *c, int64_t now)
 {
     for (size_t i = 0; i < c->inflight_cap; i++) {
         piece *p = c->inflight[i];
         if (p == NULL || p->done || now < p->deadline_ms)
             continue;
-        if (++p->attempts > c->cfg.retries) {
-            piece_finish(c, p, PS_ETIMEDOUT, "no reply after retries");
-            /* A fresh socket makes libzmq let go of the piece's zero-copy
-             * buffers, which it would otherwise keep queued for a peer that
-             * may never come back; the shard's other pieces are re-sent. */
-            reconnect(c, p->shard);
-            continue;
-        }
-        reconnect(c, p->shard);
+        reconnect(c, p->shard); /* re-sent pieces get fresh deadlines */
     }
 }
 
