@@ -108,6 +108,7 @@ def main():
                        batchSize=args.batch, learningRate=args.lr,
                        lrSchedule=args.lr_schedule, numWorkers=args.workers,
                        numServers=args.servers, validationIndicatorCol="is_test")
+    fit_start = time.time() - session_start
     model = clf.fit(data)
     history = model.trainingHistory(since=session_start)
     for e in history:
@@ -127,6 +128,7 @@ def main():
         "target": args.target,
         "best_epoch_accuracy": round(best["test_accuracy"], 4) if best else None,
         "seconds_to_best": round(best["seconds"], 1) if best else None,
+        "fit_start_since_session_start": round(fit_start, 1),
         "fit_end_since_session_start": round(max(e["seconds"] for e in history), 1)
         if history else None,
         "train_rows": sum(r.rows for r in model.summary), "samples": samples,
