@@ -5,15 +5,14 @@
 Reads the IDX files (Debian package dataset-fashion-mnist), stores the
 training and test images as one Parquet file (label, an array<float>
 column of 784 pixels, is_test), reads that back as a DataFrame, trains
-PSClassifier (MLP 784-256-128-10,
-Adam 5e-4 with a cosine schedule, 15 epochs) with 2 ps-workers against 2
-ps-server shards started on the driver, the test images flagged by
-validationIndicatorCol so every worker evaluates them after each epoch,
-then scores the test set on the executors. It prints one JSON line per
-evaluation (worker, epoch, seconds since the Spark session started, test
-accuracy) and a last line: test_accuracy (transform), seconds,
-seconds_to_target (first evaluation at --target, 0.85), best_epoch_accuracy
-and seconds_to_best, ...
+PSClassifier (MLP 784-256-128-10, Adam 5e-4 with a cosine schedule, 12
+epochs of batch 32) with 2 ps-workers against 2 ps-server shards started
+on the driver, the test images flagged by validationIndicatorCol so every
+worker evaluates them after each epoch, then scores the test set on the
+executors. It prints one JSON line per evaluation (worker, epoch, seconds
+since the Spark session started, test accuracy) and a last line:
+test_accuracy (transform), seconds, seconds_to_target (first evaluation
+at --target, 0.85), best_epoch_accuracy and seconds_to_best, ...
 
 On a GPU cluster (one task per GPU), submit with e.g.:
 
@@ -73,8 +72,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=FMNIST, help="directory of the IDX .gz files")
     ap.add_argument("--model", default="mlp:784-256-128-10")
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.0005)
     ap.add_argument("--lr-schedule", default="cosine",
                     help="constant, step:EPOCHS:GAMMA or cosine[:FLOOR]")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Spark example as a user runs it: spark-submit --master 'local[2]'
 # spark-connector/examples/fashion_mnist_mlp.py (defaults: MLP
-# 784-256-128-10, 2 workers, 2 servers, Adam 5e-4 cosine, 15 epochs), RUNS
+# 784-256-128-10, 2 workers, 2 servers, Adam 5e-4 cosine, 12 epochs of
+# batch 32), RUNS
 # times. Per run: seconds from the Spark session's start (SparkContext
 # startTime) to the first held-out evaluation at 0.85, the best evaluation
 # and when it came, the final model's test accuracy (transform) and the
