@@ -112,7 +112,8 @@ def test_spark_older_than_3_5_is_refused(spark, monkeypatch):
     x, y = blobs(20)
     df = array_df(spark, x, y)
     monkeypatch.setattr(pyspark, "__version__", "3.4.1")
-    want = r"sparkps needs Spark 3\.5 or newer \(mapInArrow with barrier=True\); this is Spark 3\.4\.1"
+    want = (r"sparkps needs Spark 3\.5 or newer \(mapInArrow with barrier=True\); "
+            r"this is Spark 3\.4\.1")
     with pytest.raises(RuntimeError, match=want):
         PSClassifier(showProgress=False).fit(df)
     with pytest.raises(RuntimeError, match=want):
