@@ -214,6 +214,17 @@ def _vector_elements(col: pa.Array):
     return row, ids, vals, from_sparse, sizes
 
 
+def _all_dense_values(col: pa.Array) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(lengths, flat values) of a vector column whose rows are all dense
+    vectors; None when one is sparse."""
+    names = [col.type.field(k).name for k in range(col.type.num_fields)]
+    parts = dict(zip(names, col.flatten()))
+    kind = parts["type"].to_numpy(zero_copy_only=False)
+    if len(kind) == 0 or not (kind == 1).all():
+        return None
+    return _list_parts(parts["values"])
+
+
 def dense_rows(
     batch: pa.RecordBatch, features: Features, label: Optional[str]
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -236,6 +247,10 @@ def dense_rows(
         return y, x
     col = _column(batch, features)
     if is_vector_type(col.type):
+        dense = _all_dense_values(col)
+        if dense is not None:  # the common case: no index arrays to build
+            lengths, vals = dense
+            return y, vals.astype("<f4").reshape(n, _one_width(lengths, features))
         row, ids, vals, from_sparse, sizes = _vector_elements(col)
         dim = _one_width(sizes, features)
         if not from_sparse.any():

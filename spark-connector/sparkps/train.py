@@ -106,6 +106,7 @@ class WorkerProcess:
                                          stderr=fd, env=env, preexec_fn=_kill_with_parent)
         finally:
             os.close(fd)
+        _widen_pipe(self.proc.stdin)
         self._reader = None
         if stdout_lines:
             self._reader = threading.Thread(target=self._read, daemon=True)
@@ -179,6 +180,23 @@ class WorkerProcess:
             os.unlink(self.err_path)
         except OSError:
             pass
+
+
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(f) -> None:
+    """Grows a pipe's kernel buffer to 1 MiB (Linux; the unprivileged
+    maximum by default): the feeder and the worker then take turns every
+    megabyte instead of every 64 KiB, far fewer context switches when they
+    share few cores. Best effort: elsewhere, or above the limit, the pipe
+    keeps its size."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(f.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def task_device(resources: Dict, env: Dict[str, str], device: str = "auto") -> str:

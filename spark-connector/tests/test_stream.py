@@ -102,6 +102,16 @@ def test_sliced_batch_honours_offsets():
     np.testing.assert_array_equal(y, [1, 2])
 
 
+def test_sliced_dense_vectors_take_the_fast_path_with_offsets():
+    b = pa.RecordBatch.from_pydict({"label": [0.0, 1.0, 2.0], "features": vectors(
+        [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])}).slice(1, 2)
+    assert st._all_dense_values(b.column(1)) is not None
+    y, x = st.dense_rows(b, "features", "label")
+    np.testing.assert_array_equal(x, [[3, 4], [5, 6]])
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(y, [1, 2])
+
+
 def test_empty_stream_is_header_and_end_marker():
     buf = io.BytesIO()
     st.StreamWriter(buf, st.DENSE, 3).close()

@@ -4,11 +4,14 @@ ps-worker, against ps-worker reading the same rows from a local file.
     .venv/bin/python tests/bench/spark_feed_bench.py [--repeat 3] [--rows 60000]
 
 Fashion-MNIST's training images (784 float32 pixels a row; the label
-folded to 2 classes) in a cached DataFrame of N partitions (--workers,
+folded to 2 classes), repeated --copies times (3: 180000 rows, 565 MB of
+stream payload), in a cached DataFrame of N partitions (--workers,
 default 2 on local[2]), as array<float> and as pyspark.ml vectors (double
 values in Arrow). Each measurement runs N processes at once, after one
-unmeasured warm-up stage per column type, and is repeated; the medians
-are printed, one JSON line each, then the ratios.
+unmeasured warm-up stage per column type; every repeat runs the file
+baseline and the Spark modes back to back (a burst of load from elsewhere
+hits all of them), and the medians are printed, one JSON line each, then
+the ratios.
 
 - ``spark->ps-worker``: a barrier stage like the connector's own; each task
   runs ``sparkps.train.run_task_worker`` with the connector's feeder
@@ -129,6 +132,8 @@ def file_run(paths, worker):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=60000)
+    ap.add_argument("--copies", type=int, default=3,
+                    help="the rows repeated this many times (a longer, steadier measurement)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--columns", default="array,vector",
@@ -145,11 +150,12 @@ def main():
     from sparkps import stream as st
 
     x, y = load(args.rows)
+    x, y = np.tile(x, (args.copies, 1)), np.tile(y, args.copies)
     n, dim = x.shape
     row_bytes = 4 * (dim + 1)
     spark = (SparkSession.builder.master(f"local[{args.workers}]").appName("feed-bench")
              .config("spark.ui.enabled", "false")
-             .config("spark.ui.showConsoleProgress", "false").config("spark.driver.memory", "2g")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.driver.memory", "3g")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     tmp = tempfile.mkdtemp(prefix="feed-bench-")
@@ -175,22 +181,26 @@ def main():
         print(json.dumps(rec), flush=True)
         results[name] = rec
 
-    # the file baseline first (no Spark work competing), then each column type
-    runs = [file_run(paths, worker) for _ in range(args.repeat)]
-    report("file->ps-worker", n, statistics.median(runs))
+    # Interleaved: every repeat runs the file baseline and both Spark modes
+    # back to back, so a burst of load from elsewhere hits all of them.
+    file_runs = []
     for col in args.columns.split(","):
         df = base if col == "array" else base.select(
             "label", array_to_vector("features").alias("features"))
         df = df.repartition(args.workers).cache()
         assert df.count() == n
         spark_run(df, "worker", dim)  # warm-up: Python workers started, JIT warm
+        runs = {"null": [], "worker": []}
+        for _ in range(args.repeat):
+            file_runs.append(file_run(paths, worker))
+            for mode in runs:
+                runs[mode].append(spark_run(df, mode, dim))
         for mode, name in (("null", f"spark({col})->/dev/null"),
                            ("worker", f"spark({col})->ps-worker")):
-            runs = [spark_run(df, mode, dim) for _ in range(args.repeat)]
-            secs = statistics.median(r[1] for r in runs)
-            wall = statistics.median(r[2] for r in runs)
-            report(name, runs[0][0], secs, wall)
+            report(name, n, statistics.median(r[1] for r in runs[mode]),
+                   statistics.median(r[2] for r in runs[mode]))
         df.unpersist()
+    report("file->ps-worker", n, statistics.median(file_runs))
     file_rate = results["file->ps-worker"]["rows_per_s"]
     for name, rec in results.items():
         if name.endswith("->ps-worker") and name != "file->ps-worker":
