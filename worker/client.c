@@ -477,7 +477,7 @@ static void request_free(ps_request *r)
     free(r);
 }
 
-static void reconnect(ps_client *c, uint32_t shard);
+static void reconnect(ps_client *c, uint32_t shard, int charge);
 
 /* Registers and sends every piece. On failure nothing of r stays registered
  * and libzmq holds none of its buffers; the caller frees r. */
@@ -501,7 +501,7 @@ static int request_start(ps_client *c, ps_request *r)
             for (int j = 0; j < r->npieces; j++)
                 inflight_del(c, &r->pieces[j]);
             for (int j = 0; j < i; j++)
-                reconnect(c, r->pieces[j].shard);
+                reconnect(c, r->pieces[j].shard, 0);
             while (atomic_load(&r->zc_live) > 0)
                 usleep(100);
             return set_err(c, rc, "sending to %s failed: %s",
@@ -680,20 +680,22 @@ static void handle_reply(ps_client *c, ps_frames *f)
         ps_header_free(h);
 }
 
-/* A shard went quiet: every piece pending on it spends an attempt (they
- * all waited on the same silent connection), those past the retries fail,
- * and the rest are re-sent over a fresh connection. Counting every pending
- * piece, not only the one whose deadline passed first, bounds a dead
- * shard's failure to (retries + 1) timeouts however many pieces were in
- * flight: each re-send resets the others' deadlines, so counting one piece
- * per timeout made it (retries + 1) timeouts per piece. */
-static void reconnect(ps_client *c, uint32_t shard)
+/* Re-sends every pending piece of one shard over a fresh connection. With
+ * `charge` (the shard went quiet) every piece pending on it first spends an
+ * attempt (they all waited on the same silent connection) and those past
+ * the retries fail. Counting every pending piece, not only the one whose
+ * deadline passed first, bounds a dead shard's failure to (retries + 1)
+ * timeouts however many pieces were in flight: each re-send resets the
+ * others' deadlines, so counting one piece per timeout made it (retries +
+ * 1) timeouts per piece. */
+static void reconnect(ps_client *c, uint32_t shard, int charge)
 {
-    ps_log(PS_LOG_WARN,
-           "no answer from shard in time, reconnecting shard=%u "
-           "endpoint=%s",
-           shard, c->shards[shard].endpoint);
-    for (size_t i = 0; i < c->inflight_cap; i++) {
+    if (charge)
+        ps_log(PS_LOG_WARN,
+               "no answer from shard in time, reconnecting shard=%u "
+               "endpoint=%s",
+               shard, c->shards[shard].endpoint);
+    for (size_t i = 0; charge && i < c->inflight_cap; i++) {
         piece *p = c->inflight[i];
         if (p && p->shard == shard && !p->done &&
             ++p->attempts > c->cfg.retries)
@@ -722,7 +724,7 @@ static void check_deadlines(ps_client *c, int64_t now)
         piece *p = c->inflight[i];
         if (p == NULL || p->done || now < p->deadline_ms)
             continue;
-        reconnect(c, p->shard); /* re-sent pieces get fresh deadlines */
+        reconnect(c, p->shard, 1); /* re-sent pieces get fresh deadlines */
     }
 }
 
