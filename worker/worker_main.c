@@ -406,7 +406,10 @@ int main(int argc, char **argv)
     int rc =
         ps_train_run(&cfg, stdout, &ps_stop_requested, &r, err, sizeof(err));
     if (rc != PS_OK) {
-        fprintf(stderr, "ps-worker: %s\n", err);
+        /* A signal cuts a request short (ECANCELED) or ends the loop
+         * between steps: either way the reason to report is the signal. */
+        fprintf(stderr, "ps-worker: %s\n",
+                ps_stop_requested ? "stopped by a signal" : err);
         return 1;
     }
     ps_log(PS_LOG_INFO, "finished samples=%llu seconds=%.1f test_accuracy=%.4f",
