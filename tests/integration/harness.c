@@ -256,3 +256,13 @@ int ps_server_run_capture(const char *const *args, char *buf, size_t len,
     waitpid(pid, NULL, 0);
     return -1;
 }
+
+ps_client *ps_harness_connect(const ps_client_cfg *cfg)
+{
+    char err[256];
+    ps_client *c = NULL;
+    if (ps_client_new(&c, cfg, err, sizeof(err)) != PS_OK)
+        fprintf(stderr, "connect to %s: %s\n",
+                cfg->servers ? cfg->servers : "$SPARKPS_SERVERS", err);
+    return c;
+}

@@ -7,6 +7,8 @@
 #ifndef PS_HARNESS_H
 #define PS_HARNESS_H
 
+#include "sparkps.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -59,5 +61,9 @@ int ps_harness_teardown(void **state);
  * returns the exit status (used for CLI error tests). */
 int ps_server_run_capture(const char *const *args, char *buf, size_t len,
                           int timeout_ms);
+
+/* ps_client_new() on cfg; on failure prints the reason on stderr and
+ * returns NULL (the caller's assertion then fails). */
+ps_client *ps_harness_connect(const ps_client_cfg *cfg);
 
 #endif

@@ -26,11 +26,7 @@ static ps_client *connect_job(const char *servers, const char *job)
     cfg.servers = servers;
     cfg.job = job;
     cfg.timeout_ms = 3000;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static void spec_init(ps_table_spec *s, const char *name, ps_table_kind kind,

@@ -39,11 +39,7 @@ static ps_client *worker_client(const char *servers, int id)
     cfg.job = "ssp";
     cfg.worker_id = id;
     cfg.heartbeat_ms = 200;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "worker %d: %s\n", id, err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static int define_table(ps_client *c)

@@ -79,11 +79,7 @@ static ps_client *connect_to(const char *servers, int drop_every)
         cfg.timeout_ms = 150; /* a dropped reply is retried quickly */
         cfg.retries = 20;
     }
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static void *client_main(void *arg)

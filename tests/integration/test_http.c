@@ -57,11 +57,7 @@ static ps_client *connect_as(const char *servers, int worker, const char *job)
     cfg.servers = servers;
     cfg.job = job;
     cfg.worker_id = worker;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 /* The wire still answers: a fresh client's handshake and a STATUS. */

@@ -41,11 +41,7 @@ static ps_client *connect_as(const char *servers, const char *job, int worker)
     ps_client_cfg cfg = tool_cfg(servers);
     cfg.job = job;
     cfg.worker_id = worker;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static ps_table_spec dense(const char *name, uint64_t len)

@@ -24,11 +24,7 @@ static ps_client *connect_as(const char *servers, int worker)
     cfg.servers = servers;
     cfg.job = "st";
     cfg.worker_id = worker;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static void test_status_shows_tables_workers_progress(void **state)

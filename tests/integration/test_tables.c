@@ -27,11 +27,7 @@ static ps_client *client_for(const char *servers, const char *job,
     cfg.dtype = dtype;
     cfg.timeout_ms = 1000;
     cfg.retries = 10;
-    char err[256];
-    ps_client *c = NULL;
-    if (ps_client_new(&c, &cfg, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "connect: %s\n", err);
-    return c;
+    return ps_harness_connect(&cfg);
 }
 
 static ps_table_spec dense(const char *name, uint64_t len)
