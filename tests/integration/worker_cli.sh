@@ -81,9 +81,11 @@ fi
 srv=$!
 for _ in $(seq 500); do [ -s "$dir/srv.out" ] && break; sleep 0.01; done
 "$w" --servers "$(head -n1 "$dir/srv.out")" --format csv --data "$dir/long.csv" \
-    --model mlp:4-64-3 --epochs 100000 --progress-every 0 >"$dir/wk.out" 2>"$dir/wk.err" &
+    --model mlp:4-64-3 --epochs 100000 --progress-every 0.1 >"$dir/wk.out" 2>"$dir/wk.err" &
 wk=$!
-for _ in $(seq 500); do grep -q '"epoch"' "$dir/wk.out" && break; sleep 0.01; done
+# Training for real (a progress line) before the server goes: the case is a
+# worker blocked on a push to a dead server.
+for _ in $(seq 600); do grep -qs '"samples"' "$dir/wk.out" && break; sleep 0.1; done
 kill -KILL "$srv"
 wait "$srv" 2>/dev/null
 sleep 0.3
