@@ -30,6 +30,9 @@ static const struct {
     [PS_ENOTCONN] = {"ENOTCONN", "not connected"},
     [PS_EDEFERRED] = {"EDEFERRED", "deferred"},
     [PS_ECANCELED] = {"ECANCELED", "cancelled"},
+    [PS_ESUPERSEDED] = {"ESUPERSEDED", "a newer attempt of this worker joined"},
+    [PS_EFULL] = {"EFULL", "limit reached"},
+    [PS_EAUTH] = {"EAUTH", "authentication refused"},
 };
 
 const char *ps_strerror(int err)
