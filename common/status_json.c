@@ -128,5 +128,16 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
     ps_strbuf_add(b, "]", 1);
     counters(b, "requests", st->requests, st->n_requests);
     counters(b, "errors", st->errors, st->n_errors);
+    const Sparkps__Security *x = st->security;
+    if (x != NULL)
+        ps_strbuf_printf(b,
+                         ",\"security\":{\"curve\":%s,\"insecure\":%s,"
+                         "\"allowed_keys\":%llu,\"refused_unknown_key\":%llu,"
+                         "\"refused_handshake\":%llu}",
+                         x->curve ? "true" : "false",
+                         x->insecure ? "true" : "false",
+                         (unsigned long long)x->allowed_keys,
+                         (unsigned long long)x->refused_unknown_key,
+                         (unsigned long long)x->refused_handshake);
     ps_strbuf_add(b, "}", 1);
 }

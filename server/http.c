@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include "common/log.h"
+#include "common/secret_file.h"
 #include "common/sparkps_err.h"
 
 #include <microhttpd.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct ps_http {
@@ -27,6 +29,7 @@ struct ps_http {
     const ps_http_route *routes;
     size_t nroutes;
     void *arg;
+    const char *token; /* borrowed; NULL: none */
     char url[300];
     char last_error[256]; /* libmicrohttpd's latest message, for start-up */
 };
@@ -53,7 +56,13 @@ int ps_http_parse_addr(const char *spec, ps_http_addr *out, char *err,
     }
     const char *host = spec, *port;
     size_t hlen;
-    if (*spec == '[') { /* [v6]:port */
+    if (strspn(spec, "0123456789") == strlen(spec) ||
+        (spec[0] == ':' && spec[1] != '\0' &&
+         strspn(spec + 1, "0123456789") == strlen(spec + 1))) {
+        host = "127.0.0.1"; /* no host: loopback, never every interface */
+        hlen = strlen(host);
+        port = spec[0] == ':' ? spec + 1 : spec;
+    } else if (*spec == '[') { /* [v6]:port */
         const char *close = strchr(spec, ']');
         if (close == NULL || close[1] != ':') {
             snprintf(err, errlen, "'%s': %s ([V6ADDR]:PORT for IPv6)", spec,
@@ -144,6 +153,37 @@ static enum MHD_Result text(struct MHD_Connection *conn, unsigned status,
                  strlen(msg), MHD_RESPMEM_PERSISTENT);
 }
 
+/* "Authorization: Bearer TOKEN" with our token. */
+static int authorized(const ps_http *h, struct MHD_Connection *conn)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    return ps_secret_equal(v, strlen(v), h->token, strlen(h->token));
+}
+
+static enum MHD_Result unauthorized(struct MHD_Connection *conn)
+{
+    static const char msg[] = "401 unauthorized: this page needs the "
+                              "server's token (Authorization: Bearer "
+                              "TOKEN)\n";
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Bearer realm=\"sparkps\"");
+    enum MHD_Result ok = MHD_queue_response(conn, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload_data,
@@ -166,6 +206,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (rt == NULL)
         return text(conn, MHD_HTTP_NOT_FOUND,
                     "404 not found: the pages are /, /metrics and /status\n");
+    if (h->token != NULL && !rt->open && !authorized(h, conn))
+        return unauthorized(conn);
     if (rt->render == NULL)
         return reply(conn, MHD_HTTP_OK, rt->content_type, (char *)rt->body,
                      rt->body_len, MHD_RESPMEM_PERSISTENT);
@@ -209,6 +251,7 @@ int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err, size_t errlen)
     h->routes = cfg->routes;
     h->nroutes = cfg->nroutes;
     h->arg = cfg->arg;
+    h->token = cfg->token;
     const ps_http_addr *a = cfg->addr;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (a->sa.ss_family == AF_INET6)

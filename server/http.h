@@ -7,7 +7,10 @@
  * renderers therefore run on the loop's thread and may read the live
  * tables. Only GET and HEAD are served: any other method gets 405 (HTTP
  * changes nothing; state changes go through the wire), an unknown path
- * 404, both with a short text body.
+ * 404, both with a short text body. With a token, every route not marked
+ * `open` answers 401 (WWW-Authenticate: Bearer) unless the request carries
+ * "Authorization: Bearer TOKEN"; the comparison takes the same time
+ * wherever a wrong token differs.
  *
  * A slow or hostile client cannot stall the loop: sockets are non-blocking,
  * connections are capped (later ones wait in the listen backlog), an idle
@@ -39,6 +42,7 @@ typedef struct ps_http_route {
     ps_http_render_fn render; /* called per request; NULL: body below */
     const char *body;         /* static page, borrowed for the lifetime */
     size_t body_len;
+    int open; /* served without the bearer token (a page holding no data) */
 } ps_http_route;
 
 /* A parsed HOST:PORT. */
@@ -53,13 +57,15 @@ typedef struct ps_http_cfg {
     const ps_http_addr *addr;
     const ps_http_route *routes; /* borrowed for the lifetime */
     size_t nroutes;
-    void *arg; /* passed to every render function */
+    void *arg;         /* passed to every render function */
+    const char *token; /* NULL: none; else routes not `open` need
+                          "Authorization: Bearer TOKEN" (401 otherwise) */
 } ps_http_cfg;
 
 typedef struct ps_http ps_http;
 
 /* Parses HOST:PORT ([V6ADDR]:PORT for IPv6; HOST "*" or 0.0.0.0: every
- * interface) and resolves HOST. PS_EINVAL with err naming the problem: no
+ * interface; no host, ":PORT" or "PORT": 127.0.0.1) and resolves HOST. PS_EINVAL with err naming the problem: no
  * port, a port that is not 0..65535, a host that does not resolve. May
  * block on name resolution. */
 int ps_http_parse_addr(const char *spec, ps_http_addr *out, char *err,

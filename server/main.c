@@ -3,13 +3,16 @@
  * endpoint as the first line of stdout (and, with --http, the HTTP URL as
  * the second), and serves until SIGTERM/SIGINT. */
 #include "common/config.h"
+#include "common/curve.h"
 #include "common/log.h"
+#include "common/secret_file.h"
 #include "common/sparkps_err.h"
 #include "common/transport.h"
 #include "consistency.h"
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -17,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define PS_TOKEN_MIN 16   /* characters of an HTTP bearer token */
+#define PS_TOKEN_MAX 4096
 
 typedef struct server_opts {
     const char *listen;
@@ -29,7 +35,10 @@ typedef struct server_opts {
     int64_t max_message_bytes;
     int64_t memory_limit;
     int insecure;
+    const char *curve_secret_key;
+    const char *curve_allow;
     const char *http;
+    const char *http_token_file;
     const char *log_level;
 } server_opts;
 
@@ -57,12 +66,24 @@ static const ps_setting settings[] = {
      "largest request accepted (bigger ones get ETOOBIG)"},
     {"memory-limit", PS_SET_INT, "0", 0, 1e18, OPT(memory_limit), "BYTES",
      "table memory this shard may use (0: the machine's RAM)"},
+    {"curve-secret-key", PS_SET_STR, NULL, 0, 0, OPT(curve_secret_key),
+     "FILE",
+     "CurveZMQ: this server's secret key (ps-keygen's NAME.key, mode 0600); "
+     "needs --curve-allow"},
+    {"curve-allow", PS_SET_STR, NULL, 0, 0, OPT(curve_allow), "FILE|DIR",
+     "CurveZMQ: the client public keys let in: a file with one Z85 key per "
+     "line, or a directory of NAME.pub files"},
     {"insecure", PS_SET_BOOL, "false", 0, 0, OPT(insecure), NULL,
-     "allow a plaintext listen address other than loopback"},
+     "allow plaintext (no CurveZMQ) on a listen address other than "
+     "loopback; without it such an address is refused"},
     {"http", PS_SET_STR, "", 0, 0, OPT(http), "HOST:PORT",
      "serve /metrics (Prometheus), /status (JSON) and a dashboard over "
-     "HTTP; port 0 picks a free port (the URL is the second stdout line); "
-     "off when empty"},
+     "HTTP; a bare PORT or :PORT binds 127.0.0.1; port 0 picks a free port "
+     "(the URL is the second stdout line); off when empty"},
+    {"http-token-file", PS_SET_STR, NULL, 0, 0, OPT(http_token_file), "FILE",
+     "/status and /metrics need \"Authorization: Bearer TOKEN\", TOKEN "
+     "being this file's content (mode 0600; the dashboard page reads it "
+     "from its URL's #token=)"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug (logs go to stderr)"},
 };
@@ -93,6 +114,84 @@ static int is_loopback(const ps_http_addr *a)
     return a->sa.ss_family == AF_INET6 &&
            IN6_IS_ADDR_LOOPBACK(
                &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+}
+
+/* The CurveZMQ flags, and the rule that plaintext stays on loopback unless
+ * --insecure. Returns -1 to go on, else the exit status. */
+static int security_setup(const server_opts *o, int loopback,
+                          ps_curve_key *secret, ps_curve_allow **allow)
+{
+    char err[512];
+    int has_key = o->curve_secret_key && o->curve_secret_key[0];
+    int has_allow = o->curve_allow && o->curve_allow[0];
+    memset(secret, 0, sizeof(*secret));
+    if (has_key != has_allow) {
+        fprintf(stderr,
+                "ps-server: --curve-secret-key and --curve-allow go together: "
+                "CurveZMQ without an allow-list would let in any client with "
+                "any key\n");
+        return 2;
+    }
+    if (!has_key) {
+        if (!loopback && !o->insecure) {
+            fprintf(stderr,
+                    "ps-server: --listen %s is not a loopback address: "
+                    "refusing plaintext there (anyone who can reach it could "
+                    "read and change the model). Give --curve-secret-key and "
+                    "--curve-allow (keys from ps-keygen), or --insecure to "
+                    "serve plaintext on a trusted network\n",
+                    o->listen);
+            return 2;
+        }
+        return -1;
+    }
+    if (!ps_curve_available()) {
+        fprintf(stderr, "ps-server: %s\n", ps_curve_missing_msg());
+        return 1;
+    }
+    if (ps_curve_read_key(o->curve_secret_key, 1, secret, err, sizeof(err)) !=
+            PS_OK ||
+        ps_curve_allow_load(allow, o->curve_allow, err, sizeof(err)) !=
+            PS_OK) {
+        fprintf(stderr, "ps-server: %s\n", err);
+        return 2;
+    }
+    return -1;
+}
+
+/* The HTTP bearer token: the file's content without surrounding white
+ * space (as Prometheus reads credentials_file); NULL after saying why. */
+static char *read_token(const char *path)
+{
+    char err[512], *text = NULL;
+    size_t len;
+    if (ps_secret_file_read(path, PS_TOKEN_MAX, 1, &text, &len, err,
+                            sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-server: --http-token-file: %s\n", err);
+        return NULL;
+    }
+    size_t a = 0, b = len;
+    while (a < b && isspace((unsigned char)text[a]))
+        a++;
+    while (b > a && isspace((unsigned char)text[b - 1]))
+        b--;
+    int bad = 0;
+    for (size_t i = a; i < b; i++)
+        bad |= text[i] < 0x21 || text[i] > 0x7e;
+    if (bad || b - a < PS_TOKEN_MIN) {
+        fprintf(stderr,
+                "ps-server: --http-token-file: %s: the token must be %d to "
+                "%d printable characters without spaces (e.g. openssl rand "
+                "-hex 32 > FILE)\n",
+                path, PS_TOKEN_MIN, PS_TOKEN_MAX);
+        ps_secret_wipe(text, len);
+        free(text);
+        return NULL;
+    }
+    memmove(text, text + a, b - a);
+    ps_secret_wipe(text + (b - a), len - (b - a));
+    text[b - a] = '\0';
+    return text;
 }
 
 static uint64_t physical_memory(void)
@@ -138,25 +237,39 @@ int main(int argc, char **argv)
                 port + 1);
         return 2;
     }
-    if (!o.insecure && !ps_endpoint_is_loopback(o.listen)) {
-        ps_log(PS_LOG_WARN,
-               "listening in plaintext on a non-loopback address "
-               "endpoint=%s: anyone who can reach it can read and change the "
-               "model",
-               o.listen);
+    int loopback = ps_endpoint_is_loopback(o.listen);
+    ps_curve_key secret;
+    ps_curve_allow *allow = NULL;
+    char *token = NULL;
+    int rc = security_setup(&o, loopback, &secret, &allow);
+    if (rc >= 0)
+        goto out;
+    if (allow != NULL) {
+        cfg.curve_secret = &secret;
+        cfg.curve_allow = allow;
     }
+    cfg.insecure = allow == NULL && !loopback;
     ps_http_addr http;
     if (o.http != NULL && o.http[0] != '\0') {
         if (ps_http_parse_addr(o.http, &http, err, sizeof(err)) != PS_OK) {
             fprintf(stderr, "ps-server: --http: %s\n", err);
-            return 2;
+            goto usage_error;
         }
+        if (o.http_token_file != NULL && o.http_token_file[0] &&
+            (token = read_token(o.http_token_file)) == NULL)
+            goto usage_error;
         if (!o.insecure && !is_loopback(&http))
             ps_log(PS_LOG_WARN,
                    "serving HTTP on a non-loopback address http=%s: anyone "
-                   "who can reach it can read the cluster's status",
-                   o.http);
+                   "who can reach it can read the cluster's status%s",
+                   o.http,
+                   token ? " if they have the token (HTTP is not encrypted)"
+                         : "");
         cfg.http = &http;
+        cfg.http_token = token;
+    } else if (o.http_token_file != NULL && o.http_token_file[0]) {
+        fprintf(stderr, "ps-server: --http-token-file needs --http\n");
+        goto usage_error;
     }
     cfg.listen = o.listen;
     cfg.shard = (uint32_t)o.shard;
@@ -172,7 +285,8 @@ int main(int argc, char **argv)
     ps_server *s;
     if (ps_server_new(&s, &cfg, err, sizeof(err)) != PS_OK) {
         fprintf(stderr, "ps-server: %s\n", err);
-        return 1;
+        rc = 1;
+        goto out;
     }
     ps_config_stop_signals();
 
@@ -180,8 +294,17 @@ int main(int argc, char **argv)
     if (ps_server_http_url(s) != NULL)
         printf("%s\n", ps_server_http_url(s));
     fflush(stdout);
-    int rc = ps_server_run(s, &ps_stop_requested);
+    rc = ps_server_run(s, &ps_stop_requested) == PS_OK ? 0 : 1;
     ps_server_free(s);
     ps_log(PS_LOG_INFO, "stopped");
-    return rc == PS_OK ? 0 : 1;
+    goto out;
+usage_error:
+    rc = 2;
+out:
+    ps_curve_wipe(&secret, sizeof(secret));
+    ps_curve_allow_free(allow);
+    if (token != NULL)
+        ps_secret_wipe(token, strlen(token));
+    free(token);
+    return rc;
 }

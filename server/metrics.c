@@ -74,6 +74,34 @@ static uint64_t counter_value(Sparkps__Counter **c, size_t n, const char *name)
     return 0;
 }
 
+
+/* How clients get in, and the refusals (absent without a Security part). */
+static void render_security(ps_strbuf *b, const Sparkps__Security *x)
+{
+    if (x == NULL)
+        return;
+    ps_prom_family(b, "sparkps_auth_refused_total", PS_PROM_COUNTER,
+                   "Connections refused: unknown_key (a CurveZMQ client key "
+                   "not in --curve-allow), handshake (failed before "
+                   "authentication: no CURVE, a wrong server key).");
+    ps_prom_label l[] = {{"reason", "unknown_key"}, {NULL, NULL}};
+    ps_prom_sample_u64(b, "sparkps_auth_refused_total", l,
+                       x->refused_unknown_key);
+    l[0].value = "handshake";
+    ps_prom_sample_u64(b, "sparkps_auth_refused_total", l,
+                       x->refused_handshake);
+    ps_prom_family(b, "sparkps_curve", PS_PROM_GAUGE,
+                   "1 when the socket speaks CurveZMQ, 0 in plaintext.");
+    ps_prom_sample_u64(b, "sparkps_curve", NULL, x->curve);
+    ps_prom_family(b, "sparkps_curve_allowed_keys", PS_PROM_GAUGE,
+                   "Client public keys in the allow-list.");
+    ps_prom_sample_u64(b, "sparkps_curve_allowed_keys", NULL, x->allowed_keys);
+    ps_prom_family(b, "sparkps_insecure", PS_PROM_GAUGE,
+                   "1 when serving plaintext on a non-loopback address "
+                   "(--insecure).");
+    ps_prom_sample_u64(b, "sparkps_insecure", NULL, x->insecure);
+}
+
 static void render_server(const ps_metrics *m, const Sparkps__Status *st,
                           ps_strbuf *b)
 {
@@ -152,6 +180,7 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
     ps_prom_family(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
                    "Pulls parked until slower workers catch up (SSP/BSP).");
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
+    render_security(b, st->security);
 }
 
 /* One family with a value per table. */

@@ -20,6 +20,7 @@
  * instead of timing out against a closed port. */
 #include "server.h"
 
+#include "auth.h"
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
@@ -83,6 +84,7 @@ struct ps_server {
     uint64_t errors[PS_ERR_COUNT_];
     ps_metrics metrics; /* bytes and latency by type, optimizer time */
     ps_history *history;
+    ps_auth *auth;           /* ZAP handler and handshake-failure counts */
     ps_http *http;           /* NULL: no HTTP endpoint */
     ps_http_route routes[3]; /* its pages, borrowed by it */
     /* Aligned scratch for bulk frames that arrive misaligned or in another
@@ -113,6 +115,34 @@ static const char *cons_name(int mode)
 }
 
 static int start_http(ps_server *s, char *err, size_t errlen);
+
+/* CURVE options and the admission thread, before the socket binds: no
+ * client may get in before the ZAP handler exists. */
+static int secure_socket(ps_server *s, char *err, size_t errlen)
+{
+    const ps_server_cfg *cfg = &s->cfg;
+    if ((cfg->curve_secret == NULL) != (cfg->curve_allow == NULL)) {
+        snprintf(err, errlen, "CurveZMQ needs both the server's secret key "
+                              "and an allow-list of client keys");
+        return PS_EINVAL;
+    }
+    if (cfg->curve_secret != NULL) {
+        int one = 1;
+        const char *domain = "sparkps";
+        if (!ps_curve_available() ||
+            zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
+            zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, cfg->curve_secret->z85,
+                           PS_CURVE_Z85_LEN) ||
+            zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain))) {
+            snprintf(err, errlen, "cannot enable CurveZMQ: %s",
+                     ps_curve_available() ? zmq_strerror(zmq_errno())
+                                          : ps_curve_missing_msg());
+            return PS_EINVAL;
+        }
+    }
+    ps_auth_cfg ac = {s->ctx, s->sock, cfg->curve_allow};
+    return ps_auth_new(&s->auth, &ac, err, errlen);
+}
 
 int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
                   size_t errlen)
@@ -167,6 +197,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     ps_socket_heartbeat(s->sock, cfg->heartbeat_ms, cfg->heartbeat_ms * 3);
+    if ((rc = secure_socket(s, err, errlen)) != PS_OK)
+        goto fail;
     if (zmq_bind(s->sock, cfg->listen) != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
                  zmq_strerror(zmq_errno()));
@@ -218,6 +250,7 @@ void ps_server_free(ps_server *s)
     for (size_t i = 0; i < s->npark; i++)
         park_release(&s->park[i]);
     free(s->park);
+    ps_auth_free(s->auth, s->sock);
     if (s->sock)
         zmq_close(s->sock);
     if (s->ctx)
@@ -901,6 +934,7 @@ typedef struct status_parts {
     Sparkps__Progress *pr;
     Sparkps__EpochEval *ev, **evp; /* every worker's history, in order */
     Sparkps__Counter *rq, **rp, *er, **ep;
+    Sparkps__Security security;
 } status_parts;
 
 static void status_parts_free(status_parts *p)
@@ -1031,6 +1065,20 @@ static void status_counters(ps_server *s, status_parts *p)
     }
 }
 
+static void status_security(ps_server *s, status_parts *p)
+{
+    Sparkps__Security *x = &p->security;
+    sparkps__security__init(x);
+    x->has_curve = x->has_insecure = x->has_allowed_keys = 1;
+    x->curve = s->cfg.curve_secret != NULL;
+    x->insecure = s->cfg.insecure && !x->curve;
+    x->allowed_keys = ps_curve_allow_count(s->cfg.curve_allow);
+    x->has_refused_unknown_key = x->has_refused_handshake = 1;
+    x->refused_unknown_key = ps_auth_refused_unknown_key(s->auth);
+    x->refused_handshake = ps_auth_refused_handshake(s->auth);
+    p->st.security = x;
+}
+
 static uint64_t sum(const uint64_t *v, size_t n)
 {
     uint64_t t = 0;
@@ -1085,6 +1133,7 @@ static int status_build(ps_server *s, status_parts *p)
     st->uptime_ms = (uint64_t)(now - s->start_ms);
     st->has_pending_pulls = 1;
     st->pending_pulls = s->npark;
+    status_security(s, p);
     return PS_OK;
 }
 
@@ -1129,12 +1178,14 @@ static int start_http(ps_server *s, char *err, size_t errlen)
     ps_http_route *routes = s->routes;
     routes[0] =
         (ps_http_route){"/metrics", "text/plain; version=0.0.4; charset=utf-8",
-                        page_metrics, NULL, 0};
-    routes[1] =
-        (ps_http_route){"/status", "application/json", page_status, NULL, 0};
+                        page_metrics, NULL, 0, 0};
+    routes[1] = (ps_http_route){"/status", "application/json", page_status,
+                                NULL, 0, 0};
+    /* The dashboard holds no data (it fetches /status with the token), so
+     * it is open; a browser cannot send a bearer token with a page load. */
     routes[2] =
-        (ps_http_route){"/", "text/html; charset=utf-8", NULL, html, len};
-    ps_http_cfg hc = {s->cfg.http, routes, 3, s};
+        (ps_http_route){"/", "text/html; charset=utf-8", NULL, html, len, 1};
+    ps_http_cfg hc = {s->cfg.http, routes, 3, s, s->cfg.http_token};
     return ps_http_new(&s->http, &hc, err, errlen);
 }
 
@@ -1336,6 +1387,25 @@ static void refuse_late(ps_server *s)
                (unsigned long long)s->refused);
 }
 
+/* One line on how clients get in; public keys only. */
+static void log_security(ps_server *s)
+{
+    ps_curve_key pub;
+    if (s->cfg.curve_secret != NULL &&
+        ps_curve_public_of(s->cfg.curve_secret, &pub) == PS_OK)
+        ps_log(PS_LOG_INFO,
+               "security=curve allowed_keys=%zu server_public_key=%s",
+               ps_curve_allow_count(s->cfg.curve_allow), pub.z85);
+    else if (s->cfg.insecure)
+        ps_log(PS_LOG_WARN,
+               "security=INSECURE: plaintext on a non-loopback address "
+               "(--insecure): anyone who can reach endpoint=%s can read and "
+               "change the model",
+               s->endpoint);
+    else
+        ps_log(PS_LOG_INFO, "security=plaintext (loopback only)");
+}
+
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
 {
     ps_log(PS_LOG_INFO,
@@ -1344,6 +1414,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
            s->endpoint, s->cfg.shard, s->cfg.shards, s->cfg.cluster_id,
            cons_name(ps_consist_mode(s->consist)),
            ps_consist_staleness(s->consist), s->cfg.workers);
+    log_security(s);
     if (s->http)
         ps_log(PS_LOG_INFO, "serving http url=%s", ps_http_url(s->http));
     zmq_pollitem_t items[2] = {

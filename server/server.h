@@ -15,10 +15,15 @@
  *
  * With cfg.http set, the same loop also serves read-only HTTP: /metrics
  * (Prometheus), /status (the Status of a STATUS request, as JSON) and the
- * dashboard at /. */
+ * dashboard at /.
+ *
+ * With cfg.curve_secret, the socket speaks CurveZMQ and admits only the
+ * clients whose public key is in cfg.curve_allow (auth.h: a ZAP handler on
+ * a thread of its own, which never touches the tables). */
 #ifndef PS_SERVER_H
 #define PS_SERVER_H
 
+#include "common/curve.h"
 #include "http.h"
 
 #include <signal.h>
@@ -37,6 +42,15 @@ typedef struct ps_server_cfg {
     uint64_t max_message_bytes; /* larger requests: PS_ETOOBIG */
     uint64_t memory_limit;      /* bytes of table data; 0: no limit */
     const ps_http_addr *http;   /* HTTP endpoint; NULL: none */
+    const char *http_token;     /* bearer token for /status and /metrics;
+                                   NULL: none (borrowed) */
+    /* CurveZMQ: the server's secret key and the client public keys let in
+     * (both set, or both NULL for plaintext); borrowed for the server's
+     * lifetime. */
+    const ps_curve_key *curve_secret;
+    const ps_curve_allow *curve_allow;
+    int insecure; /* plaintext on a non-loopback address was allowed
+                     (--insecure): said in the log and the status */
 } ps_server_cfg;
 
 typedef struct ps_server ps_server;

@@ -22,6 +22,7 @@
 #include "sparkps.h"
 
 #include "common/codec.h"
+#include "common/curve_client.h"
 #include "common/dtype.h"
 #include "common/log.h"
 #include "common/partition.h"
@@ -80,6 +81,8 @@ typedef struct table_ref {
 typedef struct shard_conn {
     char *endpoint;
     void *sock;
+    void *mon;     /* PAIR reading sock's handshake events */
+    int no_detail; /* handshakes failed without detail, in a row */
     uint32_t hello_shards;
     int progress_due; /* the latest progress has not reached this shard */
 } shard_conn;
@@ -164,6 +167,8 @@ struct ps_client {
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];
+    ps_curve_client curve; /* keys for every socket; on = 0: plaintext */
+    unsigned mon_gen;      /* makes each monitor's inproc name unique */
     /* heartbeat thread */
     pthread_t hb_thread;
     int hb_running;
@@ -251,12 +256,19 @@ static int parse_servers(ps_client *c, const char *list)
 
 static int open_socket(ps_client *c, shard_conn *s)
 {
+    ps_handshake_monitor_close(s->sock, &s->mon);
     if (s->sock != NULL)
         zmq_close(s->sock);
     s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     if (s->sock == NULL)
         return set_err(c, PS_EZMQ, "cannot create socket: %s",
                        zmq_strerror(zmq_errno()));
+    char mon[64];
+    snprintf(mon, sizeof(mon), "inproc://sparkps-mon-%u", ++c->mon_gen);
+    if (ps_curve_client_apply(&c->curve, s->sock) != PS_OK ||
+        ps_handshake_monitor_open(c->ctx, s->sock, mon, &s->mon) != PS_OK)
+        return set_err(c, PS_EZMQ, "cannot set up the socket for %s: %s",
+                       s->endpoint, zmq_strerror(zmq_errno()));
     int linger = 0, hwm = 100000;
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
@@ -728,32 +740,59 @@ static void check_deadlines(ps_client *c, int64_t now)
     }
 }
 
+/* Reads a shard's handshake events; a refusal fails every piece pending
+ * on it at once with PS_EAUTH (retrying cannot help). */
+static void check_handshake(ps_client *c, uint32_t shard)
+{
+    shard_conn *s = &c->shards[shard];
+    char msg[256];
+    if (ps_handshake_monitor_read(s->mon, c->curve.on, &s->no_detail, msg,
+                                  sizeof(msg)) != PS_EAUTH)
+        return;
+    s->no_detail = 0;
+    ps_log(PS_LOG_WARN, "refused by the server shard=%u endpoint=%s: %s",
+           shard, s->endpoint, msg);
+    for (size_t i = 0; i < c->inflight_cap; i++) {
+        piece *p = c->inflight[i];
+        if (p && p->shard == shard && !p->done)
+            piece_finish(c, p, PS_EAUTH, msg);
+    }
+}
+
 /* One round of I/O: waits up to timeout_ms for replies on any shard,
  * handles what arrived and the deadlines that passed. */
 static int drive(ps_client *c, int timeout_ms)
 {
-    zmq_pollitem_t stack_items[16];
+    /* Per shard: its socket, then its handshake monitor. */
+    zmq_pollitem_t stack_items[32];
     zmq_pollitem_t *items = stack_items;
     if (c->nshards > 16) {
-        items = calloc(c->nshards, sizeof(*items));
+        items = calloc(2 * (size_t)c->nshards, sizeof(*items));
         if (items == NULL)
             return PS_ENOMEM;
     }
-    for (uint32_t i = 0; i < c->nshards; i++)
-        items[i] = (zmq_pollitem_t){c->shards[i].sock, 0, ZMQ_POLLIN, 0};
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        /* fd -1: a socket that could not be made is skipped, not read
+         * as descriptor 0. */
+        items[2 * i] = (zmq_pollitem_t){c->shards[i].sock, -1, ZMQ_POLLIN, 0};
+        items[2 * i + 1] =
+            (zmq_pollitem_t){c->shards[i].mon, -1, ZMQ_POLLIN, 0};
+    }
     int64_t now = ps_now_ms();
     int64_t next = now + timeout_ms;
     for (size_t i = 0; i < c->inflight_cap; i++)
         if (c->inflight[i] && c->inflight[i]->deadline_ms < next)
             next = c->inflight[i]->deadline_ms;
     long wait = next > now ? (long)(next - now) : 0;
-    int n = zmq_poll(items, (int)c->nshards,
+    int n = zmq_poll(items, 2 * (int)c->nshards,
                      timeout_ms < 0 && c->inflight_n == 0 ? -1 : wait);
     int rc = PS_OK;
     if (n < 0 && zmq_errno() != EINTR)
         rc = ps_zmq_err();
     for (uint32_t i = 0; n > 0 && i < c->nshards; i++) {
-        if (!(items[i].revents & ZMQ_POLLIN))
+        if (items[2 * i + 1].revents & ZMQ_POLLIN)
+            check_handshake(c, i);
+        if (!(items[2 * i].revents & ZMQ_POLLIN))
             continue;
         ps_frames f;
         while (ps_frames_recv(c->shards[i].sock, &f, ZMQ_DONTWAIT) == PS_OK) {
@@ -875,6 +914,7 @@ static int run_blocking(ps_client *c, ps_request *r)
 
 typedef struct hb_args {
     void *ctx;
+    const ps_curve_client *curve; /* the client's; outlives the thread */
     char **endpoints;
     uint32_t n;
     int worker_id;
@@ -895,6 +935,7 @@ static void *heartbeat_main(void *arg)
         int linger = 0, hwm = 4;
         zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof(linger));
         zmq_setsockopt(socks[i], ZMQ_SNDHWM, &hwm, sizeof(hwm));
+        ps_curve_client_apply(a->curve, socks[i]);
         zmq_connect(socks[i], a->endpoints[i]);
     }
     ps_header h;
@@ -940,9 +981,13 @@ static int heartbeat_start(ps_client *c)
     }
     for (uint32_t i = 0; i < c->nshards; i++)
         eps[i] = c->shards[i].endpoint; /* outlive the thread: joined first */
-    *a = (hb_args){
-        c->ctx,      eps, c->nshards, c->cfg.worker_id, c->cfg.heartbeat_ms,
-        c->client_id};
+    *a = (hb_args){c->ctx,
+                   &c->curve,
+                   eps,
+                   c->nshards,
+                   c->cfg.worker_id,
+                   c->cfg.heartbeat_ms,
+                   c->client_id};
     if (pthread_create(&c->hb_thread, NULL, heartbeat_main, a) != 0) {
         free(a);
         free(eps);
@@ -1094,6 +1139,13 @@ static int client_new(ps_client **out, const ps_client_cfg *cfg, int handshake,
         rc = PS_ENOMEM;
         goto fail;
     }
+    char kerr[512];
+    if (ps_curve_client_load(&c->curve, cfg->curve_secret_key,
+                             cfg->curve_server_key, kerr,
+                             sizeof(kerr)) != PS_OK) {
+        rc = set_err(c, PS_EINVAL, "%s", kerr);
+        goto fail;
+    }
     rc = parse_servers(c,
                        cfg->servers ? cfg->servers : getenv("SPARKPS_SERVERS"));
     for (uint32_t i = 0; rc == PS_OK && i < c->nshards; i++)
@@ -1125,9 +1177,11 @@ void ps_client_free(ps_client *c)
     if (c == NULL)
         return;
     heartbeat_stop(c);
-    for (uint32_t i = 0; i < c->nshards; i++)
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        ps_handshake_monitor_close(c->shards[i].sock, &c->shards[i].mon);
         if (c->shards[i].sock)
             zmq_close(c->shards[i].sock);
+    }
     /* Terminating the context waits until libzmq has released every
      * zero-copy buffer, so abandoned requests can be freed after it. */
     if (c->ctx)
@@ -1166,6 +1220,7 @@ void ps_client_free(ps_client *c)
     free(c->inflight);
     free(c->job);
     free(c->cluster_id);
+    ps_curve_client_clear(&c->curve);
     free(c);
 }
 

@@ -20,6 +20,7 @@
  * runtime error (message on stderr; for shutdown: a shard did not confirm),
  * 3 drop found nothing to drop (0 with --if-exists). Single-threaded. */
 #include "common/config.h"
+#include "common/curve_client.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "common/strbuf.h"
@@ -45,6 +46,7 @@ typedef struct ctl_opts {
     int json;
     int64_t timeout_ms;
     int64_t retries;
+    const char *curve_secret_key, *curve_server_key;
     const char *log_level;
 } ctl_opts;
 
@@ -66,6 +68,7 @@ static const ps_setting settings[] = {
      "per attempt to reach a shard"},
     {"retries", PS_SET_INT, "1", 0, 100, OPT(retries), "N",
      "attempts after the first"},
+    PS_CURVE_CLIENT_SETTINGS(OPT(curve_secret_key), OPT(curve_server_key)),
     {"log-level", PS_SET_STR, "warn", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug"},
 };
@@ -92,8 +95,8 @@ static void usage(FILE *out)
             "shutdown: asks every shard to stop as SIGTERM would (answer\n"
             "  what arrived, fail later requests with ESHUTDOWN, exit 0);\n"
             "  a shard that is gone is reported, the others still stop.\n"
-            "  No authentication yet: anyone who can reach a server's port\n"
-            "  can stop it.\n\n"
+            "  Any client a server lets in can stop it (with CurveZMQ: a\n"
+            "  key in its --curve-allow; in plaintext: anyone).\n\n"
             "Exit status: 0 ok, 1 runtime error (shutdown: a shard did not\n"
             "confirm), 2 bad usage, 3 drop: nothing to drop (0 with\n"
             "--if-exists).\n\n"
@@ -108,6 +111,8 @@ static void client_cfg(const ctl_opts *o, const char *job, ps_client_cfg *cfg)
     cfg->job = job;
     cfg->timeout_ms = (int)o->timeout_ms;
     cfg->retries = o->retries > 0 ? (int)o->retries : -1;
+    cfg->curve_secret_key = o->curve_secret_key;
+    cfg->curve_server_key = o->curve_server_key;
 }
 
 /* Connects and says why not. PS_EINVAL is a malformed --servers list or
@@ -119,7 +124,9 @@ static int connect_client(const ctl_opts *o, const char *job, ps_client **c)
     char err[512];
     int rc = ps_client_new(c, &cfg, err, sizeof(err));
     if (rc == PS_EINVAL)
-        fprintf(stderr, "ps-ctl: bad --servers or --job: %s\n", err);
+        fprintf(stderr, "ps-ctl: bad --servers, --job or keys: %s\n", err);
+    else if (rc == PS_EAUTH)
+        fprintf(stderr, "ps-ctl: refused by the servers: %s\n", err);
     else if (rc != PS_OK)
         fprintf(stderr, "ps-ctl: cannot reach the servers: %s\n", err);
     return rc;

@@ -131,6 +131,16 @@ typedef struct ps_client_cfg {
      * blocking calls give up within a second with PS_ECANCELED instead of
      * waiting out their timeouts and retries. */
     const volatile sig_atomic_t *cancel;
+    /* CurveZMQ: files (never key material) holding this client's secret
+     * key (ps-keygen's NAME.key, mode 0600; its public key, which the
+     * servers' --curve-allow must list, is derived from it) and the
+     * servers' public key (NAME.pub). NULL: the files named by the
+     * environment variables SPARKPS_CURVE_SECRET_KEY and
+     * SPARKPS_CURVE_SERVER_KEY; "" (or both unset): plaintext. One without
+     * the other, or a bad file, fails ps_client_new with PS_EINVAL. Every
+     * socket of the client uses them, its heartbeat thread's too. */
+    const char *curve_secret_key;
+    const char *curve_server_key;
 } ps_client_cfg;
 
 /* Fills a cfg with the defaults above (worker_id -1, accept consistency). */
@@ -140,7 +150,11 @@ PS_API void ps_client_cfg_init(ps_client_cfg *cfg);
  * must say it is shard i of N, with N the list's length, one cluster id and
  * our protocol version; PS_EMISMATCH / PS_EVERSION / PS_ECONSIST otherwise,
  * naming both sides. Blocks up to timeout * (retries + 1). On failure *out
- * is untouched and, when errbuf is not NULL, the reason is written there. */
+ * is untouched and, when errbuf is not NULL, the reason is written there.
+ * A shard that refuses this client in the handshake (CurveZMQ: its key is
+ * not allowed, CURVE on one side only, a wrong server key) fails with
+ * PS_EAUTH saying which, instead of timing out; so does any later request
+ * to it. */
 PS_API int ps_client_new(ps_client **out, const ps_client_cfg *cfg,
                          char *errbuf, size_t errlen);
 
@@ -218,8 +232,8 @@ PS_API int ps_client_drop(ps_client *c, const char *job, const char *name,
  * stopping already: status PS_ESHUTDOWN), else the first other error; the
  * results are set in both cases. On a failure before any server was asked
  * (PS_EINVAL for a malformed list, PS_ENOMEM) *results and *n are untouched
- * and errbuf (nullable) says why. Blocks. There is no authentication yet:
- * anyone who can reach a server's port can stop it. */
+ * and errbuf (nullable) says why. Blocks. Any client a server lets in may
+ * stop it (with CurveZMQ: any key in its allow-list). */
 PS_API int ps_client_shutdown(const ps_client_cfg *cfg,
                               ps_shard_result **results, size_t *n,
                               char *errbuf, size_t errlen);

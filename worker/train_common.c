@@ -45,6 +45,8 @@ int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,
     cc.worker_id = cfg->worker_id;
     cc.timeout_ms = cfg->timeout_ms;
     cc.cancel = stop;
+    cc.curve_secret_key = cfg->curve_secret_key;
+    cc.curve_server_key = cfg->curve_server_key;
     char cerr[512];
     int rc = ps_client_new(out, &cc, cerr, sizeof(cerr));
     if (rc != PS_OK)

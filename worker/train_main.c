@@ -7,6 +7,7 @@
  * their JSON-lines progress. Children are started with fork/exec and
  * tracked by pid; nothing is left running on any exit path. */
 #include "common/config.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "common/timeutil.h"
@@ -39,6 +40,7 @@ typedef struct train_opts {
     int json;
     const char *bin_dir;
     const char *init_from;
+    int curve;
 } train_opts;
 
 #define OPT(f) offsetof(train_opts, f)
@@ -85,6 +87,9 @@ static const ps_setting settings[] = {
      "where ps-server and ps-worker are (default: beside ps-train)"},
     {"init-from", PS_SET_STR, NULL, 0, 0, OPT(init_from), "FILE",
      "warm start the workers from a ps-ctl export file (safetensors)"},
+    {"curve", PS_SET_BOOL, "false", 0, 1, OPT(curve), NULL,
+     "CurveZMQ between workers and servers, with a throwaway key set made "
+     "for this run (a private temporary directory, removed at exit)"},
 };
 #undef OPT
 
@@ -134,6 +139,56 @@ static void stop_all(void)
 {
     terminate(workers, nworkers, 10000);
     terminate(servers, nservers, 10000);
+}
+
+/* --curve: a throwaway key set in a private directory (mkdtemp: 0700),
+ * one pair for the servers and one for every worker. */
+typedef struct keyset {
+    char dir[PATH_MAX];
+    char server_key[PATH_MAX + 16], server_pub[PATH_MAX + 16];
+    char worker_key[PATH_MAX + 16], worker_pub[PATH_MAX + 16];
+} keyset;
+
+static int keyset_make(keyset *k)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(k->dir, sizeof(k->dir), "%s/ps-train-keys-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(k->dir) == NULL) {
+        fprintf(stderr, "ps-train: --curve: cannot make %s: %s\n", k->dir,
+                strerror(errno));
+        k->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(k->server_key, sizeof(k->server_key), "%s/server.key", k->dir);
+    snprintf(k->server_pub, sizeof(k->server_pub), "%s/server.pub", k->dir);
+    snprintf(k->worker_key, sizeof(k->worker_key), "%s/worker.key", k->dir);
+    snprintf(k->worker_pub, sizeof(k->worker_pub), "%s/worker.pub", k->dir);
+    char base[PATH_MAX + 16], err[512];
+    ps_curve_key pub;
+    for (int i = 0; i < 2; i++) {
+        snprintf(base, sizeof(base), "%s/%s", k->dir, i ? "worker" : "server");
+        if (ps_curve_keygen(base, 0, &pub, err, sizeof(err)) != PS_OK) {
+            fprintf(stderr, "ps-train: --curve: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void keyset_remove(keyset *k)
+{
+    if (k->dir[0] == '\0')
+        return;
+    const char *files[] = {k->server_key, k->server_pub, k->worker_key,
+                           k->worker_pub};
+    for (size_t i = 0; i < 4; i++)
+        if (files[i][0])
+            unlink(files[i]);
+    if (rmdir(k->dir) != 0)
+        fprintf(stderr, "ps-train: cannot remove %s: %s\n", k->dir,
+                strerror(errno));
+    k->dir[0] = '\0';
 }
 
 /* Starts argv with stdout on a pipe; returns 0 or -1. */
@@ -337,19 +392,30 @@ int main(int argc, char **argv)
 
     ps_config_stop_signals();
 
+    keyset keys;
+    memset(&keys, 0, sizeof(keys));
     char list[MAX_PROCS * 64] = "";
     char shards[16];
     snprintf(shards, sizeof(shards), "%lld", (long long)o.shards);
     int rc = 1;
+    if (o.curve && keyset_make(&keys) != 0)
+        goto out;
     for (int i = 0; i < o.shards; i++) {
         char shard[16];
         snprintf(shard, sizeof(shard), "%d", i);
-        char *args[] = {server_bin, "--listen",      "tcp://127.0.0.1:0",
-                        "--shard",  shard,           "--shards",
-                        shards,     "--consistency", (char *)o.consistency,
-                        NULL};
+        argv_buf sa = {.n = 0};
+        sa.v[sa.n++] = server_bin;
+        arg(&sa, "--listen", "tcp://127.0.0.1:0");
+        arg(&sa, "--shard", shard);
+        arg(&sa, "--shards", shards);
+        arg(&sa, "--consistency", o.consistency);
+        if (o.curve) {
+            arg(&sa, "--curve-secret-key", keys.server_key);
+            arg(&sa, "--curve-allow", keys.worker_pub);
+        }
+        sa.v[sa.n] = NULL;
         char ep[256];
-        if (spawn(&servers[nservers], args) != 0)
+        if (spawn(&servers[nservers], sa.v) != 0)
             goto out;
         nservers++;
         if (read_line(&servers[i], ep, sizeof(ep), 10000) != 0) {
@@ -360,8 +426,9 @@ int main(int argc, char **argv)
         size_t l = strlen(list);
         snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "", ep);
     }
-    fprintf(stderr, "ps-train: %d servers (%s), %d workers, model %s\n",
-            nservers, list, (int)o.workers, o.model);
+    fprintf(stderr, "ps-train: %d servers (%s), %d workers, model %s%s\n",
+            nservers, list, (int)o.workers, o.model,
+            o.curve ? ", CurveZMQ" : "");
     int64_t start = ps_now_ms();
     for (int i = 0; i < o.workers; i++) {
         /* lr 0 and no optimizer or schedule: the dense models' measured
@@ -395,6 +462,10 @@ int main(int argc, char **argv)
         arg(&a, "--eval", o.eval && *o.eval ? o.eval : NULL);
         arg(&a, "--eval-labels", o.eval_labels);
         arg(&a, "--init-from", o.init_from);
+        if (o.curve) {
+            arg(&a, "--curve-secret-key", keys.worker_key);
+            arg(&a, "--curve-server-key", keys.server_pub);
+        }
         a.v[a.n] = NULL;
         if (spawn(&workers[nworkers], a.v) != 0)
             goto out;
@@ -494,5 +565,6 @@ int main(int argc, char **argv)
     }
 out:
     stop_all();
+    keyset_remove(&keys);
     return rc;
 }

@@ -33,6 +33,8 @@
 typedef struct ps_train_cfg {
     const char *servers;
     const char *job;
+    /* CurveZMQ key files (ps_client_cfg's; NULL: from the environment) */
+    const char *curve_secret_key, *curve_server_key;
     int worker_id;
     const char *model;  /* "mlp:784-256-128-10", "softmax" */
     size_t classes;     /* 0: from the model spec */

@@ -3,6 +3,7 @@
  * (flags, SPARKPS_* environment variables and --help); progress is JSON
  * lines on stdout, logs go to stderr. */
 #include "common/config.h"
+#include "common/curve_client.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "lr_schedule.h"
@@ -52,6 +53,7 @@ typedef struct worker_opts {
     int64_t timeout_ms;
     int compute_only;
     const char *init_from;
+    const char *curve_secret_key, *curve_server_key;
     const char *log_level;
 } worker_opts;
 
@@ -132,6 +134,7 @@ static const ps_setting settings[] = {
     {"init-from", PS_SET_STR, NULL, 0, 0, OPT(init_from), "FILE",
      "warm start: a safetensors file from ps-ctl export; applied to tables "
      "no push has reached yet"},
+    PS_CURVE_CLIENT_SETTINGS(OPT(curve_secret_key), OPT(curve_server_key)),
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug"},
 };
@@ -400,6 +403,8 @@ int main(int argc, char **argv)
     cfg.timeout_ms = (int)o.timeout_ms;
     cfg.compute_only = o.compute_only;
     cfg.init_from = o.init_from;
+    cfg.curve_secret_key = o.curve_secret_key;
+    cfg.curve_server_key = o.curve_server_key;
 
     ps_config_stop_signals();
     ps_train_result r;
