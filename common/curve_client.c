@@ -168,13 +168,15 @@ int ps_handshake_monitor_read(void *mon, int curve, int *no_detail_in_row,
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             if (++*no_detail_in_row < PS_HANDSHAKE_NO_DETAIL_LIMIT)
                 break;
+            /* Which side notices a mismatch first is a race: say both. */
             snprintf(msg, len, "%s",
                      curve ? "the server closed every connection during the "
-                             "CurveZMQ handshake: is --curve-server-key this "
-                             "server's public key?"
-                           : "the handshake with the server failed: does it "
-                             "require CurveZMQ (--curve-secret-key, "
-                             "--curve-server-key)?");
+                             "CurveZMQ handshake: either it does not use "
+                             "CurveZMQ or --curve-server-key is not its "
+                             "public key"
+                           : "the server closed every connection during the "
+                             "handshake: does it require CurveZMQ? (give "
+                             "--curve-secret-key and --curve-server-key)");
             rc = PS_EAUTH;
             break;
         default:

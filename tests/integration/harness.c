@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,9 +92,19 @@ static int read_line(int fd, char *buf, size_t len, int timeout_ms)
 
 int ps_server_start(ps_test_server *s, const char *const *args)
 {
+    return ps_server_start_log(s, args, NULL);
+}
+
+int ps_server_start_log(ps_test_server *s, const char *const *args,
+                        const char *log)
+{
     int out[2];
-    if (pipe(out) != 0)
+    int err = log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
+    if ((log && err < 0) || pipe(out) != 0) {
+        if (err >= 0)
+            close(err);
         return -1;
+    }
     const char *argv[64];
     build_argv(argv, 64, args);
     pid_t pid = fork();
@@ -101,12 +112,16 @@ int ps_server_start(ps_test_server *s, const char *const *args)
         return -1;
     if (pid == 0) {
         dup2(out[1], STDOUT_FILENO);
+        if (err >= 0)
+            dup2(err, STDERR_FILENO);
         close(out[0]);
         close(out[1]);
         execvp(argv[0], (char *const *)argv);
         perror("exec ps-server");
         _exit(127);
     }
+    if (err >= 0)
+        close(err);
     close(out[1]);
     memset(s, 0, sizeof(*s));
     s->pid = pid;

@@ -33,6 +33,11 @@ typedef struct ps_cluster {
  * --http, the URL line after it). Returns 0 or -1. */
 int ps_server_start(ps_test_server *s, const char *const *args);
 
+/* The same with the server's stderr appended to the file `log` (NULL: the
+ * test's stderr), for tests that read what a server logged. */
+int ps_server_start_log(ps_test_server *s, const char *const *args,
+                        const char *log);
+
 /* SIGTERM, wait; returns the exit status (0 clean), or -1 if it had to be
  * killed after timeout_ms. */
 int ps_server_stop(ps_test_server *s, int timeout_ms);
