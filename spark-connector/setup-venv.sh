@@ -22,6 +22,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$venv/bin/pip" install -q -r "$here/requirements-test.txt"
     echo "$want" >"$stamp"
 fi
-echo "setup-venv: installing sparkps (builds ps-server, ps-worker, ps-ctl)"
+echo "setup-venv: installing sparkps (builds ps-server, ps-worker, ps-ctl, ps-keygen)"
 "$venv/bin/pip" install -q "$here"
-(cd / && "$venv/bin/python" -c 'import sparkps, os; print("setup-venv: sparkps", sparkps.__version__, "binaries in", sparkps.bin_path()); [sparkps.find_binary(p) for p in ("ps-server", "ps-worker", "ps-ctl")]')
+(cd / && "$venv/bin/python" -c 'import sparkps, os; print("setup-venv: sparkps", sparkps.__version__, "binaries in", sparkps.bin_path()); [sparkps.find_binary(p) for p in ("ps-server", "ps-worker", "ps-ctl", "ps-keygen")]')

@@ -7,8 +7,9 @@ DataFrame with one ``ps-worker`` per Spark barrier task, and
 only runs ``ps-worker --data PATH --part i/N``); ``sparkps.ml`` has
 the Spark ML Estimator/Model pair ``PSClassifier``/``PSClassificationModel``.
 
-The C programs (``ps-server``, ``ps-worker``, ``ps-ctl``) are built by
-``pip install`` and live inside the package, in :func:`bin_path`.
+The C programs (``ps-server``, ``ps-worker``, ``ps-ctl``, ``ps-keygen``) are
+built by ``pip install`` and live inside the package, in :func:`bin_path`.
+CurveZMQ keys: :mod:`sparkps.curve`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import socket
 
 __version__ = "0.1.0"
 
-_PROGRAMS = ("ps-server", "ps-worker", "ps-ctl")
+_PROGRAMS = ("ps-server", "ps-worker", "ps-ctl", "ps-keygen")
 
 SHIP_HINT = (
     "Install sparkps where the executors run, the way PySpark dependencies "
@@ -43,8 +44,8 @@ def bin_path() -> str:
 
 
 def find_binary(name: str) -> str:
-    """Path of the program ``name`` (``ps-server``, ``ps-worker`` or
-    ``ps-ctl``). When ``$SPARKPS_BIN_DIR`` is set, only that directory:
+    """Path of the program ``name`` (``ps-server``, ``ps-worker``,
+    ``ps-ctl`` or ``ps-keygen``). When ``$SPARKPS_BIN_DIR`` is set, only that directory:
     a setting that points at the wrong place is an error, never quietly
     replaced by another copy. Otherwise :func:`bin_path`, then ``PATH``.
 
@@ -74,6 +75,7 @@ def find_binary(name: str) -> str:
 
 
 from .cluster import PSCluster  # noqa: E402  (needs find_binary above)
+from .curve import CurveKeys  # noqa: E402
 
 _LAZY = {"train_dataframe", "train_files"}  # sparkps.train imports pyarrow
 
@@ -86,5 +88,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'sparkps' has no attribute {name!r}")
 
 
-__all__ = ["PSCluster", "bin_path", "find_binary", "train_dataframe", "train_files",
+__all__ = ["CurveKeys", "PSCluster", "bin_path", "find_binary", "train_dataframe", "train_files",
            "__version__"]

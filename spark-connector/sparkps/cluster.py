@@ -27,6 +27,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Union
 
 from . import find_binary
+from .curve import CurveKeys, executor_spec, generate
 
 CONSISTENCY_HELP = "asp, ssp:S (bounded staleness S) or bsp"
 
@@ -74,6 +75,11 @@ def normalize_consistency(c: str) -> str:
     raise ValueError(f"consistency {c!r}: expected {CONSISTENCY_HELP}")
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: where ps-server allows plaintext."""
+    return host.startswith("127.") or host in ("::1", "[::1]", "localhost")
+
+
 def reachable_host(spark=None) -> str:
     """The address servers bind to: 127.0.0.1 under a local master,
     otherwise ``spark.driver.host`` (resolved to an IP address), which the
@@ -108,9 +114,12 @@ class PSCluster:
 
     def __init__(self, endpoints: Sequence[str], consistency: Optional[str] = None,
                  _procs: Optional[List[subprocess.Popen]] = None,
-                 _logs: Optional[List[str]] = None, _logdir: Optional[str] = None):
+                 _logs: Optional[List[str]] = None, _logdir: Optional[str] = None,
+                 curve: Optional[CurveKeys] = None):
         self.endpoints: List[str] = list(endpoints)
         self.consistency = consistency
+        #: the client keys (None: plaintext); see :mod:`sparkps.curve`
+        self.curve = curve
         self._procs = _procs if _procs is not None else []
         self._logs = _logs if _logs is not None else []
         self._logdir = _logdir
@@ -124,22 +133,40 @@ class PSCluster:
     @classmethod
     def local(cls, num_servers: int = 2, consistency: str = "asp", host: Optional[str] = None,
               spark=None, timeout: float = 30.0,
-              extra_args: Sequence[str] = ()) -> "PSCluster":
+              extra_args: Sequence[str] = (), curve: Optional[bool] = None,
+              insecure: bool = False) -> "PSCluster":
         """Starts ``num_servers`` shards on this host, each on a free port
         of ``host`` (default: :func:`reachable_host`), under the given
         consistency model. Waits at most ``timeout`` seconds for each
         shard's endpoint line; a shard that fails to start stops the others
-        and raises ClusterError with its stderr tail."""
+        and raises ClusterError with its stderr tail.
+
+        ``curve``: CurveZMQ with a throwaway key set made for these servers
+        (in their private temporary directory, removed by :meth:`stop`);
+        the client keys reach the executors with the job. None (default):
+        on when ``host`` is not a loopback address, where ps-server refuses
+        plaintext. ``curve=False`` on such a host needs ``insecure=True``
+        (plaintext on a trusted network: ``--insecure``)."""
         if num_servers < 1:
             raise ValueError("num_servers must be at least 1")
         consistency = normalize_consistency(consistency)
         server = find_binary("ps-server")
         host = host or reachable_host(spark)
-        logdir = tempfile.mkdtemp(prefix="sparkps-servers-")
+        if curve is None:
+            curve = not is_loopback(host)
+        if not curve and not is_loopback(host) and not insecure:
+            raise ValueError(f"servers on {host} (not loopback) in plaintext: pass curve=True "
+                             f"(CurveZMQ), or insecure=True on a trusted network")
+        logdir = tempfile.mkdtemp(prefix="sparkps-servers-")  # 0700
         procs: List[subprocess.Popen] = []
         logs: List[str] = []
         cluster = cls([], consistency, procs, logs, logdir)
+        security: List[str] = ["--insecure"] if insecure and not curve else []
         try:
+            if curve:
+                skey, _, ckey, cpub = generate(logdir)
+                cluster.curve = CurveKeys(ckey, os.path.join(logdir, "server.pub"))
+                security = ["--curve-secret-key", skey, "--curve-allow", cpub]
             for i in range(num_servers):
                 log = os.path.join(logdir, f"server{i}.log")
                 logs.append(log)
@@ -147,7 +174,7 @@ class PSCluster:
                     procs.append(subprocess.Popen(
                         [server, "--listen", f"tcp://{host}:0", "--shard", str(i),
                          "--shards", str(num_servers), "--consistency", consistency,
-                         *extra_args],
+                         *security, *extra_args],
                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                         preexec_fn=_die_with_parent))
             for i, p in enumerate(procs):
@@ -180,18 +207,27 @@ class PSCluster:
 
     @classmethod
     def connect(cls, servers: Union[str, Sequence[str]], consistency: Optional[str] = None,
-                timeout: float = 5.0) -> "PSCluster":
+                timeout: float = 5.0,
+                curve: Union[None, str, CurveKeys] = None) -> "PSCluster":
         """A standalone cluster given by its endpoints in shard order
         (``"tcp://h0:7000,tcp://h1:7000"``). Checks that every shard
         answers within ``timeout`` seconds and, when ``consistency`` is
         given, that the servers run that model; raises ClusterError
-        otherwise (unreachable: after two attempts, ``2 * timeout``). Never
-        stops those servers."""
+        otherwise (unreachable: after two attempts, ``2 * timeout``; a
+        refused key: at once, naming why). Never stops those servers.
+
+        ``curve``: the client's CurveZMQ keys: a directory holding
+        ``client.key`` and ``server.pub`` (shipped to the executors with
+        the job), or a :class:`~sparkps.curve.CurveKeys`. None: the keys
+        named by ``SPARKPS_CURVE_SECRET_KEY`` / ``SPARKPS_CURVE_SERVER_KEY``
+        when set (the executors then need the same variables), else
+        plaintext."""
         eps = [e.strip() for e in (servers.split(",") if isinstance(servers, str) else servers)
                if e.strip()]
         if not eps:
             raise ValueError("no server endpoints given")
-        c = cls(eps)
+        keys = CurveKeys.from_dir(curve) if isinstance(curve, str) else curve
+        c = cls(eps, curve=keys if keys is not None else CurveKeys.from_env())
         st = c.status(timeout=timeout)
         running = _consistency_of(st["shards"][0])
         if consistency is not None and normalize_consistency(consistency) != running:
@@ -214,13 +250,23 @@ class PSCluster:
         """True when this object started the servers (and stops them)."""
         return self._owned
 
+    def executor_curve(self, sc) -> Optional[Dict]:
+        """What the training tasks need to find their keys (None in
+        plaintext); ships the key files with the job when they travel
+        that way. No key material in it."""
+        return executor_spec(self.curve, sc)
+
     def _ctl(self, args: List[str], timeout: float) -> subprocess.CompletedProcess:
         ctl = find_binary("ps-ctl")
+        env = None
+        if self.curve is not None:  # key files by environment, never argv
+            env = dict(os.environ)
+            env.update(self.curve.env())
         try:
             return subprocess.run(
                 [ctl, *args, "--servers", self.servers, "--timeout",
                  str(int(timeout * 1000)), "--retries", "1"],
-                capture_output=True, timeout=3 * timeout + 10)
+                capture_output=True, timeout=3 * timeout + 10, env=env)
         except subprocess.TimeoutExpired:
             raise ClusterError(f"ps-ctl {args[0]} got no answer from {self.servers} "
                                f"within {3 * timeout + 10:.0f} s") from None
@@ -289,7 +335,8 @@ class PSCluster:
 
     def __repr__(self) -> str:
         kind = "local" if self.owned else "standalone"
-        return f"PSCluster({kind}, {self.servers!r}, consistency={self.consistency})"
+        return (f"PSCluster({kind}, {self.servers!r}, consistency={self.consistency}"
+                f"{', CurveZMQ' if self.curve else ''})")
 
 
 def _ctl_error(r: subprocess.CompletedProcess) -> str:

@@ -89,6 +89,13 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
                               "repartition the data round-robin into numWorkers equal "
                               "partitions (false: coalesce/repartition only when the count "
                               "differs)", typeConverter=TypeConverters.toBoolean)
+    curveDir = Param(Params._dummy(), "curveDir",
+                     "CurveZMQ keys of a standalone cluster (servers set): a directory on the "
+                     "driver with client.key and server.pub, shipped to the executors with the "
+                     "job; empty: the keys named by SPARKPS_CURVE_SECRET_KEY and "
+                     "SPARKPS_CURVE_SERVER_KEY when set, else plaintext. Servers started for "
+                     "the fit use CurveZMQ when they bind a non-loopback address",
+                     typeConverter=TypeConverters.toString)
     showProgress = Param(Params._dummy(), "showProgress",
                          "print a live progress line on stderr during the fit",
                          typeConverter=TypeConverters.toBoolean)
@@ -99,7 +106,7 @@ class _PSParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol
                          numServers=2, servers="", epochs=5, batchSize=64, optimizer="",
                          learningRate=0.0, lrSchedule="constant", consistency="asp",
                          device="auto", initModelPath="", balancePartitions=True,
-                         showProgress=True, seed=1)
+                         showProgress=True, seed=1, curveDir="")
 
     def _features(self):
         cols = self.getOrDefault(self.featureCols)
@@ -178,7 +185,8 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
                  batchSize: int = 64, optimizer: str = "", learningRate: float = 0.0,
                  lrSchedule: str = "constant", consistency: str = "asp", device: str = "auto",
                  initModelPath: str = "", balancePartitions: bool = True, showProgress: bool = True,
-                 seed: int = 1, validationIndicatorCol: Optional[str] = None) -> None:
+                 seed: int = 1, validationIndicatorCol: Optional[str] = None,
+                 curveDir: str = "") -> None:
         super().__init__()
         self._set(**self._input_kwargs)
 
@@ -238,13 +246,20 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
     def setShowProgress(self, v: bool) -> "PSClassifier":
         return self._set(showProgress=v)
 
+    def setCurveDir(self, v: str) -> "PSClassifier":
+        return self._set(curveDir=v)
+
+    def getCurveDir(self) -> str:
+        return self.getOrDefault(self.curveDir)
+
     def setValidationIndicatorCol(self, v: str) -> "PSClassifier":
         return self._set(validationIndicatorCol=v)
 
     def _cluster(self, spark) -> PSCluster:
         consistency = normalize_consistency(self.getConsistency())
         if self.getServers():
-            return PSCluster.connect(self.getServers(), consistency=consistency)
+            return PSCluster.connect(self.getServers(), consistency=consistency,
+                                     curve=self.getCurveDir() or None)
         return PSCluster.local(self.getNumServers(), consistency=consistency, spark=spark)
 
     def _fit(self, dataset) -> "PSClassificationModel":

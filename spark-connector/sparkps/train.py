@@ -41,6 +41,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import pyarrow as pa
 
 from . import find_binary
+from .curve import task_env
 from . import stream as st
 from .cluster import ClusterError, PSCluster, _kill_with_parent, tail
 from .guard import ServerGuard
@@ -231,9 +232,22 @@ def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch
     return writer.rows
 
 
+def worker_command(servers: str, job: str, wid: int, data_args: List[str], dev: str,
+                   args: List[str], curve: Optional[Dict], env: Dict[str, str]):
+    """``ps-worker``'s argv for task ``wid``, and its CurveZMQ keys put into
+    ``env`` (files named by variables, never on the command line: see
+    :mod:`sparkps.curve`). Returns (argv, remove), ``remove`` deleting the
+    task's private key copy."""
+    remove = task_env(curve, env)
+    argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
+            "--worker-id", str(wid), *data_args, "--device", dev, *args]
+    return argv, remove
+
+
 def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: List[str],
                     device: str, name: str, init_bc=None, feed=None,
-                    timeout: Optional[float] = None, eval_bc=None) -> pa.RecordBatch:
+                    timeout: Optional[float] = None, eval_bc=None,
+                    curve: Optional[Dict] = None) -> pa.RecordBatch:
     """Runs this barrier task's ps-worker to its end and returns its summary
     row; shared by the DataFrame (stream) and the files mode. Binds the
     task's GPU (:func:`task_device`), starts ``ps-worker --servers ...
@@ -247,13 +261,16 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
     t0 = time.monotonic()
     env = dict(os.environ)
     dev = task_device(ctx.resources(), env, device)
-    argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
-            "--worker-id", str(wid), *data_args, "--device", dev, *args]
+    argv, remove_key = worker_command(servers, job, wid, data_args, dev, args, curve, env)
     if init_bc is not None:
         argv += ["--init-from", _local_model_file(init_bc.value)]
     if eval_bc is not None:
         argv += ["--eval", _local_file(eval_bc.value, ".stream")]
-    w = WorkerProcess(argv, name, env)
+    try:
+        w = WorkerProcess(argv, name, env)
+    except BaseException:
+        remove_key()
+        raise
     try:
         rows = feed(w) if feed is not None else None
         rc = w.finish(timeout)
@@ -266,6 +283,7 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
                         epoch_history(w.lines))
     finally:
         w.close()
+        remove_key()
 
 
 HISTORY_KEYS = ("epoch", "time", "samples", "loss", "accuracy", "test_loss", "test_accuracy",
@@ -282,7 +300,8 @@ def epoch_history(events: List[Dict]) -> str:
 
 
 def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int,
-                    features, label: str, device: str, init_bc=None, eval_bc=None):
+                    features, label: str, device: str, init_bc=None, eval_bc=None,
+                    curve: Optional[Dict] = None):
     """The function each barrier task runs (a closure shipped to executors):
     its partition goes to ``ps-worker --format stream --data -``."""
 
@@ -299,7 +318,7 @@ def make_train_task(servers: str, job: str, args: List[str], kind: int, dim: int
             ctx, servers, job, ["--format", "stream", "--data", "-"], args, device,
             f"ps-worker {wid} (partition {wid}, job {job})", init_bc,
             feed=lambda w: _feed(w, first, batches, kind, dim, features, label),
-            eval_bc=eval_bc)
+            eval_bc=eval_bc, curve=curve)
 
     return _train_task
 
@@ -439,7 +458,8 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
     init_bc = sc.broadcast(init_model) if init_model is not None else None
     task = make_train_task(cluster.servers, job,
                            worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
-                           kind, dim, features, label, device, init_bc, eval_bc)
+                           kind, dim, features, label, device, init_bc, eval_bc,
+                           cluster.executor_curve(sc))
     data = reconcile_partitions(df.select(*cols), num_workers, balance)
     return _run_stage(sc, data, task, cluster, model, num_workers, epochs, job, progress,
                       [b for b in (init_bc, eval_bc) if b is not None])
@@ -518,7 +538,7 @@ FILE_FORMATS = ("libsvm", "csv", "idx", "stream")
 
 def make_files_task(servers: str, job: str, args: List[str], data_args: List[str],
                     num_workers: int, device: str, init_bc=None,
-                    timeout: Optional[float] = None):
+                    timeout: Optional[float] = None, curve: Optional[Dict] = None):
     """The function each barrier task of :func:`train_files` runs: its
     ps-worker reads the share ``--part <partition>/<num_workers>`` of the
     files itself (the task's input, one placeholder row, is ignored)."""
@@ -533,7 +553,8 @@ def make_files_task(servers: str, job: str, args: List[str], data_args: List[str
         part = f"{wid}/{num_workers}"
         yield run_task_worker(
             ctx, servers, job, [*data_args, "--part", part], args, device,
-            f"ps-worker {wid} (part {part}, job {job})", init_bc, timeout=timeout)
+            f"ps-worker {wid} (part {part}, job {job})", init_bc, timeout=timeout,
+            curve=curve)
 
     return _files_task
 
@@ -580,7 +601,8 @@ def train_files(spark, cluster: PSCluster, model: str, data: str, *, format: str
     init_bc = sc.broadcast(init_model) if init_model is not None else None
     task = make_files_task(cluster.servers, job,
                            worker_args(model, epochs, batch_size, optimizer, lr, seed, extra_args),
-                           data_args, num_workers, device, init_bc, timeout)
+                           data_args, num_workers, device, init_bc, timeout,
+                           cluster.executor_curve(sc))
     # one placeholder row per task; the workers read the files themselves
     slots = spark.range(0, num_workers, 1, num_workers)
     return _run_stage(sc, slots, task, cluster, model, num_workers, epochs, job, progress,

@@ -10,7 +10,7 @@ from conftest import sparkps_pids
 
 
 def test_bin_path_holds_the_programs():
-    for p in ("ps-server", "ps-worker", "ps-ctl"):
+    for p in ("ps-server", "ps-worker", "ps-ctl", "ps-keygen"):
         assert sparkps.find_binary(p).startswith(sparkps.bin_path())
 
 

@@ -16,6 +16,7 @@ writes OUT with those blocks replaced by an empty static list, for promtool
 to check everything else (relabel rules, scrape settings).
 """
 import json
+import os
 import re
 import sys
 
@@ -94,6 +95,25 @@ def dockerfile_uid():
     return int(m.group(1))
 
 
+def check_secret_files(sts, c, env, get):
+    """The key and token files the shards' SPARKPS_* variables name come
+    from Secret volumes of 20-curve-secret.yaml, mounted 0440 (ps-server
+    refuses a secret file others may read), holding those keys."""
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    for var in ("SPARKPS_CURVE_SECRET_KEY", "SPARKPS_CURVE_ALLOW", "SPARKPS_HTTP_TOKEN_FILE"):
+        path = env.get(var) or ""
+        vol = vols.get(mounts.get(os.path.dirname(path), ""), {})
+        sec = vol.get("secret", {})
+        data = get("Secret", sec.get("secretName", "?")).get("stringData", {}) if sec else {}
+        expect(sec and not sec.get("optional") and sec.get("defaultMode") == 0o440
+               and os.path.basename(path) in data,
+               f"{var}={path} is key {os.path.basename(path)} of Secret "
+               f"{sec.get('secretName')} (mode 0440)",
+               f"40-statefulset.yaml: {var} ({path!r}) must name a key of a Secret of "
+               "20-curve-secret.yaml mounted at its directory with defaultMode 0440, not optional")
+
+
 def arg_after(args, flag):
     return args[args.index(flag) + 1] if flag in args[:-1] else None
 
@@ -142,12 +162,13 @@ def check_k8s():
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     args = c["args"]
     expect(args[0] == "ps-server" and arg_after(args, "--listen") == f"tcp://0.0.0.0:{ports['zmq']}"
-           and "--insecure" in args and arg_after(args, "--http") == f"0.0.0.0:{ports['http']}",
-           f"ps-server listens on port zmq {ports['zmq']} (--insecure) and serves HTTP on "
+           and "--insecure" not in args and arg_after(args, "--http") == f"0.0.0.0:{ports['http']}",
+           f"ps-server listens on port zmq {ports['zmq']} (no --insecure) and serves HTTP on "
            f"port http {ports['http']}",
            f"40-statefulset.yaml: args {args} must be ps-server --listen tcp://0.0.0.0:<zmq port> "
-           "--insecure --http 0.0.0.0:<http port>")
+           "--http 0.0.0.0:<http port>, without --insecure (CurveZMQ)")
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    check_secret_files(sts, c, env, get)
     expect(env.get("SPARKPS_SHARD_FROM_HOSTNAME") == "true", "shard index from the pod's host name",
            "40-statefulset.yaml: set SPARKPS_SHARD_FROM_HOSTNAME=true (the shard is the ordinal)")
     for probe in ("readinessProbe", "livenessProbe"):

@@ -70,6 +70,12 @@ cmd=(
     --conf spark.pyspark.python=/opt/venv/bin/python
     --conf "spark.kubernetes.driverEnv.SPARKPS_SERVERS=$SPARKPS_SERVERS"
     --conf "spark.kubernetes.driverEnv.SPARKPS_CONSISTENCY=$SPARKPS_CONSISTENCY"
+    # CurveZMQ keys for the driver's ps-ctl (status, export): the Secret's
+    # files, named by variables (the executors get theirs from the pod
+    # template); sparkps copies the secret key into a private file first.
+    --conf spark.kubernetes.driver.secrets.ps-curve-client=/etc/sparkps/curve-client
+    --conf spark.kubernetes.driverEnv.SPARKPS_CURVE_SECRET_KEY=/etc/sparkps/curve-client/client.key
+    --conf spark.kubernetes.driverEnv.SPARKPS_CURVE_SERVER_KEY=/etc/sparkps/curve-client/server.pub
     "$app" "$@"
 )
 if [ -n "${DRY_RUN:-}" ]; then
