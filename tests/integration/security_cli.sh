@@ -49,7 +49,8 @@ expect "keygen --help" 0 "usage: ps-keygen" -- "$keygen" --help
 
 # ---- ps-server refuses before binding ----
 out=$("$server" --listen tcp://0.0.0.0:0 2>/dev/null)
-[ $? -eq 2 ] && [ -z "$out" ] || fail "plaintext on 0.0.0.0: not refused before binding ($out)"
+st=$?
+if [ $st -ne 2 ] || [ -n "$out" ]; then fail "plaintext on 0.0.0.0: exit $st, stdout '$out'"; fi
 expect "plaintext on 0.0.0.0 refused" 2 "is not a loopback address: refusing plaintext" -- \
     "$server" --listen tcp://0.0.0.0:0
 expect "the same from SPARKPS_LISTEN" 2 "--insecure to serve plaintext" -- \
@@ -98,8 +99,11 @@ pids+=("$srv")
 wait_lines "$dir/srv.out" 2 || { fail "the CURVE server did not start"; cat "$dir/srv.err" >&2; exit 1; }
 ep=$(sed -n 1p "$dir/srv.out")
 url=$(sed -n 2p "$dir/srv.out")
-[[ $url == http://127.0.0.1:* ]] && echo "ok   a bare --http port binds loopback ($url)" ||
+if [[ $url == http://127.0.0.1:* ]]; then
+    echo "ok   a bare --http port binds loopback ($url)"
+else
     fail "a bare --http port did not bind 127.0.0.1: $url"
+fi
 # http PATH [TOKEN]: "CODE WWW-AUTHENTICATE" on the first line, the body after.
 http() {
     python3 - "$url$1" "${2:-}" <<'EOF'
@@ -146,21 +150,26 @@ expect "ps-worker with keys trains" 0 '"event":"done"' -- \
     worker --curve-secret-key "$k/client.key" --curve-server-key "$k/server.pub"
 expect "ps-worker without keys fails with EAUTH" 1 "EAUTH" -- worker
 metrics=$(http /metrics "$token")
-grep -Eq '^sparkps_auth_refused_total\{reason="unknown_key"\} [1-9]' <<<"$metrics" &&
-    grep -Eq '^sparkps_auth_refused_total\{reason="handshake"\} [1-9]' <<<"$metrics" &&
-    echo "ok   refusals counted in /metrics" ||
+if grep -Eq '^sparkps_auth_refused_total\{reason="unknown_key"\} [1-9]' <<<"$metrics" &&
+    grep -Eq '^sparkps_auth_refused_total\{reason="handshake"\} [1-9]' <<<"$metrics"; then
+    echo "ok   refusals counted in /metrics"
+else
     fail "refusals not counted: $(grep auth_refused <<<"$metrics")"
+fi
 expect "ps-ctl shutdown with keys" 0 "stopping" -- \
     ctl shutdown --curve-secret-key "$k/client.key" --curve-server-key "$k/server.pub"
-wait "$srv" && echo "ok   the CURVE server stopped with status 0" || fail "the CURVE server exited $?"
+if wait "$srv"; then echo "ok   the CURVE server stopped with status 0"; else fail "the CURVE server exited $?"; fi
 # Nothing secret in any output of this script's processes.
 status=$(cat "$dir/srv.out" "$dir/srv.err")
 for f in "$k"/*.key; do
     grep -qF "$(key_line "$f")" <<<"$status$metrics" && fail "$f's secret key appears in the server's output"
 done
 grep -qF "$token" <<<"$status$metrics" && fail "the HTTP token appears in the server's output"
-grep -q "security=curve allowed_keys=1" "$dir/srv.err" && echo "ok   no secret in the server's output" ||
+if grep -q "security=curve allowed_keys=1" "$dir/srv.err"; then
+    echo "ok   no secret in the server's output"
+else
     fail "the server did not log its security"
+fi
 
 # ---- a real non-loopback address, in a network namespace of our own ----
 netns_test() {
@@ -175,7 +184,10 @@ netns_test() {
     local st out
     out=$("$server" --listen tcp://10.77.0.1:0 2>&1)
     st=$?
-    [ $st -eq 2 ] && grep -q "not a loopback address" <<<"$out" || { echo "plaintext on 10.77.0.1: exit $st: $out"; return 1; }
+    if [ $st -ne 2 ] || ! grep -q "not a loopback address" <<<"$out"; then
+        echo "plaintext on 10.77.0.1: exit $st: $out"
+        return 1
+    fi
     "$server" --listen tcp://10.77.0.1:0 --insecure --http 127.0.0.1:0 >"$dir/ns.out" 2>"$dir/ns.err" &
     local p=$!
     wait_lines "$dir/ns.out" 2 || { echo "--insecure server did not start"; return 1; }
@@ -209,8 +221,11 @@ mkdir -m 700 "$dir/tmp"
 expect "ps-train --curve trains" 0 "security=curve allowed_keys=1" -- \
     env TMPDIR="$dir/tmp" "$bin/ps-train" --curve --shards 2 --workers 2 --format csv \
     --data "$dir/train.csv" --eval "" --model mlp:4-8-3 --epochs 2 --batch 30 --lr 0.01
-[ -z "$(ls -A "$dir/tmp")" ] && echo "ok   ps-train removed its throwaway keys" ||
+if [ -z "$(ls -A "$dir/tmp")" ]; then
+    echo "ok   ps-train removed its throwaway keys"
+else
     fail "ps-train left $(ls "$dir/tmp")"
+fi
 
 [ "$failures" -eq 0 ] || { echo "$failures failure(s)" >&2; exit 1; }
 echo "security_cli: all passed"
