@@ -8,20 +8,9 @@
 # Exit 77 (skipped) when prometheus or promtool is not installed.
 set -euo pipefail
 server=${1:?usage: prometheus_token.sh PS_SERVER}
-for tool in prometheus promtool; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "SKIP: $tool is not installed (Debian package prometheus)"
-        exit 77
-    fi
-done
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=tests/integration/proc_lib.sh
+. "$(dirname "$0")/proc_lib.sh"
+need_prometheus
 die() {
     echo "FAIL: $*" >&2
     for f in server.err prometheus.log; do

@@ -19,14 +19,8 @@ server=${2:?usage: security_cli.sh BIN_DIR PS_SERVER PS_KEYGEN}
 keygen=${3:?usage: security_cli.sh BIN_DIR PS_SERVER PS_KEYGEN}
 # shellcheck source=tests/integration/cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=tests/integration/proc_lib.sh
+. "$(dirname "$0")/proc_lib.sh"
 k=$dir/keys
 mkdir -m 700 "$k"
 

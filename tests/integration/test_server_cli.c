@@ -348,7 +348,7 @@ static void test_server_main_bad_http_exits_2(void **state)
         {"127.0.0.1:65536", "is not a number 0..65535", NULL},
         {"127.0.0.1:-1", "is not a number 0..65535", NULL},
         {"127.0.0.1:80x", "is not a number 0..65535", NULL},
-        {":9100", "no host", NULL},
+        {":", "no host", NULL}, /* ":9100" and "9100" mean 127.0.0.1 */
         {"::1:9100", "in brackets", NULL},
         {"[::1:9100", "HOST:PORT", NULL},
         {"no-such-host.invalid:9100", "cannot resolve host", NULL},
