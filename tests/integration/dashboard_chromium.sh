@@ -270,6 +270,29 @@ assert "no workers have connected" in empty, "empty: the empty worker table"
 PY
 echo "ok   partial and empty status objects"
 
+# A server with --http-token-file: the page is open, its /status polls
+# carry the token of the URL's fragment (#token=...), and without it the
+# page says the server wants its token.
+od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token"
+chmod 600 "$dir/token"
+"$server" --log-level warn --http 127.0.0.1:0 --http-token-file "$dir/token" \
+    >"$dir/tok.out" 2>"$dir/tok.err" &
+pids+=($!)
+wait_line "$dir/tok.out" 2
+tok_url=$(sed -n 2p "$dir/tok.out")
+chrome_dom profile-token 3000 "$tok_url/#token=$(cat "$dir/token")" >"$dir/token.dom" ||
+    die "chromium exited $?"
+chrome_dom profile-notoken 3000 "$tok_url/" >"$dir/notoken.dom" || die "chromium exited $?"
+python3 - "$dir/token.dom" "$dir/notoken.dom" <<'PY' || die "the page against a server with a token"
+import re, sys
+with_token, without = (open(p, encoding="utf-8").read() for p in sys.argv[1:3])
+state = lambda dom: re.search(r'<body[^>]*data-state="(\w+)"', dom).group(1)
+assert state(with_token) == "ok", f"with #token=: data-state {state(with_token)}"
+assert state(without) != "ok", "without the token the page says it is live"
+assert "HTTP 401" in without and "#token=TOKEN" in without, "no 401 hint in the page"
+PY
+echo "ok   a server with a token: the page polls with #token=, says 401 without"
+
 # The page's console: no uncaught JavaScript error in any of the loads.
 if grep -q "Uncaught" "$dir/chrome.err"; then
     grep "Uncaught" "$dir/chrome.err" >&2
