@@ -154,6 +154,37 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
 }
 
+/* Only for a server with a checkpoint directory; the last_* families only
+ * once one was written. */
+static void render_checkpoints(const Sparkps__Status *st, ps_strbuf *b)
+{
+    if (st->checkpoint_dir == NULL)
+        return;
+    ps_prom_family(b, "sparkps_checkpoints_total", PS_PROM_COUNTER,
+                   "Checkpoints attempted since the start, by result.");
+    ps_prom_label ok[] = {{"result", "ok"}, {NULL, NULL}};
+    ps_prom_label failed[] = {{"result", "failed"}, {NULL, NULL}};
+    ps_prom_sample_u64(b, "sparkps_checkpoints_total", ok, st->checkpoints_ok);
+    ps_prom_sample_u64(b, "sparkps_checkpoints_total", failed,
+                       st->checkpoints_failed);
+    if (st->checkpoint_file == NULL)
+        return;
+    ps_prom_family(b, "sparkps_checkpoint_last_timestamp_seconds",
+                   PS_PROM_GAUGE,
+                   "Unix time of the last checkpoint's snapshot.");
+    ps_prom_sample(b, "sparkps_checkpoint_last_timestamp_seconds", NULL,
+                   (double)st->checkpoint_time_ms / 1000.0);
+    ps_prom_family(b, "sparkps_checkpoint_duration_seconds", PS_PROM_GAUGE,
+                   "Seconds the last checkpoint took, from the snapshot to "
+                   "the file durable on disk.");
+    ps_prom_sample(b, "sparkps_checkpoint_duration_seconds", NULL,
+                   (double)st->checkpoint_us / 1e6);
+    ps_prom_family(b, "sparkps_checkpoint_last_bytes", PS_PROM_GAUGE,
+                   "Size of the last checkpoint file.");
+    ps_prom_sample_u64(b, "sparkps_checkpoint_last_bytes", NULL,
+                       st->checkpoint_bytes);
+}
+
 /* One family with a value per table. */
 typedef enum table_field {
     T_APPLIED,
@@ -346,6 +377,7 @@ void ps_metrics_render(const ps_metrics *m, const Sparkps__Status *st,
                        ps_strbuf *out)
 {
     render_server(m, st, out);
+    render_checkpoints(st, out);
     render_tables(st, out);
     render_workers(st, out);
 }

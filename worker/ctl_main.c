@@ -4,6 +4,7 @@
  *   ps-ctl export --servers LIST --job J --out FILE
  *   ps-ctl drop --servers LIST --job J [--table NAME] [--if-exists] [--json]
  *   ps-ctl shutdown --servers LIST [--json]
+ *   ps-ctl save --servers LIST [--json]
  *
  * status asks every shard for its Status and prints tables (per shard rows
  * and bytes), workers (clock, liveness, progress) and counters; --json
@@ -14,10 +15,12 @@
  * workers attached to the tables in its metadata. drop frees one table of a
  * job, or all of them, on every shard and prints what each shard freed.
  * shutdown asks every listed shard to stop as SIGTERM would, each one even
- * when another is gone, and reports each answer.
+ * when another is gone, and reports each answer. save asks every listed
+ * shard to write a checkpoint now and prints each file written.
  *
  * Exit status: 0 done, 2 bad usage (a malformed server list included), 1 a
- * runtime error (message on stderr; for shutdown: a shard did not confirm),
+ * runtime error (message on stderr; for shutdown: a shard did not confirm;
+ * for save: a shard wrote none),
  * 3 drop found nothing to drop (0 with --if-exists). Single-threaded. */
 #include "common/config.h"
 #include "common/log.h"
@@ -61,7 +64,7 @@ static const ps_setting settings[] = {
     {"if-exists", PS_SET_BOOL, "false", 0, 1, OPT(if_exists), NULL,
      "drop: nothing to drop is not an error (exit 0 instead of 3)"},
     {"json", PS_SET_BOOL, "false", 0, 1, OPT(json), NULL,
-     "status, drop, shutdown: one JSON document {\"shards\":[...]}"},
+     "status, drop, shutdown, save: one JSON document {\"shards\":[...]}"},
     {"timeout", PS_SET_INT, "5000", 1, 3600000, OPT(timeout_ms), "MS",
      "per attempt to reach a shard"},
     {"retries", PS_SET_INT, "1", 0, 100, OPT(retries), "N",
@@ -79,7 +82,8 @@ static void usage(FILE *out)
             "       ps-ctl export --servers LIST --job JOB --out FILE\n"
             "       ps-ctl drop --servers LIST --job JOB [--table NAME] "
             "[--if-exists] [--json]\n"
-            "       ps-ctl shutdown --servers LIST [--json]\n\n"
+            "       ps-ctl shutdown --servers LIST [--json]\n"
+            "       ps-ctl save --servers LIST [--json]\n\n"
             "status: every shard's tables (rows and bytes per shard), "
             "workers\n"
             "  (clock, alive, progress) and counters.\n"
@@ -93,10 +97,13 @@ static void usage(FILE *out)
             "  what arrived, fail later requests with ESHUTDOWN, exit 0);\n"
             "  a shard that is gone is reported, the others still stop.\n"
             "  No authentication yet: anyone who can reach a server's port\n"
-            "  can stop it.\n\n"
+            "  can stop it.\n"
+            "save: asks every shard to write a checkpoint now (servers\n"
+            "  started with --checkpoint-dir) and prints each file; waits\n"
+            "  as long as the writing takes.\n\n"
             "Exit status: 0 ok, 1 runtime error (shutdown: a shard did not\n"
-            "confirm), 2 bad usage, 3 drop: nothing to drop (0 with\n"
-            "--if-exists).\n\n"
+            "confirm; save: a shard wrote no checkpoint), 2 bad usage, 3\n"
+            "drop: nothing to drop (0 with --if-exists).\n\n"
             "options:\n");
     ps_config_usage(out, settings, NSETTINGS);
 }
@@ -718,6 +725,60 @@ static int cmd_shutdown(const ctl_opts *o)
     return ok == n ? out : 1;
 }
 
+/* Exit: 0 every shard wrote a checkpoint, 1 one did not (others asked). */
+static int cmd_save(const ctl_opts *o)
+{
+    ps_client_cfg cfg;
+    client_cfg(o, NULL, &cfg);
+    ps_shard_result *res = NULL;
+    size_t n = 0;
+    char err[512];
+    int rc = ps_client_save(&cfg, &res, &n, err, sizeof(err));
+    if (res == NULL) { /* nobody was asked */
+        fprintf(stderr, "ps-ctl save: %s%s\n",
+                rc == PS_EINVAL ? "--servers: " : "", err);
+        return rc == PS_EINVAL ? 2 : 1;
+    }
+    size_t ok = 0;
+    int out = 0;
+    for (size_t i = 0; i < n; i++)
+        ok += res[i].status == PS_OK;
+    if (o->json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
+        for (size_t i = 0; arr && i < n; i++) {
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            cJSON *sh = shard_json(i, ep, &res[i]);
+            if (res[i].status == PS_OK) {
+                cJSON_AddStringToObject(sh, "file", res[i].file);
+                cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
+            }
+            cJSON_AddItemToArray(arr, sh);
+        }
+        out = print_json(doc);
+    } else {
+        printf("%-5s %-28s %14s  %s\n", "SHARD", "ENDPOINT", "BYTES",
+               "CHECKPOINT");
+        for (size_t i = 0; i < n; i++) {
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            if (res[i].status == PS_OK)
+                printf("%-5zu %-28s %14llu  %s\n", i, ep,
+                       (unsigned long long)res[i].bytes, res[i].file);
+            else
+                printf("%-5zu %-28s %14s  %s: %s\n", i, ep, "-",
+                       ps_errname(res[i].status), res[i].errmsg);
+        }
+    }
+    if (ok < n)
+        fprintf(stderr,
+                "ps-ctl save: %zu of %zu shard(s) wrote no checkpoint (%s)\n",
+                n - ok, n, err);
+    free(res);
+    return ok == n ? out : 1;
+}
+
 int main(int argc, char **argv)
 {
     ps_log_set_name("ps-ctl");
@@ -728,20 +789,21 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "ps-ctl: a command is needed: status, export, drop "
-                        "or shutdown (see --help)\n");
+        fprintf(stderr, "ps-ctl: a command is needed: status, export, drop, "
+                        "shutdown or save (see --help)\n");
         return 2;
     }
     const char *cmd = argv[1];
-    static const char *const cmds[] = {"status", "export", "drop", "shutdown"};
+    static const char *const cmds[] = {"status", "export", "drop", "shutdown",
+                                       "save"};
     int which = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(cmd, cmds[i]) == 0)
             which = i;
     if (which < 0) {
         fprintf(stderr,
-                "ps-ctl: unknown command '%s' (status, export, drop or "
-                "shutdown; see --help)\n",
+                "ps-ctl: unknown command '%s' (status, export, drop, "
+                "shutdown or save; see --help)\n",
                 cmd);
         return 2;
     }
@@ -771,7 +833,9 @@ int main(int argc, char **argv)
         return cmd_export(&o);
     case 2:
         return cmd_drop(&o);
-    default:
+    case 3:
         return cmd_shutdown(&o);
+    default:
+        return cmd_save(&o);
     }
 }
