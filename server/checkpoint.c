@@ -418,7 +418,11 @@ static int envelope(const void *buf, size_t len, size_t *body_end,
                     uint32_t *crc, char *err, size_t errlen)
 {
     const unsigned char *p = buf;
-    if (len < 8 || memcmp(p, PS_CKPT_MAGIC, 8) != 0) {
+    if (len == 0) {
+        snprintf(err, errlen, "truncated: empty file");
+        return PS_EPROTO;
+    }
+    if (memcmp(p, PS_CKPT_MAGIC, len < 8 ? len : 8) != 0) {
         snprintf(err, errlen, "not a sparkps checkpoint (wrong magic)");
         return PS_EPROTO;
     }

@@ -398,11 +398,13 @@ int ps_ckpt_pick_source(const char *source, uint32_t shard, uint32_t shards,
                i + 1 < n ? "; trying the previous one" : "");
         pick->skipped++;
     }
-    if (rc != PS_OK && rc != PS_EMISMATCH)
+    if (rc != PS_OK && rc != PS_EMISMATCH) {
+        rc = PS_EIO;
         snprintf(err, errlen,
                  "none of the %zu checkpoint(s) of shard %u in %s is valid "
                  "(each refusal is logged above)",
                  n, shard, source);
+    }
     free(list);
     return rc;
 }
