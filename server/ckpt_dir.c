@@ -170,13 +170,16 @@ int ps_ckdir_open(ps_ckdir **out, const char *dir, uint32_t shard, int keep,
     }
     struct stat sb;
     if (stat(dir, &sb) != 0) {
-        if (errno != ENOENT || mkdir(dir, 0755) != 0) {
+        /* EEXIST: another shard sharing the directory created it first. */
+        if (errno != ENOENT || (mkdir(dir, 0755) != 0 && errno != EEXIST) ||
+            stat(dir, &sb) != 0) {
             snprintf(err, errlen, "cannot create checkpoint directory %s: %s",
                      dir, strerror(errno));
             return PS_EIO;
         }
         ps_log(PS_LOG_INFO, "created checkpoint directory dir=%s", dir);
-    } else if (!S_ISDIR(sb.st_mode)) {
+    }
+    if (!S_ISDIR(sb.st_mode)) {
         snprintf(err, errlen, "checkpoint directory %s is not a directory",
                  dir);
         return PS_EIO;

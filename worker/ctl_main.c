@@ -667,6 +667,17 @@ static int cmd_drop(const ctl_opts *o)
     return rc;
 }
 
+/* The RESULT column of a shard that did not do what was asked. */
+static void no_answer_or_error(const ctl_opts *o, const ps_shard_result *r)
+{
+    if (r->status == PS_ETIMEDOUT)
+        printf("no answer after %lld attempt(s) of %lld ms: not running, "
+               "unreachable or stuck\n",
+               (long long)o->retries + 1, (long long)o->timeout_ms);
+    else
+        printf("%s: %s\n", ps_errname(r->status), r->errmsg);
+}
+
 /* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
 static int cmd_shutdown(const ctl_opts *o)
 {
@@ -708,12 +719,8 @@ static int cmd_shutdown(const ctl_opts *o)
                 printf("stopping\n");
             else if (res[i].status == PS_ESHUTDOWN)
                 printf("stopping already\n");
-            else if (res[i].status == PS_ETIMEDOUT)
-                printf("no answer after %lld attempt(s) of %lld ms: not "
-                       "running, unreachable or stuck\n",
-                       (long long)o->retries + 1, (long long)o->timeout_ms);
             else
-                printf("%s: %s\n", ps_errname(res[i].status), res[i].errmsg);
+                no_answer_or_error(o, &res[i]);
         }
     }
     if (ok < n)
@@ -763,12 +770,14 @@ static int cmd_save(const ctl_opts *o)
         for (size_t i = 0; i < n; i++) {
             char ep[256];
             endpoint_at(o->servers, i, ep, sizeof(ep));
-            if (res[i].status == PS_OK)
-                printf("%-5zu %-28s %14llu  %s\n", i, ep,
-                       (unsigned long long)res[i].bytes, res[i].file);
-            else
-                printf("%-5zu %-28s %14s  %s: %s\n", i, ep, "-",
-                       ps_errname(res[i].status), res[i].errmsg);
+            printf("%-5zu %-28s ", i, ep);
+            if (res[i].status == PS_OK) {
+                printf("%14llu  %s\n", (unsigned long long)res[i].bytes,
+                       res[i].file);
+            } else {
+                printf("%14s  ", "-");
+                no_answer_or_error(o, &res[i]);
+            }
         }
     }
     if (ok < n)
