@@ -324,21 +324,27 @@ static const void *take(reader *r, size_t n, const char *what)
     return p;
 }
 
+/* n bytes into dst (zeros past the end: the reader is then bad). */
+static void get(reader *r, void *dst, size_t n, const char *what)
+{
+    const void *p = take(r, n, what);
+    if (p)
+        memcpy(dst, p, n);
+    else
+        memset(dst, 0, n);
+}
+
 static uint32_t get_u32(reader *r, const char *what)
 {
-    uint32_t v = 0;
-    const void *p = take(r, 4, what);
-    if (p)
-        memcpy(&v, p, 4);
+    uint32_t v;
+    get(r, &v, 4, what);
     return v;
 }
 
 static uint64_t get_u64(reader *r, const char *what)
 {
-    uint64_t v = 0;
-    const void *p = take(r, 8, what);
-    if (p)
-        memcpy(&v, p, 8);
+    uint64_t v;
+    get(r, &v, 8, what);
     return v;
 }
 
@@ -349,19 +355,15 @@ static int64_t get_i64(reader *r, const char *what)
 
 static float get_f32(reader *r, const char *what)
 {
-    float v = 0;
-    const void *p = take(r, 4, what);
-    if (p)
-        memcpy(&v, p, 4);
+    float v;
+    get(r, &v, 4, what);
     return v;
 }
 
 static double get_f64(reader *r, const char *what)
 {
-    double v = 0;
-    const void *p = take(r, 8, what);
-    if (p)
-        memcpy(&v, p, 8);
+    double v;
+    get(r, &v, 8, what);
     return v;
 }
 

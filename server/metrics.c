@@ -74,6 +74,14 @@ static uint64_t counter_value(Sparkps__Counter **c, size_t n, const char *name)
     return 0;
 }
 
+/* A family with one unlabelled sample. */
+static void single(ps_strbuf *b, const char *name, ps_prom_type type,
+                   const char *help, double v)
+{
+    ps_prom_family(b, name, type, help);
+    ps_prom_sample(b, name, NULL, v);
+}
+
 static void render_server(const ps_metrics *m, const Sparkps__Status *st,
                           ps_strbuf *b)
 {
@@ -140,15 +148,13 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
         ps_prom_hist_write(b, "sparkps_request_duration_seconds", l,
                            &m->latency[i]);
     }
-    ps_prom_family(b, "sparkps_optimizer_apply_seconds_total", PS_PROM_COUNTER,
-                   "Seconds spent applying pushes through the optimizers.");
-    ps_prom_sample(b, "sparkps_optimizer_apply_seconds_total", NULL,
-                   (double)m->apply_ns / 1e9);
-    ps_prom_family(b, "sparkps_http_busy_seconds_total", PS_PROM_COUNTER,
-                   "Seconds the event loop spent serving HTTP (pages "
-                   "rendered and sent); the cost of scraping.");
-    ps_prom_sample(b, "sparkps_http_busy_seconds_total", NULL,
-                   (double)m->http_ns / 1e9);
+    single(b, "sparkps_optimizer_apply_seconds_total", PS_PROM_COUNTER,
+           "Seconds spent applying pushes through the optimizers.",
+           (double)m->apply_ns / 1e9);
+    single(b, "sparkps_http_busy_seconds_total", PS_PROM_COUNTER,
+           "Seconds the event loop spent serving HTTP (pages rendered and "
+           "sent); the cost of scraping.",
+           (double)m->http_ns / 1e9);
     ps_prom_family(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
                    "Pulls parked until slower workers catch up (SSP/BSP).");
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
@@ -169,20 +175,15 @@ static void render_checkpoints(const Sparkps__Status *st, ps_strbuf *b)
                        st->checkpoints_failed);
     if (st->checkpoint_file == NULL)
         return;
-    ps_prom_family(b, "sparkps_checkpoint_last_timestamp_seconds",
-                   PS_PROM_GAUGE,
-                   "Unix time of the last checkpoint's snapshot.");
-    ps_prom_sample(b, "sparkps_checkpoint_last_timestamp_seconds", NULL,
-                   (double)st->checkpoint_time_ms / 1000.0);
-    ps_prom_family(b, "sparkps_checkpoint_duration_seconds", PS_PROM_GAUGE,
-                   "Seconds the last checkpoint took, from the snapshot to "
-                   "the file durable on disk.");
-    ps_prom_sample(b, "sparkps_checkpoint_duration_seconds", NULL,
-                   (double)st->checkpoint_us / 1e6);
-    ps_prom_family(b, "sparkps_checkpoint_last_bytes", PS_PROM_GAUGE,
-                   "Size of the last checkpoint file.");
-    ps_prom_sample_u64(b, "sparkps_checkpoint_last_bytes", NULL,
-                       st->checkpoint_bytes);
+    single(b, "sparkps_checkpoint_last_timestamp_seconds", PS_PROM_GAUGE,
+           "Unix time of the last checkpoint's snapshot.",
+           (double)st->checkpoint_time_ms / 1000.0);
+    single(b, "sparkps_checkpoint_duration_seconds", PS_PROM_GAUGE,
+           "Seconds the last checkpoint took, from the snapshot to the file "
+           "durable on disk.",
+           (double)st->checkpoint_us / 1e6);
+    single(b, "sparkps_checkpoint_last_bytes", PS_PROM_GAUGE,
+           "Size of the last checkpoint file.", (double)st->checkpoint_bytes);
 }
 
 /* One family with a value per table. */

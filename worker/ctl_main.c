@@ -519,10 +519,13 @@ static void human_bytes(uint64_t b, char *buf, size_t len)
         snprintf(buf, len, "%.1f %s", v, unit[u]);
 }
 
-/* {"shard":i,"endpoint":...,"status":"OK"|"ENAME"[,"error":...]} */
-static cJSON *shard_json(size_t i, const char *endpoint,
+/* {"shard":i,"endpoint":...,"status":"OK"|"ENAME"[,"error":...]} for
+ * shard i of the --servers list. */
+static cJSON *shard_json(const ctl_opts *opts, size_t i,
                          const ps_shard_result *r)
 {
+    char endpoint[256];
+    endpoint_at(opts->servers, i, endpoint, sizeof(endpoint));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "shard", (double)i);
     cJSON_AddStringToObject(o, "endpoint", endpoint);
@@ -559,9 +562,7 @@ static int drop_json(const ctl_opts *o, const ps_shard_result *res, size_t n,
     cJSON_AddNumberToObject(doc, "freed_bytes", (double)bytes);
     cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
     for (size_t i = 0; arr && i < n; i++) {
-        char ep[256];
-        endpoint_at(o->servers, i, ep, sizeof(ep));
-        cJSON *sh = shard_json(i, ep, &res[i]);
+        cJSON *sh = shard_json(o, i, &res[i]);
         cJSON_AddNumberToObject(sh, "tables", res[i].tables);
         cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
         cJSON_AddItemToArray(arr, sh);
@@ -678,20 +679,39 @@ static void no_answer_or_error(const ctl_opts *o, const ps_shard_result *r)
         printf("%s: %s\n", ps_errname(r->status), r->errmsg);
 }
 
-/* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
-static int cmd_shutdown(const ctl_opts *o)
+/* ps_client_shutdown() or ps_client_save(). */
+typedef int (*ask_fn)(const ps_client_cfg *cfg, ps_shard_result **results,
+                      size_t *n, char *errbuf, size_t errlen);
+
+/* Sends one request to every listed server through fn. Returns -1 when
+ * they were asked (*res: their answers, the caller's to free), else the
+ * exit status, the reason printed. */
+static int ask_servers(const ctl_opts *o, const char *cmd, ask_fn fn,
+                       ps_shard_result **res, size_t *n, char *err,
+                       size_t errlen)
 {
     ps_client_cfg cfg;
     client_cfg(o, NULL, &cfg);
-    ps_shard_result *res = NULL;
-    size_t n = 0;
+    *res = NULL;
+    *n = 0;
+    int rc = fn(&cfg, res, n, err, errlen);
+    if (*res != NULL)
+        return -1;
+    fprintf(stderr, "ps-ctl %s: %s%s\n", cmd,
+            rc == PS_EINVAL ? "--servers: " : "", err);
+    return rc == PS_EINVAL ? 2 : 1; /* nobody was asked */
+}
+
+/* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
+static int cmd_shutdown(const ctl_opts *o)
+{
+    ps_shard_result *res;
+    size_t n;
     char err[512];
-    int rc = ps_client_shutdown(&cfg, &res, &n, err, sizeof(err));
-    if (res == NULL) { /* nobody was asked */
-        fprintf(stderr, "ps-ctl shutdown: %s%s\n",
-                rc == PS_EINVAL ? "--servers: " : "", err);
-        return rc == PS_EINVAL ? 2 : 1;
-    }
+    int done = ask_servers(o, "shutdown", ps_client_shutdown, &res, &n, err,
+                           sizeof(err));
+    if (done >= 0)
+        return done;
     size_t ok = 0;
     for (size_t i = 0; i < n; i++)
         ok += res[i].status == PS_OK || res[i].status == PS_ESHUTDOWN;
@@ -700,9 +720,7 @@ static int cmd_shutdown(const ctl_opts *o)
         cJSON *doc = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
         for (size_t i = 0; arr && i < n; i++) {
-            char ep[256];
-            endpoint_at(o->servers, i, ep, sizeof(ep));
-            cJSON *sh = shard_json(i, ep, &res[i]);
+            cJSON *sh = shard_json(o, i, &res[i]);
             cJSON_AddBoolToObject(sh, "stopping",
                                   res[i].status == PS_OK ||
                                       res[i].status == PS_ESHUTDOWN);
@@ -735,17 +753,13 @@ static int cmd_shutdown(const ctl_opts *o)
 /* Exit: 0 every shard wrote a checkpoint, 1 one did not (others asked). */
 static int cmd_save(const ctl_opts *o)
 {
-    ps_client_cfg cfg;
-    client_cfg(o, NULL, &cfg);
-    ps_shard_result *res = NULL;
-    size_t n = 0;
+    ps_shard_result *res;
+    size_t n;
     char err[512];
-    int rc = ps_client_save(&cfg, &res, &n, err, sizeof(err));
-    if (res == NULL) { /* nobody was asked */
-        fprintf(stderr, "ps-ctl save: %s%s\n",
-                rc == PS_EINVAL ? "--servers: " : "", err);
-        return rc == PS_EINVAL ? 2 : 1;
-    }
+    int done =
+        ask_servers(o, "save", ps_client_save, &res, &n, err, sizeof(err));
+    if (done >= 0)
+        return done;
     size_t ok = 0;
     int out = 0;
     for (size_t i = 0; i < n; i++)
@@ -754,9 +768,7 @@ static int cmd_save(const ctl_opts *o)
         cJSON *doc = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
         for (size_t i = 0; arr && i < n; i++) {
-            char ep[256];
-            endpoint_at(o->servers, i, ep, sizeof(ep));
-            cJSON *sh = shard_json(i, ep, &res[i]);
+            cJSON *sh = shard_json(o, i, &res[i]);
             if (res[i].status == PS_OK) {
                 cJSON_AddStringToObject(sh, "file", res[i].file);
                 cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
