@@ -103,8 +103,7 @@ static int list_dir(const char *dir, uint32_t shard, entry **list, size_t *n,
             *list = grown;
         }
         (*list)[*n].seq = seq;
-        snprintf((*list)[*n].name, sizeof((*list)[*n].name), "%s",
-                 de->d_name);
+        memcpy((*list)[*n].name, de->d_name, strlen(de->d_name) + 1);
         (*n)++;
     }
     closedir(dp);

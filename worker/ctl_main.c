@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "common/strbuf.h"
+#include "common/timeutil.h"
 #include "safetensors.h"
 #include "sparkps.h"
 
@@ -191,6 +192,33 @@ static void print_size(const cJSON *t, char *buf, size_t len)
         snprintf(buf, len, "%.0f", num(t, "len"));
 }
 
+/* One line per shard that takes or restored checkpoints; nothing when
+ * none does. */
+static void print_checkpoints(cJSON **st, int n)
+{
+    int header = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(st[i], "checkpoint");
+        if (!cJSON_IsObject(c))
+            continue;
+        if (!header++)
+            printf("\ncheckpoints:\n");
+        printf("  shard %d: %.0f written, %.0f failed", i, num(c, "ok"),
+               num(c, "failed"));
+        if (*str(c, "last_file"))
+            printf(", last %s (%.1f s ago, %.0f bytes, %.1f ms)",
+                   str(c, "last_file"),
+                   (double)(ps_wall_ms() - (int64_t)num(c, "last_time_ms")) /
+                       1000.0,
+                   num(c, "last_bytes"), num(c, "last_duration_ms"));
+        if (*str(c, "last_error"))
+            printf(", last failure: %s", str(c, "last_error"));
+        if (*str(c, "restored_from"))
+            printf(", restored from %s", str(c, "restored_from"));
+        printf("\n");
+    }
+}
+
 /* Human-readable status of all shards (parsed from their JSON). */
 static void print_status(cJSON **st, int n, const char *servers)
 {
@@ -211,6 +239,7 @@ static void print_status(cJSON **st, int n, const char *servers)
                num(st[i], "bytes_in"), num(st[i], "bytes_out"));
         ep = end ? end + 1 : ep + len;
     }
+    print_checkpoints(st, n);
     printf("\n%-12s %-20s %-6s %-14s %5s %10s %12s %9s %9s  %s\n", "JOB",
            "TABLE", "KIND", "SIZE", "SHARD", "HELD", "BYTES", "PUSHES", "PULLS",
            "META");

@@ -371,6 +371,7 @@ for i, s in enumerate(doc["shards"]):
     assert s["file"].endswith("shard-%d-0000000002.ckpt" % i), s
     assert os.path.getsize(s["file"]) == s["bytes"], s
 EOF
+expect_re save-in-status 0 "shard 1: 2 written, 0 failed, last $dir/ck/shard-1-0000000002\.ckpt \(" -- "$ctl" status --servers "$cluster_e"
 
 # ---- shutdown ----
 # Both shards of cluster a stop because they were asked (no signal) and
