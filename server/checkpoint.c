@@ -132,10 +132,17 @@ static void put_str(writer *w, const char *s)
 static void write_optim(writer *w, const ps_optim_cfg *o)
 {
     put_u32(w, (uint32_t)o->kind);
-    const float v[] = {o->lr,        o->momentum,    o->beta1,
-                       o->beta2,     o->eps,         o->l1,
-                       o->l2,        o->ftrl_beta,   o->weight_decay,
-                       o->clip,      o->initial_accumulator};
+    const float v[] = {o->lr,
+                       o->momentum,
+                       o->beta1,
+                       o->beta2,
+                       o->eps,
+                       o->l1,
+                       o->l2,
+                       o->ftrl_beta,
+                       o->weight_decay,
+                       o->clip,
+                       o->initial_accumulator};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         put_f32(w, v[i]);
 }
@@ -429,16 +436,17 @@ static int envelope(const void *buf, size_t len, size_t *body_end,
         return PS_EPROTO;
     }
     if (len < PS_CKPT_HEADER_BYTES + PS_CKPT_TRAILER_BYTES) {
-        snprintf(err, errlen, "truncated: %zu bytes, shorter than a header "
-                 "and trailer", len);
+        snprintf(err, errlen,
+                 "truncated: %zu bytes, shorter than a header "
+                 "and trailer",
+                 len);
         return PS_EPROTO;
     }
     uint32_t version;
     memcpy(&version, p + 8, 4);
     if (version != PS_CKPT_VERSION) {
-        snprintf(err, errlen,
-                 "format version %u, this server reads version %u", version,
-                 PS_CKPT_VERSION);
+        snprintf(err, errlen, "format version %u, this server reads version %u",
+                 version, PS_CKPT_VERSION);
         return PS_EVERSION;
     }
     const unsigned char *tail = p + len - PS_CKPT_TRAILER_BYTES;
@@ -506,9 +514,9 @@ typedef struct loader {
     reader r;
     const ps_ckpt_state *st;
     int64_t now_ms;
-    int rc;           /* error other than a parse error (PS_ENOMEM, ...) */
-    uint64_t ids;     /* META's table ids */
-    int64_t last_id;  /* ids must increase */
+    int rc;          /* error other than a parse error (PS_ENOMEM, ...) */
+    uint64_t ids;    /* META's table ids */
+    int64_t last_id; /* ids must increase */
     char job[PS_MAX_NAME + 1], name[PS_MAX_NAME + 1];
     char meta[PS_MAX_META + 1];
 } loader;
@@ -550,10 +558,17 @@ static void read_def(loader *l, ps_table_def *d)
     d->init.fan_out = get_u64(r, "init fan_out");
     ps_optim_cfg *o = &d->optim;
     o->kind = (int)get_u32(r, "optimizer kind");
-    float *v[] = {&o->lr,        &o->momentum,    &o->beta1,
-                  &o->beta2,     &o->eps,         &o->l1,
-                  &o->l2,        &o->ftrl_beta,   &o->weight_decay,
-                  &o->clip,      &o->initial_accumulator};
+    float *v[] = {&o->lr,
+                  &o->momentum,
+                  &o->beta1,
+                  &o->beta2,
+                  &o->eps,
+                  &o->l1,
+                  &o->l2,
+                  &o->ftrl_beta,
+                  &o->weight_decay,
+                  &o->clip,
+                  &o->initial_accumulator};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         *v[i] = get_f32(r, "optimizer field");
 }
@@ -583,8 +598,8 @@ static void load_dense(loader *l, ps_table *t)
 static void load_sparse(loader *l, ps_table *t)
 {
     reader *r = &l->r;
-    size_t row_floats = (size_t)ps_table_dim(t) *
-                        (size_t)(1 + ps_table_state_width(t));
+    size_t row_floats =
+        (size_t)ps_table_dim(t) * (size_t)(1 + ps_table_state_width(t));
     size_t row_bytes = row_floats * sizeof(float);
     uint64_t rows = get_count(r, 8 + row_bytes, "sparse rows");
     /* Rows hold floats only: an aligned copy per row (the mapped file's
@@ -600,9 +615,9 @@ static void load_sparse(loader *l, ps_table *t)
         if (p == NULL)
             break;
         if (ps_key_shard(key, l->st->shards) != l->st->shard) {
-            bad(r, "table '%s': key %llu belongs to shard %u, not %u",
-                l->name, (unsigned long long)key,
-                ps_key_shard(key, l->st->shards), l->st->shard);
+            bad(r, "table '%s': key %llu belongs to shard %u, not %u", l->name,
+                (unsigned long long)key, ps_key_shard(key, l->st->shards),
+                l->st->shard);
             break;
         }
         memcpy(row, p, row_bytes);
@@ -611,8 +626,9 @@ static void load_sparse(loader *l, ps_table *t)
             bad(r, "table '%s': key %llu appears twice", l->name,
                 (unsigned long long)key);
         else if (rc != PS_OK)
-            fail_rc(l, rc, "out of memory or over --memory-limit restoring "
-                           "sparse rows");
+            fail_rc(l, rc,
+                    "out of memory or over --memory-limit restoring "
+                    "sparse rows");
     }
     free(row);
 }
@@ -630,8 +646,8 @@ static void load_table(loader *l)
     if (r->bad)
         return;
     if ((int64_t)id <= l->last_id || id >= l->ids) {
-        bad(r, "table '%s': id %u out of order or not below %llu", l->name,
-            id, (unsigned long long)l->ids);
+        bad(r, "table '%s': id %u out of order or not below %llu", l->name, id,
+            (unsigned long long)l->ids);
         return;
     }
     l->last_id = id;
@@ -646,8 +662,10 @@ static void load_table(loader *l)
     }
     ps_table *t = ps_tables_get(l->st->tables, id);
     if ((int)width != ps_table_state_width(t)) {
-        bad(r, "table '%s': %u state floats per parameter, its optimizer "
-            "keeps %d", l->name, width, ps_table_state_width(t));
+        bad(r,
+            "table '%s': %u state floats per parameter, its optimizer "
+            "keeps %d",
+            l->name, width, ps_table_state_width(t));
         return;
     }
     ps_table_set_counters(t, pushes, pulls, applied);
@@ -777,8 +795,7 @@ int ps_ckpt_load(const void *buf, size_t len, const ps_ckpt_state *st,
     }
     if (!l->r.bad && l->r.at != end)
         bad(&l->r, "%zu bytes after the END record", end - l->r.at);
-    if (!l->r.bad &&
-        ps_tables_reserve_ids(st->tables, (size_t)l->ids) != PS_OK)
+    if (!l->r.bad && ps_tables_reserve_ids(st->tables, (size_t)l->ids) != PS_OK)
         fail_rc(l, PS_ENOMEM, "out of memory");
     rc = l->r.bad ? (l->rc != PS_OK ? l->rc : PS_EPROTO) : PS_OK;
     if (rc != PS_OK)

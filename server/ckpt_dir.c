@@ -31,8 +31,7 @@ typedef struct entry {
 
 /* Parses "shard-<I>-<N>.ckpt" (tmp: ".shard-<I>-<N>.ckpt.tmp"); 1 when
  * name is one, with *shard and *seq set. */
-static int parse_name(const char *name, int tmp, uint32_t *shard,
-                      uint64_t *seq)
+static int parse_name(const char *name, int tmp, uint32_t *shard, uint64_t *seq)
 {
     const char *p = name;
     if (tmp && *p++ != '.')
@@ -130,9 +129,8 @@ static void remove_temps(const ps_ckdir *d)
         uint64_t seq;
         if (parse_name(de->d_name, 1, &s, &seq) && s == d->shard &&
             unlinkat(dirfd(dp), de->d_name, 0) == 0)
-            ps_log(PS_LOG_INFO,
-                   "removed an unfinished checkpoint file=%s/%s", d->path,
-                   de->d_name);
+            ps_log(PS_LOG_INFO, "removed an unfinished checkpoint file=%s/%s",
+                   d->path, de->d_name);
     }
     closedir(dp);
 }
@@ -142,8 +140,7 @@ static void remove_temps(const ps_ckdir *d)
 static int probe_writable(const ps_ckdir *d, char *err, size_t errlen)
 {
     char probe[PS_CKPT_PATH_MAX + 64];
-    snprintf(probe, sizeof(probe), "%s/.shard-%u-probe.tmp", d->path,
-             d->shard);
+    snprintf(probe, sizeof(probe), "%s/.shard-%u-probe.tmp", d->path, d->shard);
     int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write in checkpoint directory %s: %s",
@@ -158,9 +155,12 @@ static int probe_writable(const ps_ckdir *d, char *err, size_t errlen)
 int ps_ckdir_open(ps_ckdir **out, const char *dir, uint32_t shard, int keep,
                   char *err, size_t errlen)
 {
-    if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof(((ps_ckdir *)0)->path)) {
-        snprintf(err, errlen, "checkpoint directory path empty or longer "
-                 "than %d bytes", PS_CKPT_PATH_MAX - 64);
+    if (dir == NULL || dir[0] == '\0' ||
+        strlen(dir) >= sizeof(((ps_ckdir *)0)->path)) {
+        snprintf(err, errlen,
+                 "checkpoint directory path empty or longer "
+                 "than %d bytes",
+                 PS_CKPT_PATH_MAX - 64);
         return PS_EINVAL;
     }
     if (keep < 1) {
@@ -337,8 +337,8 @@ static int try_file(const char *path, uint32_t shard, uint32_t shards,
         return rc;
     static const unsigned char empty = 0;
     char why[256];
-    rc = ps_ckpt_verify(pick->buf ? pick->buf : &empty, pick->len,
-                        &pick->meta, why, sizeof(why));
+    rc = ps_ckpt_verify(pick->buf ? pick->buf : &empty, pick->len, &pick->meta,
+                        why, sizeof(why));
     if (rc != PS_OK) {
         snprintf(err, errlen, "checkpoint %s refused: %s", path, why);
     } else if (pick->meta.shard != shard || pick->meta.shards != shards) {
@@ -361,8 +361,8 @@ static int try_file(const char *path, uint32_t shard, uint32_t shards,
 }
 
 int ps_ckpt_pick_source(const char *source, uint32_t shard, uint32_t shards,
-                        const char *cluster_id, ps_ckpt_pick *pick,
-                        char *err, size_t errlen)
+                        const char *cluster_id, ps_ckpt_pick *pick, char *err,
+                        size_t errlen)
 {
     memset(pick, 0, sizeof(*pick));
     struct stat sb;

@@ -55,9 +55,9 @@ typedef struct ps_ckpt_pick {
     const void *buf; /* the file's bytes; ps_ckpt_pick_release() */
     size_t len;
     ps_ckpt_meta meta;
-    int none;         /* failure because the directory holds no checkpoint
-                         of this shard (not even a damaged one) */
-    size_t skipped;   /* newer checkpoints refused as damaged */
+    int none;       /* failure because the directory holds no checkpoint
+                       of this shard (not even a damaged one) */
+    size_t skipped; /* newer checkpoints refused as damaged */
 } ps_ckpt_pick;
 
 /* Picks what to restore from `source`: a checkpoint file, or a directory's
@@ -69,8 +69,8 @@ typedef struct ps_ckpt_pick {
  * or directory and why): PS_EIO (unreadable; none of them valid; none at
  * all: pick->none set), PS_EMISMATCH (identity). */
 int ps_ckpt_pick_source(const char *source, uint32_t shard, uint32_t shards,
-                        const char *cluster_id, ps_ckpt_pick *pick,
-                        char *err, size_t errlen);
+                        const char *cluster_id, ps_ckpt_pick *pick, char *err,
+                        size_t errlen);
 void ps_ckpt_pick_release(ps_ckpt_pick *pick);
 
 #endif

@@ -139,8 +139,8 @@ static int drain_pipe(ps_saver *sv, int block)
         char *dst = (char *)&sv->res + sv->got;
         size_t room = sizeof(sv->res) - sv->got;
         char sink[256];
-        ssize_t k = room ? read(sv->fd, dst, room)
-                         : read(sv->fd, sink, sizeof(sink));
+        ssize_t k =
+            room ? read(sv->fd, dst, room) : read(sv->fd, sink, sizeof(sink));
         if (k > 0) {
             if (room)
                 sv->got += (size_t)k;

@@ -164,8 +164,7 @@ int ps_consist_expire(ps_consist *c, int64_t now_ms)
     return changed;
 }
 
-int ps_consist_restore(ps_consist *c, const ps_worker_state *w,
-                       int64_t now_ms)
+int ps_consist_restore(ps_consist *c, const ps_worker_state *w, int64_t now_ms)
 {
     ps_worker_state *x = find_or_add(c, w->id, now_ms);
     if (x == NULL)

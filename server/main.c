@@ -72,11 +72,10 @@ static const ps_setting settings[] = {
      "write checkpoints of this shard here (created if missing): every "
      "--checkpoint-every seconds, on `ps-ctl save` and when stopping "
      "(SIGTERM, SIGINT, shutdown)"},
-    {"checkpoint-every", PS_SET_INT, "0", 0, 31536000,
-     OPT(checkpoint_every_s), "SECONDS",
-     "seconds between periodic checkpoints (0: none periodic)"},
-    {"checkpoint-keep", PS_SET_INT, "3", 1, 1000000, OPT(checkpoint_keep),
-     "K", "checkpoints of this shard kept; older ones are deleted"},
+    {"checkpoint-every", PS_SET_INT, "0", 0, 31536000, OPT(checkpoint_every_s),
+     "SECONDS", "seconds between periodic checkpoints (0: none periodic)"},
+    {"checkpoint-keep", PS_SET_INT, "3", 1, 1000000, OPT(checkpoint_keep), "K",
+     "checkpoints of this shard kept; older ones are deleted"},
     {"restore", PS_SET_STR, NULL, 0, 0, OPT(restore), "DIR|FILE|latest",
      "at start, load the newest valid checkpoint of this shard in DIR (a "
      "damaged one is refused and the previous one tried), or FILE; latest: "

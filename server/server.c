@@ -20,6 +20,9 @@
  * instead of timing out against a closed port. */
 #include "server.h"
 
+#include "checkpoint.h"
+#include "ckpt_dir.h"
+#include "ckpt_saver.h"
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
@@ -27,9 +30,6 @@
 #include "common/status_json.h"
 #include "common/timeutil.h"
 #include "common/transport.h"
-#include "checkpoint.h"
-#include "ckpt_dir.h"
-#include "ckpt_saver.h"
 #include "consistency.h"
 #include "dashboard.h"
 #include "dedup.h"
@@ -92,8 +92,8 @@ typedef struct ckpt_ctl {
     int64_t due_ms;    /* next periodic checkpoint (monotonic); 0: none */
     int64_t notice_ms; /* last deferred notice to waiters */
     uint64_t ok, failed;
-    ps_ckpt_result last;   /* the last one written (last.file[0]: any) */
-    char last_error[512];  /* why the last failure failed; "" if none */
+    ps_ckpt_result last;  /* the last one written (last.file[0]: any) */
+    char last_error[512]; /* why the last failure failed; "" if none */
     char restored_from[PS_CKPT_PATH_MAX]; /* "" when started fresh */
 } ckpt_ctl;
 
@@ -494,13 +494,15 @@ static int ckpt_check_cfg(const ps_server_cfg *cfg, char *err, size_t errlen)
     int has_dir = cfg->checkpoint_dir != NULL && cfg->checkpoint_dir[0];
     if (cfg->restore != NULL && strcmp(cfg->restore, "latest") == 0 &&
         !has_dir) {
-        snprintf(err, errlen, "--restore latest needs --checkpoint-dir (or "
-                              "give --restore a directory or file)");
+        snprintf(err, errlen,
+                 "--restore latest needs --checkpoint-dir (or "
+                 "give --restore a directory or file)");
         return PS_EINVAL;
     }
     if (cfg->restore != NULL && cfg->restore[0] == '\0') {
-        snprintf(err, errlen, "--restore needs a directory, a file or "
-                              "'latest'");
+        snprintf(err, errlen,
+                 "--restore needs a directory, a file or "
+                 "'latest'");
         return PS_EINVAL;
     }
     if (cfg->checkpoint_every_s > 0 && !has_dir) {
@@ -568,8 +570,8 @@ static int ckpt_open(ps_server *s, char *err, size_t errlen)
     if (cfg->checkpoint_dir != NULL && cfg->checkpoint_dir[0] != '\0') {
         rc = ps_ckdir_open(&s->ckpt.dir, cfg->checkpoint_dir, cfg->shard,
                            cfg->checkpoint_keep, err, errlen);
-        if (rc == PS_OK && (rc = ps_saver_new(&s->ckpt.saver, s->ckpt.dir)) !=
-                               PS_OK)
+        if (rc == PS_OK &&
+            (rc = ps_saver_new(&s->ckpt.saver, s->ckpt.dir)) != PS_OK)
             snprintf(err, errlen, "out of memory");
         if (cfg->checkpoint_every_s > 0)
             s->ckpt.due_ms = ps_now_ms() + cfg->checkpoint_every_s * 1000LL;

@@ -50,10 +50,10 @@ typedef struct ps_server_cfg {
     const char *checkpoint_dir; /* where checkpoints go; NULL: none */
     int checkpoint_every_s;     /* period of checkpoints; 0: none periodic */
     int checkpoint_keep;        /* newest checkpoints kept (>= 1) */
-    const char *restore; /* at start, load the newest valid checkpoint of
-                            this directory (or this file); "latest": of
-                            checkpoint_dir, starting fresh when it holds
-                            none of this shard; NULL: start fresh */
+    /* At start, load the newest valid checkpoint of this directory (or
+     * this file); "latest": of checkpoint_dir, starting fresh when it holds
+     * none of this shard; NULL: start fresh. */
+    const char *restore;
 } ps_server_cfg;
 
 typedef struct ps_server ps_server;

@@ -253,8 +253,8 @@ static int define_table(ps_tables *ts, const ps_table_def *def, int64_t at,
         return rc;
     ps_table *old = find(ts, d.job, d.name);
     if (old != NULL && at >= 0) {
-        snprintf(err, errlen, "table '%s' of job '%s' is there already",
-                 d.name, d.job);
+        snprintf(err, errlen, "table '%s' of job '%s' is there already", d.name,
+                 d.job);
         return PS_ECONFLICT;
     }
     if (at >= 0 && ((size_t)at < ts->nslots || at >= UINT32_MAX)) {

@@ -1400,8 +1400,8 @@ int ps_client_drop_job(ps_client *c, const char *job)
  * the others from being asked; see ps_client_shutdown(). `fine` is a
  * status other than PS_OK that still counts as done (0: none). */
 static int ask_every_server(const ps_client_cfg *cfg, int type, int fine,
-                            ps_shard_result **results, size_t *n,
-                            char *errbuf, size_t errlen)
+                            ps_shard_result **results, size_t *n, char *errbuf,
+                            size_t errlen)
 {
     ps_client_cfg cc = *cfg;
     cc.worker_id = -1; /* a tool: no clock, no heartbeat thread */

@@ -76,10 +76,9 @@ static int start_shard(fx *x, ps_test_server *s, int i, int n, int port,
     snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", port);
     snprintf(shard, sizeof(shard), "%d", i);
     snprintf(shards, sizeof(shards), "%d", n);
-    const char *args[32] = {"--listen",     listen,  "--shard",
-                            shard,          "--shards", shards,
-                            "--cluster-id", CLUSTER, "--checkpoint-dir",
-                            x->dir};
+    const char *args[32] = {"--listen",         listen, "--shard",      shard,
+                            "--shards",         shards, "--cluster-id", CLUSTER,
+                            "--checkpoint-dir", x->dir};
     size_t k = 10;
     for (size_t j = 0; extra && extra[j] && k + 1 < 32; j++)
         args[k++] = extra[j];
@@ -145,9 +144,9 @@ static void train(fx *x, int rounds)
         ps_request *a, *b;
         assert_int_equal(ps_client_push(x->c, x->dense, 0, DENSE_LEN, g, &a),
                          PS_OK);
-        assert_int_equal(ps_client_push_sparse(x->c, x->sparse, x->keys,
-                                               NKEYS / 2, sg, &b),
-                         PS_OK);
+        assert_int_equal(
+            ps_client_push_sparse(x->c, x->sparse, x->keys, NKEYS / 2, sg, &b),
+            PS_OK);
         wait_ok(x->c, a);
         wait_ok(x->c, b);
     }
@@ -225,8 +224,8 @@ static int raw_push(const char *endpoint, uint64_t client, uint64_t seq,
 static int count_ckpts(const char *dir, int shard)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^shard-%d-.*\\.ckpt$'",
-             dir, shard);
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^shard-%d-.*\\.ckpt$'", dir,
+             shard);
     FILE *p = popen(cmd, "r");
     int n = 0;
     assert_int_equal(fscanf(p, "%d", &n), 1);
@@ -254,8 +253,7 @@ static void test_checkpoint_save_kill_restore_identical(void **state)
     train(x, 4);
     /* A push with a known (client, seq) on shard 1's part of the table. */
     uint64_t lo = ps_dense_lo(DENSE_LEN, 1, 2);
-    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 1, lo, 16),
-                     PS_OK);
+    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 1, lo, 16), PS_OK);
     static float dense[DENSE_LEN], sparse[NKEYS * DIM];
     pull_all(x, dense, sparse);
 
@@ -292,11 +290,9 @@ static void test_checkpoint_save_kill_restore_identical(void **state)
 
     /* The push of (0xfeed, 1) was in the checkpoint: a replay is answered
      * OK and not applied; the next sequence number is. */
-    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 1, lo, 16),
-                     PS_OK);
+    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 1, lo, 16), PS_OK);
     expect_same_values(x, dense, sparse);
-    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 2, lo, 16),
-                     PS_OK);
+    assert_int_equal(raw_push(x->cl.srv[1].endpoint, 0xfeed, 2, lo, 16), PS_OK);
     static float d2[DENSE_LEN], s2[NKEYS * DIM];
     pull_all(x, d2, s2);
     assert_true(d2[lo] != dense[lo]);
@@ -415,10 +411,9 @@ static int checkpoints_ok(const char *json)
 static void test_checkpoint_periodic_and_reported(void **state)
 {
     fx *x = *state;
-    static const char *const extra[] = {"--checkpoint-every", "1",
-                                        "--checkpoint-keep",  "2",
-                                        "--http",             "127.0.0.1:0",
-                                        NULL};
+    static const char *const extra[] = {
+        "--checkpoint-every", "1", "--checkpoint-keep", "2", "--http",
+        "127.0.0.1:0",        NULL};
     start_cluster(x, 1, extra);
     connect_and_define(x);
     int ok = -1;
@@ -444,7 +439,8 @@ static void test_checkpoint_periodic_and_reported(void **state)
                                 &rep, err, sizeof(err)),
                      0);
     assert_int_equal(rep.status, 200);
-    assert_non_null(strstr(rep.body, "sparkps_checkpoints_total{result=\"ok\"}"));
+    assert_non_null(
+        strstr(rep.body, "sparkps_checkpoints_total{result=\"ok\"}"));
     assert_non_null(
         strstr(rep.body, "sparkps_checkpoints_total{result=\"failed\"} 0"));
     assert_non_null(
@@ -508,8 +504,8 @@ static void test_checkpoint_bad_flags_and_dirs(void **state)
         expect_cli(a, 2, "--checkpoint-every needs --checkpoint-dir");
     }
     {
-        const char *a[] = {"--checkpoint-dir", x->dir, "--checkpoint-keep",
-                           "0", NULL};
+        const char *a[] = {"--checkpoint-dir", x->dir, "--checkpoint-keep", "0",
+                           NULL};
         expect_cli(a, 2, "--checkpoint-keep");
     }
     {
@@ -550,8 +546,8 @@ static void test_checkpoint_bad_flags_and_dirs(void **state)
     {
         char ck[128];
         snprintf(ck, sizeof(ck), "%s/shard-0-0000000001.ckpt", x->dir);
-        const char *a[] = {"--restore", ck, "--shard", "1", "--shards", "2",
-                           NULL};
+        const char *a[] = {"--restore", ck,  "--shard", "1",
+                           "--shards",  "2", NULL};
         expect_cli(a, 1, "is of shard 0 of 1; this server is shard 1 of 2");
         const char *b[] = {"--restore", ck, "--cluster-id", "other", NULL};
         expect_cli(b, 1, "is of cluster '" CLUSTER "'");
@@ -577,19 +573,18 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_checkpoint_save_kill_restore_identical, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_checkpoint_client_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_client_survives_restart,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_sigterm_writes_last,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_periodic_and_reported,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_checkpoint_save_without_dir_einval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_save_without_dir_einval,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_bad_flags_and_dirs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_checkpoint_restore_latest_empty_starts_fresh, setup,
-            teardown),
+            test_checkpoint_restore_latest_empty_starts_fresh, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

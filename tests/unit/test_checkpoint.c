@@ -57,9 +57,9 @@ static void shard_new(shard *s)
     assert_int_equal(ps_dedup_new(&s->dedup, 1024), PS_OK);
     ps_consist_cfg cc = {PS_CONS_SSP, 2, 0, 10000};
     assert_int_equal(ps_consist_new(&s->consist, &cc, 0), PS_OK);
-    assert_int_equal(ps_history_new(&s->history, PS_HISTORY_PER_WORKER,
-                                    PS_HISTORY_TOTAL),
-                     PS_OK);
+    assert_int_equal(
+        ps_history_new(&s->history, PS_HISTORY_PER_WORKER, PS_HISTORY_TOTAL),
+        PS_OK);
 }
 
 static void shard_free(shard *s)
@@ -73,8 +73,8 @@ static void shard_free(shard *s)
 
 static ps_ckpt_state state_of(shard *s)
 {
-    return (ps_ckpt_state){CLUSTER,    SHARD,       SHARDS,      s->tables,
-                           s->dedup,   s->consist,  s->history};
+    return (ps_ckpt_state){CLUSTER,  SHARD,      SHARDS,    s->tables,
+                           s->dedup, s->consist, s->history};
 }
 
 static ps_table_def def(const char *name, int kind, int optim)
@@ -138,8 +138,7 @@ static void train(shard *s, int rounds, float scale)
                 ps_table_dense_push(tab, lo + 1, hi - lo - 1, g, 1.0f, NULL);
             } else {
                 assert_int_equal(ps_table_sparse_push(tab, keys + r % 3,
-                                                      NKEYS - 3, g, 0.5f,
-                                                      NULL),
+                                                      NKEYS - 3, g, 0.5f, NULL),
                                  PS_OK);
             }
         }
@@ -179,8 +178,8 @@ static void fill(shard *s)
         ps_consist_set_progress(s->consist, w * 2, 1000 * w, 0.5 / (w + 1),
                                 w + 1, 0.25 * w);
         for (uint32_t e = 1; e <= w + 1; e++) {
-            ps_epoch_eval ev = {e, 100 * e, 0.1 * e, 0.8, 0.2, 0.7, NAN,
-                                1700000000000LL + e};
+            ps_epoch_eval ev = {e,   100 * e, 0.1 * e, 0.8,
+                                0.2, 0.7,     NAN,     1700000000000LL + e};
             assert_int_equal(ps_history_add(s->history, w * 2, &ev),
                              PS_HISTORY_ADDED);
         }
@@ -222,8 +221,8 @@ static void write_ckpt(const char *dir, shard *s, uint64_t seq, int keep,
         ;
     ps_ckpt_state st = state_of(s);
     uint64_t bytes = 0;
-    int rc = ps_ckdir_write(d, seq, &st, NOW_MS, path, &bytes, err,
-                            sizeof(err));
+    int rc =
+        ps_ckdir_write(d, seq, &st, NOW_MS, path, &bytes, err, sizeof(err));
     if (rc != PS_OK)
         print_error("%s\n", err);
     assert_int_equal(rc, PS_OK);
@@ -361,12 +360,12 @@ static void test_checkpoint_round_trip_restores_everything(void **state)
     int st = -1;
     assert_int_equal(ps_dedup_check(b.dedup, 0xabc, 5000, &st), PS_DEDUP_DUP);
     assert_int_equal(st, PS_OK);
-    assert_int_equal(ps_dedup_check(b.dedup, 0xabc, 5000 - PS_DEDUP_WINDOW + 1,
-                                    &st),
-                     PS_DEDUP_DUP);
-    assert_int_equal(ps_dedup_check(b.dedup, 0xabc, 5000 - PS_DEDUP_WINDOW,
-                                    &st),
-                     PS_DEDUP_STALE);
+    assert_int_equal(
+        ps_dedup_check(b.dedup, 0xabc, 5000 - PS_DEDUP_WINDOW + 1, &st),
+        PS_DEDUP_DUP);
+    assert_int_equal(
+        ps_dedup_check(b.dedup, 0xabc, 5000 - PS_DEDUP_WINDOW, &st),
+        PS_DEDUP_STALE);
     assert_int_equal(ps_dedup_check(b.dedup, 0xabc, 5001, &st), PS_DEDUP_NEW);
     assert_int_equal(ps_dedup_check(b.dedup, 0xdef, 7, &st), PS_DEDUP_DUP);
     assert_int_equal(ps_dedup_check(b.dedup, 0xdef, 8, &st), PS_DEDUP_NEW);
@@ -475,9 +474,9 @@ static void test_checkpoint_pick_file_names_file_and_reason(void **state)
     spit(path, buf, len);
     free(buf);
     ps_ckpt_pick pick;
-    assert_int_equal(ps_ckpt_pick_source(path, SHARD, SHARDS, NULL, &pick,
-                                         err, sizeof(err)),
-                     PS_EPROTO);
+    assert_int_equal(
+        ps_ckpt_pick_source(path, SHARD, SHARDS, NULL, &pick, err, sizeof(err)),
+        PS_EPROTO);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "checksum mismatch"));
     char missing[PS_CKPT_PATH_MAX + 16];
@@ -519,8 +518,7 @@ static void test_checkpoint_dir_falls_back_to_previous_valid(void **state)
     shard_new(&b);
     ps_ckpt_state st = state_of(&b);
     assert_int_equal(
-        ps_ckpt_load(pick.buf, pick.len, &st, NOW_MS, err, sizeof(err)),
-        PS_OK);
+        ps_ckpt_load(pick.buf, pick.len, &st, NOW_MS, err, sizeof(err)), PS_OK);
     ps_ckpt_pick_release(&pick);
     assert_tables_equal(&at2, &b);
     shard_free(&b);
@@ -563,8 +561,8 @@ static void test_checkpoint_identity_mismatch_refused(void **state)
         ps_ckpt_pick_source(path, SHARD, 3, NULL, &pick, err, sizeof(err)),
         PS_EMISMATCH);
     assert_non_null(strstr(err, "shard 1 of 3"));
-    assert_int_equal(ps_ckpt_pick_source(x->dir, SHARD, SHARDS, "other",
-                                         &pick, err, sizeof(err)),
+    assert_int_equal(ps_ckpt_pick_source(x->dir, SHARD, SHARDS, "other", &pick,
+                                         err, sizeof(err)),
                      PS_EMISMATCH);
     assert_non_null(strstr(err, "cluster 'ckpt-test'"));
     /* A directory of another shard's files says so. */
@@ -670,9 +668,9 @@ static void test_checkpoint_write_failure_reported(void **state)
     /* And writing to a descriptor that refuses. */
     int fd = open("/dev/full", O_WRONLY);
     if (fd >= 0) {
-        assert_int_equal(ps_ckpt_write(fd, &st, NOW_MS, 1, &bytes, err,
-                                       sizeof(err)),
-                         PS_EIO);
+        assert_int_equal(
+            ps_ckpt_write(fd, &st, NOW_MS, 1, &bytes, err, sizeof(err)),
+            PS_EIO);
         assert_non_null(strstr(err, "write failed"));
         close(fd);
     }
@@ -756,8 +754,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_checkpoint_round_trip_restores_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_checkpoint_define_at_refuses_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_define_at_refuses_taken,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_checkpoint_damage_refused_with_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(
@@ -768,8 +766,8 @@ int main(void)
             test_checkpoint_identity_mismatch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_saver_keeps_newest_k,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_checkpoint_write_failure_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_write_failure_reported,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_dir_open_bad_paths,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
