@@ -17,7 +17,14 @@
  * loop the same way: what already arrived is answered, parked pulls get
  * PS_ESHUTDOWN, and while training workers are alive, requests arriving in
  * a short grace window get PS_ESHUTDOWN too, so a worker fails at once
- * instead of timing out against a closed port. */
+ * instead of timing out against a closed port. With a checkpoint directory
+ * the last checkpoint is written between the drain and that window.
+ *
+ * Checkpoints: the loop starts one when it is due or a SAVE asked for it
+ * (ckpt_tick), a forked child writes it (ckpt_saver.h) and the child's
+ * pipe, polled beside the socket, says when it is done; SAVE requests wait
+ * in a list, kept alive with `deferred` notices, and are answered with the
+ * file of the first checkpoint started after they arrived. */
 #include "server.h"
 
 #include "checkpoint.h"
