@@ -651,6 +651,20 @@ static void load_table(loader *l)
         return;
     }
     l->last_id = id;
+    if (d.kind == PS_TABLE_DENSE) {
+        /* The block must be in the file before it is allocated: a forged
+         * len must not make the store reserve (and initialise) gigabytes. */
+        const ps_ckpt_state *st = l->st;
+        uint64_t n = ps_dense_lo(d.len, st->shard + 1, st->shards) -
+                     ps_dense_lo(d.len, st->shard, st->shards);
+        size_t left = r->n - r->at;
+        if (width > 16 || n > left / sizeof(float) / (1 + width)) {
+            bad(r, "table '%s': %llu values of %u floats cannot fit in the "
+                   "%zu bytes left",
+                l->name, (unsigned long long)n, 1 + width, left);
+            return;
+        }
+    }
     char why[256] = "";
     int rc = ps_tables_define_at(l->st->tables, &d, id, why, sizeof(why));
     if (rc != PS_OK) {

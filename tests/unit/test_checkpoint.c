@@ -696,6 +696,37 @@ static void test_checkpoint_dir_open_bad_paths(void **state)
     assert_null(d);
 }
 
+/* A forged dense length is refused before anything is allocated for it:
+ * the values it promises are not in the file. */
+static void test_checkpoint_forged_dense_len_refused(void **state)
+{
+    fx *x = *state;
+    char path[PS_CKPT_PATH_MAX];
+    write_ckpt(x->dir, &x->a, 1, 3, path);
+    size_t len;
+    unsigned char *buf = slurp(path, &len);
+    unsigned char *name = memmem(buf, len, "d.sgd", 5);
+    assert_non_null(name);
+    /* name, then meta (u32 length + "model=test"), then u32 kind, u64 len */
+    unsigned char *at = name + 5 + 4 + strlen("model=test") + 4;
+    uint64_t was;
+    memcpy(&was, at, 8);
+    assert_int_equal(was, DENSE_LEN);
+    uint64_t forged = (uint64_t)1 << 40;
+    memcpy(at, &forged, 8);
+    shard b;
+    shard_new(&b);
+    ps_ckpt_state st = state_of(&b);
+    char err[512];
+    assert_int_equal(ps_ckpt_load(buf, len, &st, NOW_MS, err, sizeof(err)),
+                     PS_EPROTO);
+    assert_non_null(strstr(err, "table 'd.sgd'"));
+    assert_non_null(strstr(err, "cannot fit"));
+    assert_int_equal(ps_tables_bytes(b.tables), 0);
+    shard_free(&b);
+    free(buf);
+}
+
 /* Mutated checkpoints (bytes flipped, counts forged, cut short, the
  * checksum ignored) go straight to the loader: each is loaded or refused
  * with a reason, never a crash (ASan watches in the sanitizer build). */
@@ -770,6 +801,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_dir_open_bad_paths,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_checkpoint_forged_dense_len_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_checkpoint_load_mutations_never_crash, setup, teardown),
     };
