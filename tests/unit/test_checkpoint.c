@@ -230,6 +230,27 @@ static void write_ckpt(const char *dir, shard *s, uint64_t seq, int keep,
     ps_ckdir_free(d);
 }
 
+static unsigned char *slurp(const char *path, size_t *len);
+
+/* Writes x's shard as checkpoint 1 and returns the file's bytes. */
+static unsigned char *ckpt_bytes(fx *x, size_t *len)
+{
+    char path[PS_CKPT_PATH_MAX];
+    write_ckpt(x->dir, &x->a, 1, 3, path);
+    return slurp(path, len);
+}
+
+/* ps_ckpt_load() of buf into a fresh shard, discarded after. */
+static int load_fresh(const void *buf, size_t len, char *err, size_t errlen)
+{
+    shard b;
+    shard_new(&b);
+    ps_ckpt_state st = state_of(&b);
+    int rc = ps_ckpt_load(buf, len, &st, NOW_MS, err, errlen);
+    shard_free(&b);
+    return rc;
+}
+
 static unsigned char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -701,10 +722,8 @@ static void test_checkpoint_dir_open_bad_paths(void **state)
 static void test_checkpoint_forged_dense_len_refused(void **state)
 {
     fx *x = *state;
-    char path[PS_CKPT_PATH_MAX];
-    write_ckpt(x->dir, &x->a, 1, 3, path);
     size_t len;
-    unsigned char *buf = slurp(path, &len);
+    unsigned char *buf = ckpt_bytes(x, &len);
     unsigned char *name = memmem(buf, len, "d.sgd", 5);
     assert_non_null(name);
     /* name, then meta (u32 length + "model=test"), then u32 kind, u64 len */
@@ -714,16 +733,10 @@ static void test_checkpoint_forged_dense_len_refused(void **state)
     assert_int_equal(was, DENSE_LEN);
     uint64_t forged = (uint64_t)1 << 40;
     memcpy(at, &forged, 8);
-    shard b;
-    shard_new(&b);
-    ps_ckpt_state st = state_of(&b);
     char err[512];
-    assert_int_equal(ps_ckpt_load(buf, len, &st, NOW_MS, err, sizeof(err)),
-                     PS_EPROTO);
+    assert_int_equal(load_fresh(buf, len, err, sizeof(err)), PS_EPROTO);
     assert_non_null(strstr(err, "table 'd.sgd'"));
     assert_non_null(strstr(err, "cannot fit"));
-    assert_int_equal(ps_tables_bytes(b.tables), 0);
-    shard_free(&b);
     free(buf);
 }
 
@@ -733,10 +746,8 @@ static void test_checkpoint_forged_dense_len_refused(void **state)
 static void test_checkpoint_load_mutations_never_crash(void **state)
 {
     fx *x = *state;
-    char path[PS_CKPT_PATH_MAX];
-    write_ckpt(x->dir, &x->a, 1, 3, path);
     size_t len;
-    unsigned char *orig = slurp(path, &len);
+    unsigned char *orig = ckpt_bytes(x, &len);
     unsigned char *buf = malloc(len);
     uint64_t rng = 0x5eedc0de;
     size_t refused = 0;
@@ -763,16 +774,11 @@ static void test_checkpoint_load_mutations_never_crash(void **state)
             memcpy(buf + at, &covered, 8);
             memcpy(buf + at + 8, orig + len - 8, 8);
         }
-        shard b;
-        shard_new(&b);
-        ps_ckpt_state st = state_of(&b);
         char err[512] = "";
-        int rc = ps_ckpt_load(buf, n, &st, NOW_MS, err, sizeof(err));
-        if (rc != PS_OK) {
+        if (load_fresh(buf, n, err, sizeof(err)) != PS_OK) {
             assert_true(err[0] != '\0');
             refused++;
         }
-        shard_free(&b);
     }
     /* Most mutations hit float data and load; structure hits are refused. */
     assert_true(refused > 0);
