@@ -659,8 +659,9 @@ static void load_table(loader *l)
                      ps_dense_lo(d.len, st->shard, st->shards);
         size_t left = r->n - r->at;
         if (width > 16 || n > left / sizeof(float) / (1 + width)) {
-            bad(r, "table '%s': %llu values of %u floats cannot fit in the "
-                   "%zu bytes left",
+            bad(r,
+                "table '%s': %llu values of %u floats cannot fit in the "
+                "%zu bytes left",
                 l->name, (unsigned long long)n, 1 + width, left);
             return;
         }
