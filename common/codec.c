@@ -91,7 +91,7 @@ const char *ps_msg_type_name(int type)
     static const char *names[] = {
         "NONE",      "HELLO",  "DEFINE_TABLE", "DROP_TABLE", "DROP_JOB",
         "PUSH",      "PULL",   "PUSHPULL",     "CLOCK",      "STATUS",
-        "HEARTBEAT", "ASSIGN", "SCAN",         "SHUTDOWN"};
+        "HEARTBEAT", "ASSIGN", "SCAN",         "SHUTDOWN",   "SAVE"};
     if (type < 0 || type > PS_MSG_TYPE_MAX)
         return "?";
     return names[type];

@@ -22,7 +22,7 @@
 #define PS_MAX_NAME 256u                  /* job and table names, bytes */
 #define PS_MAX_SHAPE 8u                   /* dims in a TableSpec shape */
 #define PS_MAX_META 4096u                 /* TableSpec.meta, bytes */
-#define PS_MSG_TYPE_MAX SPARKPS__MSG_TYPE__SHUTDOWN /* highest known type */
+#define PS_MSG_TYPE_MAX SPARKPS__MSG_TYPE__SAVE /* highest known type */
 
 typedef Sparkps__Header ps_header;
 

@@ -57,6 +57,40 @@ static void counters(ps_strbuf *b, const char *key, Sparkps__Counter **c,
     ps_strbuf_add(b, "}", 1);
 }
 
+/* ,"key":"text" or ,"key":null */
+static void opt_str(ps_strbuf *b, const char *key, const char *v)
+{
+    ps_strbuf_printf(b, ",\"%s\":", key);
+    if (v)
+        ps_strbuf_json_str(b, v);
+    else
+        ps_strbuf_add(b, "null", 4);
+}
+
+/* "checkpoint": null for a server without checkpoints. */
+static void checkpoint(ps_strbuf *b, const Sparkps__Status *st)
+{
+    if (st->checkpoint_dir == NULL && st->restored_from == NULL) {
+        ps_strbuf_add(b, ",\"checkpoint\":null", 18);
+        return;
+    }
+    ps_strbuf_printf(b, ",\"checkpoint\":{\"ok\":%llu,\"failed\":%llu",
+                     (unsigned long long)st->checkpoints_ok,
+                     (unsigned long long)st->checkpoints_failed);
+    opt_str(b, "dir", st->checkpoint_dir);
+    opt_str(b, "last_file", st->checkpoint_file);
+    if (st->checkpoint_file)
+        ps_strbuf_printf(b,
+                         ",\"last_time_ms\":%llu,\"last_duration_ms\":%.3f,"
+                         "\"last_bytes\":%llu",
+                         (unsigned long long)st->checkpoint_time_ms,
+                         (double)st->checkpoint_us / 1000.0,
+                         (unsigned long long)st->checkpoint_bytes);
+    opt_str(b, "last_error", st->checkpoint_error);
+    opt_str(b, "restored_from", st->restored_from);
+    ps_strbuf_add(b, "}", 1);
+}
+
 void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
 {
     const Sparkps__Hello *h = st->server;
@@ -126,6 +160,7 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
         ps_strbuf_add(b, "]}", 2);
     }
     ps_strbuf_add(b, "]", 1);
+    checkpoint(b, st);
     counters(b, "requests", st->requests, st->n_requests);
     counters(b, "errors", st->errors, st->n_errors);
     const Sparkps__Security *x = st->security;

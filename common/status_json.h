@@ -4,6 +4,10 @@
  * Each worker carries "history": its per-epoch evaluations, oldest first,
  * as {"epoch","samples","time_ms","loss","accuracy","train_loss",
  * "train_accuracy","auc"}; a figure the worker did not measure is null.
+ * "checkpoint" is null for a server without --checkpoint-dir or --restore,
+ * else {"ok","failed","dir","last_file","last_time_ms","last_duration_ms",
+ * "last_bytes","last_error","restored_from"} (last_time_ms, _duration_ms
+ * and _bytes only once one was written; unknown strings are null).
  * Pure function, thread-safe. */
 #ifndef PS_STATUS_JSON_H
 #define PS_STATUS_JSON_H

@@ -164,6 +164,18 @@ int ps_consist_expire(ps_consist *c, int64_t now_ms)
     return changed;
 }
 
+int ps_consist_restore(ps_consist *c, const ps_worker_state *w, int64_t now_ms)
+{
+    ps_worker_state *x = find_or_add(c, w->id, now_ms);
+    if (x == NULL)
+        return PS_ENOMEM;
+    *x = *w;
+    x->alive = 1;
+    x->last_seen_ms = now_ms;
+    update_min(c);
+    return PS_OK;
+}
+
 int64_t ps_consist_min_clock(const ps_consist *c)
 {
     return c->min_clock;

@@ -73,6 +73,11 @@ int ps_consist_can_serve(const ps_consist *c, int64_t clock);
 int ps_consist_mode(const ps_consist *c);
 int ps_consist_staleness(const ps_consist *c);
 
+/* Restores a worker from a checkpoint: its clock and progress as saved; it
+ * counts as alive from now_ms (heard from just now), so it has a whole
+ * timeout to come back before it stops counting. PS_ENOMEM. */
+int ps_consist_restore(ps_consist *c, const ps_worker_state *w, int64_t now_ms);
+
 /* Workers tracked, in id order (for status). NULL past the end. */
 const ps_worker_state *ps_consist_worker_at(const ps_consist *c, size_t i);
 size_t ps_consist_live(const ps_consist *c);

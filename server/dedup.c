@@ -126,3 +126,19 @@ size_t ps_dedup_clients(const ps_dedup *d)
 {
     return d->n;
 }
+
+uint64_t ps_dedup_client_at(const ps_dedup *d, size_t i)
+{
+    return d->clients[i]->client;
+}
+
+int ps_dedup_entry_at(const ps_dedup *d, size_t i, size_t k, uint64_t *seq,
+                      int *status)
+{
+    const seen *s = &d->clients[i]->ring[k];
+    if (s->seq == 0)
+        return 0;
+    *seq = s->seq;
+    *status = s->status;
+    return 1;
+}

@@ -34,4 +34,13 @@ int ps_dedup_record(ps_dedup *d, uint64_t client, uint64_t seq, int status);
 /* Clients currently tracked. */
 size_t ps_dedup_clients(const ps_dedup *d);
 
+/* For checkpoints (no allocation, so a forked child may call them): the id
+ * of tracked client i (< ps_dedup_clients()), and the outcome recorded in
+ * slot k (< PS_DEDUP_WINDOW) of its window: 1 and seq/status when the slot
+ * holds one, 0 when it is empty. Restoring is ps_dedup_record() per
+ * entry. */
+uint64_t ps_dedup_client_at(const ps_dedup *d, size_t i);
+int ps_dedup_entry_at(const ps_dedup *d, size_t i, size_t k, uint64_t *seq,
+                      int *status);
+
 #endif

@@ -39,6 +39,10 @@ typedef struct server_opts {
     const char *curve_allow;
     const char *http;
     const char *http_token_file;
+    const char *checkpoint_dir;
+    int64_t checkpoint_every_s;
+    int64_t checkpoint_keep;
+    const char *restore;
     const char *log_level;
 } server_opts;
 
@@ -50,8 +54,9 @@ static const ps_setting settings[] = {
      "this server's shard index, 0-based"},
     {"shards", PS_SET_INT, "1", 1, 65536, OPT(shards), "N",
      "number of shards in the cluster"},
-    {"cluster-id", PS_SET_STR, "sparkps", 0, 0, OPT(cluster_id), "NAME",
-     "name shared by all shards of one cluster; clients refuse a mix"},
+    {"cluster-id", PS_SET_STR, NULL, 0, 0, OPT(cluster_id), "NAME",
+     "name shared by all shards of one cluster; clients refuse a mix "
+     "(default: the restored checkpoint's, else " PS_DEFAULT_CLUSTER_ID ")"},
     {"consistency", PS_SET_STR, "asp", 0, 0, OPT(consistency), "MODEL",
      "asp (asynchronous), ssp:S (bounded staleness S) or bsp"},
     {"workers", PS_SET_INT, "0", 0, 65536, OPT(workers), "M",
@@ -84,6 +89,18 @@ static const ps_setting settings[] = {
      "/status and /metrics need \"Authorization: Bearer TOKEN\", TOKEN "
      "being this file's content (mode 0600; the dashboard page reads it "
      "from its URL's #token=)"},
+    {"checkpoint-dir", PS_SET_STR, NULL, 0, 0, OPT(checkpoint_dir), "DIR",
+     "write checkpoints of this shard here (created if missing): every "
+     "--checkpoint-every seconds, on `ps-ctl save` and when stopping "
+     "(SIGTERM, SIGINT, shutdown)"},
+    {"checkpoint-every", PS_SET_INT, "0", 0, 31536000, OPT(checkpoint_every_s),
+     "SECONDS", "seconds between periodic checkpoints (0: none periodic)"},
+    {"checkpoint-keep", PS_SET_INT, "3", 1, 1000000, OPT(checkpoint_keep), "K",
+     "checkpoints of this shard kept; older ones are deleted"},
+    {"restore", PS_SET_STR, NULL, 0, 0, OPT(restore), "DIR|FILE|latest",
+     "at start, load the newest valid checkpoint of this shard in DIR (a "
+     "damaged one is refused and the previous one tried), or FILE; latest: "
+     "in --checkpoint-dir, starting fresh when it has none of this shard"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug (logs go to stderr)"},
 };
@@ -105,7 +122,11 @@ static void usage(FILE *out)
             "--insecure. The first line on stdout is the endpoint to\n"
             "connect to; with --http, the second is the HTTP URL. Each shard\n"
             "is one thread: to use more cores, run more shards per host.\n"
-            "SIGTERM or SIGINT stops it cleanly.\n\n"
+            "SIGTERM or SIGINT stops it cleanly (after a last checkpoint\n"
+            "with --checkpoint-dir). To survive a crash, give it\n"
+            "--checkpoint-dir DIR --checkpoint-every S --restore latest:\n"
+            "the same command line starts fresh the first time and resumes\n"
+            "from the newest valid checkpoint after a restart.\n\n"
             "options:\n");
     ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
 }
@@ -283,13 +304,18 @@ int main(int argc, char **argv)
     cfg.worker_timeout_ms = (int)o.worker_timeout_ms;
     cfg.heartbeat_ms = (int)o.heartbeat_ms;
     cfg.max_message_bytes = (uint64_t)o.max_message_bytes;
+    cfg.checkpoint_dir = o.checkpoint_dir;
+    cfg.checkpoint_every_s = (int)o.checkpoint_every_s;
+    cfg.checkpoint_keep = (int)o.checkpoint_keep;
+    cfg.restore = o.restore;
     cfg.memory_limit =
         o.memory_limit ? (uint64_t)o.memory_limit : physical_memory();
 
     ps_server *s;
-    if (ps_server_new(&s, &cfg, err, sizeof(err)) != PS_OK) {
+    rc = ps_server_new(&s, &cfg, err, sizeof(err));
+    if (rc != PS_OK) {
         fprintf(stderr, "ps-server: %s\n", err);
-        rc = 1;
+        rc = rc == PS_EINVAL ? 2 : 1;
         goto out;
     }
     ps_config_stop_signals();

@@ -74,6 +74,13 @@ static uint64_t counter_value(Sparkps__Counter **c, size_t n, const char *name)
     return 0;
 }
 
+/* A family with one unlabelled sample. */
+static void single(ps_strbuf *b, const char *name, ps_prom_type type,
+                   const char *help, double v)
+{
+    ps_prom_family(b, name, type, help);
+    ps_prom_sample(b, name, NULL, v);
+}
 
 /* How clients get in, and the refusals (absent without a Security part). */
 static void render_security(ps_strbuf *b, const Sparkps__Security *x)
@@ -168,19 +175,43 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
         ps_prom_hist_write(b, "sparkps_request_duration_seconds", l,
                            &m->latency[i]);
     }
-    ps_prom_family(b, "sparkps_optimizer_apply_seconds_total", PS_PROM_COUNTER,
-                   "Seconds spent applying pushes through the optimizers.");
-    ps_prom_sample(b, "sparkps_optimizer_apply_seconds_total", NULL,
-                   (double)m->apply_ns / 1e9);
-    ps_prom_family(b, "sparkps_http_busy_seconds_total", PS_PROM_COUNTER,
-                   "Seconds the event loop spent serving HTTP (pages "
-                   "rendered and sent); the cost of scraping.");
-    ps_prom_sample(b, "sparkps_http_busy_seconds_total", NULL,
-                   (double)m->http_ns / 1e9);
+    single(b, "sparkps_optimizer_apply_seconds_total", PS_PROM_COUNTER,
+           "Seconds spent applying pushes through the optimizers.",
+           (double)m->apply_ns / 1e9);
+    single(b, "sparkps_http_busy_seconds_total", PS_PROM_COUNTER,
+           "Seconds the event loop spent serving HTTP (pages rendered and "
+           "sent); the cost of scraping.",
+           (double)m->http_ns / 1e9);
     ps_prom_family(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
                    "Pulls parked until slower workers catch up (SSP/BSP).");
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
     render_security(b, st->security);
+}
+
+/* Only for a server with a checkpoint directory; the last_* families only
+ * once one was written. */
+static void render_checkpoints(const Sparkps__Status *st, ps_strbuf *b)
+{
+    if (st->checkpoint_dir == NULL)
+        return;
+    ps_prom_family(b, "sparkps_checkpoints_total", PS_PROM_COUNTER,
+                   "Checkpoints attempted since the start, by result.");
+    ps_prom_label ok[] = {{"result", "ok"}, {NULL, NULL}};
+    ps_prom_label failed[] = {{"result", "failed"}, {NULL, NULL}};
+    ps_prom_sample_u64(b, "sparkps_checkpoints_total", ok, st->checkpoints_ok);
+    ps_prom_sample_u64(b, "sparkps_checkpoints_total", failed,
+                       st->checkpoints_failed);
+    if (st->checkpoint_file == NULL)
+        return;
+    single(b, "sparkps_checkpoint_last_timestamp_seconds", PS_PROM_GAUGE,
+           "Unix time of the last checkpoint's snapshot.",
+           (double)st->checkpoint_time_ms / 1000.0);
+    single(b, "sparkps_checkpoint_duration_seconds", PS_PROM_GAUGE,
+           "Seconds the last checkpoint took, from the snapshot to the file "
+           "durable on disk.",
+           (double)st->checkpoint_us / 1e6);
+    single(b, "sparkps_checkpoint_last_bytes", PS_PROM_GAUGE,
+           "Size of the last checkpoint file.", (double)st->checkpoint_bytes);
 }
 
 /* One family with a value per table. */
@@ -375,6 +406,7 @@ void ps_metrics_render(const ps_metrics *m, const Sparkps__Status *st,
                        ps_strbuf *out)
 {
     render_server(m, st, out);
+    render_checkpoints(st, out);
     render_tables(st, out);
     render_workers(st, out);
 }

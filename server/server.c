@@ -17,10 +17,20 @@
  * loop the same way: what already arrived is answered, parked pulls get
  * PS_ESHUTDOWN, and while training workers are alive, requests arriving in
  * a short grace window get PS_ESHUTDOWN too, so a worker fails at once
- * instead of timing out against a closed port. */
+ * instead of timing out against a closed port. With a checkpoint directory
+ * the last checkpoint is written between the drain and that window.
+ *
+ * Checkpoints: the loop starts one when it is due or a SAVE asked for it
+ * (ckpt_tick), a forked child writes it (ckpt_saver.h) and the child's
+ * pipe, polled beside the socket, says when it is done; SAVE requests wait
+ * in a list, kept alive with `deferred` notices, and are answered with the
+ * file of the first checkpoint started after they arrived. */
 #include "server.h"
 
 #include "auth.h"
+#include "checkpoint.h"
+#include "ckpt_dir.h"
+#include "ckpt_saver.h"
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
@@ -55,6 +65,11 @@
 #define STOP_GRACE_MS 1000
 #define STOP_QUIET_MS 200
 
+/* SAVE requests waiting for their checkpoint get a `deferred` notice this
+ * often, so their clients keep waiting however long the write takes. */
+#define SAVE_NOTICE_MS 1000
+#define SAVE_WAITERS_MAX 1024
+
 /* A pull parked by SSP/BSP until the slowest worker catches up. */
 typedef struct parked {
     zmq_msg_t rid;  /* the client's routing id */
@@ -68,6 +83,27 @@ typedef struct parked {
     int64_t clock;
     int64_t arrival_ns; /* for the latency histogram */
 } parked;
+
+/* A SAVE request waiting for its checkpoint. */
+typedef struct save_waiter {
+    zmq_msg_t rid; /* the client's routing id (of its latest copy) */
+    uint64_t client_id, request_id;
+    int running; /* the checkpoint being written covers it */
+} save_waiter;
+
+/* Checkpoint bookkeeping; everything NULL/0 without --checkpoint-dir. */
+typedef struct ckpt_ctl {
+    ps_ckdir *dir;
+    ps_saver *saver;
+    save_waiter *wait;
+    size_t nwait, wait_cap;
+    int64_t due_ms;    /* next periodic checkpoint (monotonic); 0: none */
+    int64_t notice_ms; /* last deferred notice to waiters */
+    uint64_t ok, failed;
+    ps_ckpt_result last;  /* the last one written (last.file[0]: any) */
+    char last_error[512]; /* why the last failure failed; "" if none */
+    char restored_from[PS_CKPT_PATH_MAX]; /* "" when started fresh */
+} ckpt_ctl;
 
 struct ps_server {
     ps_server_cfg cfg;
@@ -91,6 +127,8 @@ struct ps_server {
      * dtype; grown on demand, bounded by max_message_bytes. */
     void *scratch[3]; /* 0: keys, 1: gradient, 2: reply values */
     size_t scratch_cap[3];
+    char cluster_id[PS_MAX_NAME + 1]; /* cfg's, or the restored one's */
+    ckpt_ctl ckpt;
     int shutdown_requested; /* a SHUTDOWN request arrived: stop as on SIGTERM */
     int refusing;           /* stopping: requests get PS_ESHUTDOWN */
     uint64_t refused;       /* requests refused that way */
@@ -115,6 +153,9 @@ static const char *cons_name(int mode)
 }
 
 static int start_http(ps_server *s, char *err, size_t errlen);
+static int ckpt_check_cfg(const ps_server_cfg *cfg, char *err, size_t errlen);
+static int ckpt_open(ps_server *s, char *err, size_t errlen);
+static void ckpt_close(ps_server *s);
 
 /* CURVE options and the admission thread, before the socket binds: no
  * client may get in before the ZAP handler exists. */
@@ -152,15 +193,19 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
                  cfg->shard, cfg->shards);
         return PS_EINVAL;
     }
-    if (cfg->cluster_id == NULL || strlen(cfg->cluster_id) == 0 ||
-        strlen(cfg->cluster_id) > PS_MAX_NAME) {
+    if (cfg->cluster_id != NULL && (strlen(cfg->cluster_id) == 0 ||
+                                    strlen(cfg->cluster_id) > PS_MAX_NAME)) {
         snprintf(err, errlen, "--cluster-id must be 1..%u bytes", PS_MAX_NAME);
         return PS_EINVAL;
     }
+    if (ckpt_check_cfg(cfg, err, errlen) != PS_OK)
+        return PS_EINVAL;
     ps_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return PS_ENOMEM;
     s->cfg = *cfg;
+    snprintf(s->cluster_id, sizeof(s->cluster_id), "%s",
+             cfg->cluster_id ? cfg->cluster_id : PS_DEFAULT_CLUSTER_ID);
     s->start_ms = ps_now_ms();
     ps_metrics_init(&s->metrics);
     int rc =
@@ -178,6 +223,9 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
         snprintf(err, errlen, "bad consistency settings or out of memory");
         goto fail;
     }
+    /* Before the bind: a shard that cannot restore must not take clients. */
+    if ((rc = ckpt_open(s, err, errlen)) != PS_OK)
+        goto fail;
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
     if (s->sock == NULL) {
@@ -247,6 +295,7 @@ void ps_server_free(ps_server *s)
     if (s == NULL)
         return;
     ps_http_free(s->http);
+    ckpt_close(s);
     for (size_t i = 0; i < s->npark; i++)
         park_release(&s->park[i]);
     free(s->park);
@@ -349,7 +398,7 @@ static int64_t reply_min_clock(ps_server *s)
 static void fill_hello(ps_server *s, Sparkps__Hello *hello)
 {
     sparkps__hello__init(hello);
-    hello->cluster_id = (char *)s->cfg.cluster_id;
+    hello->cluster_id = s->cluster_id;
     hello->has_shard = hello->has_shards = 1;
     hello->shard = s->cfg.shard;
     hello->shards = s->cfg.shards;
@@ -476,6 +525,290 @@ static void handle_shutdown(ps_server *s, request *r)
     s->shutdown_requested = 1;
     ps_log(PS_LOG_WARN, "shutdown requested over the wire client=%016llx",
            (unsigned long long)h->client_id);
+}
+
+/* ---- checkpoints ---- */
+
+static int ckpt_check_cfg(const ps_server_cfg *cfg, char *err, size_t errlen)
+{
+    int has_dir = cfg->checkpoint_dir != NULL && cfg->checkpoint_dir[0];
+    if (cfg->restore != NULL && strcmp(cfg->restore, "latest") == 0 &&
+        !has_dir) {
+        snprintf(err, errlen,
+                 "--restore latest needs --checkpoint-dir (or "
+                 "give --restore a directory or file)");
+        return PS_EINVAL;
+    }
+    if (cfg->restore != NULL && cfg->restore[0] == '\0') {
+        snprintf(err, errlen,
+                 "--restore needs a directory, a file or "
+                 "'latest'");
+        return PS_EINVAL;
+    }
+    if (cfg->checkpoint_every_s > 0 && !has_dir) {
+        snprintf(err, errlen, "--checkpoint-every needs --checkpoint-dir");
+        return PS_EINVAL;
+    }
+    if (has_dir && cfg->checkpoint_keep < 1) {
+        snprintf(err, errlen, "--checkpoint-keep must be at least 1");
+        return PS_EINVAL;
+    }
+    return PS_OK;
+}
+
+static ps_ckpt_state ckpt_state(ps_server *s)
+{
+    return (ps_ckpt_state){s->cluster_id, s->cfg.shard, s->cfg.shards,
+                           s->tables,     s->dedup,     s->consist,
+                           s->history};
+}
+
+/* --restore: loads the chosen checkpoint into the (still empty) shard. */
+static int ckpt_restore(ps_server *s, char *err, size_t errlen)
+{
+    const ps_server_cfg *cfg = &s->cfg;
+    int latest = strcmp(cfg->restore, "latest") == 0;
+    const char *source = latest ? cfg->checkpoint_dir : cfg->restore;
+    ps_ckpt_pick pick;
+    char why[1024];
+    int rc = ps_ckpt_pick_source(source, cfg->shard, cfg->shards,
+                                 cfg->cluster_id, &pick, why, sizeof(why));
+    if (rc != PS_OK && latest && pick.none) {
+        /* The first start and every restart can share one command line. */
+        ps_log(PS_LOG_INFO, "nothing to restore, starting fresh: %s", why);
+        return PS_OK;
+    }
+    if (rc != PS_OK) {
+        snprintf(err, errlen, "--restore %s: %s", cfg->restore, why);
+        return rc;
+    }
+    ps_ckpt_state st = ckpt_state(s);
+    rc = ps_ckpt_load(pick.buf, pick.len, &st, ps_now_ms(), why, sizeof(why));
+    if (rc != PS_OK) {
+        snprintf(err, errlen, "--restore: checkpoint %s cannot be loaded: %s",
+                 pick.path, why);
+    } else {
+        snprintf(s->cluster_id, sizeof(s->cluster_id), "%s",
+                 pick.meta.cluster_id);
+        snprintf(s->ckpt.restored_from, sizeof(s->ckpt.restored_from), "%s",
+                 pick.path);
+        ps_log(PS_LOG_INFO,
+               "restored checkpoint file=%s written_ms=%lld bytes=%zu "
+               "tables_bytes=%llu workers=%zu skipped_damaged=%zu",
+               pick.path, (long long)pick.meta.time_ms, pick.len,
+               (unsigned long long)ps_tables_bytes(s->tables),
+               ps_consist_live(s->consist), pick.skipped);
+    }
+    ps_ckpt_pick_release(&pick);
+    return rc;
+}
+
+static int ckpt_open(ps_server *s, char *err, size_t errlen)
+{
+    const ps_server_cfg *cfg = &s->cfg;
+    int rc = PS_OK;
+    if (cfg->checkpoint_dir != NULL && cfg->checkpoint_dir[0] != '\0') {
+        rc = ps_ckdir_open(&s->ckpt.dir, cfg->checkpoint_dir, cfg->shard,
+                           cfg->checkpoint_keep, err, errlen);
+        if (rc == PS_OK &&
+            (rc = ps_saver_new(&s->ckpt.saver, s->ckpt.dir)) != PS_OK)
+            snprintf(err, errlen, "out of memory");
+        if (cfg->checkpoint_every_s > 0)
+            s->ckpt.due_ms = ps_now_ms() + cfg->checkpoint_every_s * 1000LL;
+    }
+    if (rc == PS_OK && cfg->restore != NULL)
+        rc = ckpt_restore(s, err, errlen);
+    return rc;
+}
+
+static void ckpt_close(ps_server *s)
+{
+    ps_saver_free(s->ckpt.saver); /* waits for a child still writing */
+    ps_ckdir_free(s->ckpt.dir);
+    for (size_t i = 0; i < s->ckpt.nwait; i++)
+        zmq_msg_close(&s->ckpt.wait[i].rid);
+    free(s->ckpt.wait);
+}
+
+/* Queues a SAVE request; a retried copy (same client and request id)
+ * replaces the route of the first, keeping its place. */
+static int ckpt_add_waiter(ps_server *s, zmq_msg_t *rid, const ps_header *h)
+{
+    ckpt_ctl *c = &s->ckpt;
+    save_waiter *w = NULL;
+    for (size_t i = 0; i < c->nwait && w == NULL; i++)
+        if (c->wait[i].client_id == h->client_id &&
+            c->wait[i].request_id == h->request_id)
+            w = &c->wait[i];
+    if (w != NULL) {
+        zmq_msg_close(&w->rid);
+    } else {
+        if (c->nwait == SAVE_WAITERS_MAX)
+            return PS_ENOMEM;
+        if (c->nwait == c->wait_cap) {
+            size_t cap = c->wait_cap ? c->wait_cap * 2 : 8;
+            save_waiter *grown = realloc(c->wait, cap * sizeof(*grown));
+            if (grown == NULL)
+                return PS_ENOMEM;
+            c->wait = grown;
+            c->wait_cap = cap;
+        }
+        w = &c->wait[c->nwait++];
+        w->client_id = h->client_id;
+        w->request_id = h->request_id;
+        w->running = 0;
+    }
+    zmq_msg_init(&w->rid);
+    zmq_msg_copy(&w->rid, rid);
+    return PS_OK;
+}
+
+/* SAVE: exactly [Header]; answered `deferred` now and with the file once
+ * the checkpoint that covers it is written (ckpt_finished). */
+static void handle_save(ps_server *s, request *r)
+{
+    if (r->f->n != 2) {
+        fail(r, PS_EPROTO, "SAVE takes no data frames, got %d", r->f->n - 2);
+        return;
+    }
+    if (s->ckpt.dir == NULL) {
+        fail(r, PS_EINVAL,
+             "this server takes no checkpoints: start it with "
+             "--checkpoint-dir DIR");
+        return;
+    }
+    if (ckpt_add_waiter(s, &r->f->part[0], r->h) != PS_OK) {
+        fail(r, PS_ENOMEM, "%d SAVE requests wait already, or out of memory",
+             SAVE_WAITERS_MAX);
+        return;
+    }
+    r->reply.has_deferred = r->reply.deferred = 1;
+}
+
+static void ckpt_start(ps_server *s, int background)
+{
+    ckpt_ctl *c = &s->ckpt;
+    for (size_t i = 0; i < c->nwait; i++)
+        c->wait[i].running = 1;
+    if (s->cfg.checkpoint_every_s > 0)
+        c->due_ms = ps_now_ms() + s->cfg.checkpoint_every_s * 1000LL;
+    ps_ckpt_state st = ckpt_state(s);
+    ps_saver_start(c->saver, &st, background);
+}
+
+/* Records a finished checkpoint and answers the SAVE requests it covers. */
+static void ckpt_finished(ps_server *s, const ps_ckpt_result *res)
+{
+    ckpt_ctl *c = &s->ckpt;
+    if (res->status == PS_OK) {
+        c->ok++;
+        c->last = *res;
+        ps_log(PS_LOG_INFO,
+               "checkpoint written file=%s bytes=%llu duration_ms=%.1f",
+               res->file, (unsigned long long)res->bytes,
+               (double)res->duration_us / 1000.0);
+    } else {
+        c->failed++;
+        snprintf(c->last_error, sizeof(c->last_error), "%s", res->err);
+        ps_log(PS_LOG_ERROR, "checkpoint failed: %s", res->err);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < c->nwait; i++) {
+        save_waiter *w = &c->wait[i];
+        if (!w->running) {
+            c->wait[kept++] = *w;
+            continue;
+        }
+        request r;
+        memset(&r, 0, sizeof(r));
+        ps_header_init(&r.reply);
+        r.reply.has_type = r.reply.has_request_id = 1;
+        r.reply.type = SPARKPS__MSG_TYPE__SAVE;
+        r.reply.request_id = w->request_id;
+        if (res->status == PS_OK) {
+            r.reply.checkpoint_file = (char *)res->file;
+            r.reply.has_checkpoint_bytes = r.reply.has_checkpoint_us = 1;
+            r.reply.checkpoint_bytes = res->bytes;
+            r.reply.checkpoint_us = (uint64_t)res->duration_us;
+        } else {
+            fail(&r, res->status, "checkpoint failed: %.200s", res->err);
+        }
+        send_reply(s, &w->rid, &r);
+        zmq_msg_close(&w->rid);
+    }
+    c->nwait = kept;
+}
+
+/* The loop's checkpoint duties: collect a finished one, start one that is
+ * due or asked for, keep waiting SAVE clients informed. */
+static void ckpt_tick(ps_server *s, int64_t now)
+{
+    ckpt_ctl *c = &s->ckpt;
+    if (c->dir == NULL)
+        return;
+    ps_ckpt_result res;
+    if (ps_saver_collect(c->saver, 0, &res))
+        ckpt_finished(s, &res);
+    if (!ps_saver_busy(c->saver)) {
+        int asked = 0;
+        for (size_t i = 0; i < c->nwait; i++)
+            asked |= !c->wait[i].running;
+        if (asked || (c->due_ms > 0 && now >= c->due_ms))
+            ckpt_start(s, 1);
+    }
+    if (c->nwait > 0 && now - c->notice_ms >= SAVE_NOTICE_MS) {
+        c->notice_ms = now;
+        for (size_t i = 0; i < c->nwait; i++) {
+            request r;
+            memset(&r, 0, sizeof(r));
+            ps_header_init(&r.reply);
+            r.reply.has_type = r.reply.has_request_id = 1;
+            r.reply.type = SPARKPS__MSG_TYPE__SAVE;
+            r.reply.request_id = c->wait[i].request_id;
+            r.reply.has_deferred = r.reply.deferred = 1;
+            send_reply(s, &c->wait[i].rid, &r);
+        }
+    }
+}
+
+/* The checkpoint at stop, once the drain made the tables final: waits for
+ * one still being written, then writes the last one in this process. */
+static int ckpt_final(ps_server *s)
+{
+    ckpt_ctl *c = &s->ckpt;
+    if (c->dir == NULL)
+        return PS_OK;
+    ps_ckpt_result res;
+    if (ps_saver_collect(c->saver, 1, &res))
+        ckpt_finished(s, &res);
+    ckpt_start(s, 0);
+    if (!ps_saver_collect(c->saver, 1, &res))
+        return PS_EIO;
+    ckpt_finished(s, &res);
+    return res.status;
+}
+
+static void ckpt_status(ps_server *s, Sparkps__Status *st)
+{
+    const ckpt_ctl *c = &s->ckpt;
+    if (c->restored_from[0])
+        st->restored_from = (char *)c->restored_from;
+    if (c->dir == NULL)
+        return;
+    st->checkpoint_dir = (char *)ps_ckdir_path(c->dir);
+    st->has_checkpoints_ok = st->has_checkpoints_failed = 1;
+    st->checkpoints_ok = c->ok;
+    st->checkpoints_failed = c->failed;
+    if (c->last.file[0]) {
+        st->checkpoint_file = (char *)c->last.file;
+        st->has_checkpoint_time_ms = st->has_checkpoint_us = 1;
+        st->has_checkpoint_bytes = 1;
+        st->checkpoint_time_ms = (uint64_t)c->last.time_ms;
+        st->checkpoint_us = (uint64_t)c->last.duration_us;
+        st->checkpoint_bytes = c->last.bytes;
+    }
+    if (c->last_error[0])
+        st->checkpoint_error = (char *)c->last_error;
 }
 
 /* ---- PUSH / PULL / PUSHPULL ---- */
@@ -1134,6 +1467,7 @@ static int status_build(ps_server *s, status_parts *p)
     st->has_pending_pulls = 1;
     st->pending_pulls = s->npark;
     status_security(s, p);
+    ckpt_status(s, st);
     return PS_OK;
 }
 
@@ -1300,6 +1634,9 @@ static void handle_message(ps_server *s, ps_frames *f)
         case SPARKPS__MSG_TYPE__SHUTDOWN:
             handle_shutdown(s, &r);
             break;
+        case SPARKPS__MSG_TYPE__SAVE:
+            handle_save(s, &r);
+            break;
         case SPARKPS__MSG_TYPE__HEARTBEAT:
             ps_header_free(r.h);
             return; /* liveness only: no reply */
@@ -1411,18 +1748,27 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
     ps_log(PS_LOG_INFO,
            "serving endpoint=%s shard=%u shards=%u cluster=%s "
            "consistency=%s staleness=%d workers=%d",
-           s->endpoint, s->cfg.shard, s->cfg.shards, s->cfg.cluster_id,
+           s->endpoint, s->cfg.shard, s->cfg.shards, s->cluster_id,
            cons_name(ps_consist_mode(s->consist)),
            ps_consist_staleness(s->consist), s->cfg.workers);
     log_security(s);
     if (s->http)
         ps_log(PS_LOG_INFO, "serving http url=%s", ps_http_url(s->http));
-    zmq_pollitem_t items[2] = {
+    if (s->ckpt.dir)
+        ps_log(PS_LOG_INFO, "checkpoints dir=%s every_s=%d keep=%d",
+               ps_ckdir_path(s->ckpt.dir), s->cfg.checkpoint_every_s,
+               s->cfg.checkpoint_keep);
+    /* The socket, the HTTP descriptor (when serving HTTP) and the
+     * checkpoint writer's pipe (while one runs). */
+    zmq_pollitem_t items[3] = {
         {s->sock, 0, ZMQ_POLLIN, 0},
         {NULL, s->http ? ps_http_poll_fd(s->http) : -1, ZMQ_POLLIN, 0}};
-    int nitems = s->http ? 2 : 1;
     int64_t http_ran_ms = 0;
     while (!*stop && !s->shutdown_requested) {
+        int nitems = s->http ? 2 : 1;
+        int saver_fd = s->ckpt.saver ? ps_saver_fd(s->ckpt.saver) : -1;
+        if (saver_fd >= 0)
+            items[nitems++] = (zmq_pollitem_t){NULL, saver_fd, ZMQ_POLLIN, 0};
         long timeout = POLL_MS;
         if (s->http) {
             long t = ps_http_timeout_ms(s->http);
@@ -1448,6 +1794,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
                    ps_consist_live(s->consist), (long long)reply_min_clock(s));
         if (s->npark > 0)
             serve_parked(s);
+        ckpt_tick(s, ps_now_ms());
         /* HTTP after the batch: a scrape waits at most one batch, and a
          * flood of scrapes costs one MHD pass per batch of requests. MHD
          * also runs every POLL_MS without input: some of its work (freeing
@@ -1468,8 +1815,9 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
     ps_log(PS_LOG_INFO, "stopping: draining requests reason=%s",
            s->shutdown_requested ? "shutdown-request" : "signal");
     drain(s);
-    /* Checkpoint on stop (the reliability issue) hooks in here: the tables
-     * are final once the drain is done, for SIGTERM and SHUTDOWN alike. */
+    /* The tables are final once the drain is done, for SIGTERM and
+     * SHUTDOWN alike: the last checkpoint holds everything answered. */
+    int rc = ckpt_final(s);
     refuse_late(s);
-    return PS_OK;
+    return rc;
 }

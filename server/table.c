@@ -210,8 +210,26 @@ static int alloc_dense(ps_table *t)
     return PS_OK;
 }
 
-int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
-                     char *err, size_t errlen)
+int ps_tables_reserve_ids(ps_tables *ts, size_t n)
+{
+    if (n <= ts->nslots)
+        return PS_OK;
+    if (n > UINT32_MAX)
+        return PS_EINVAL;
+    ps_table **slots = realloc(ts->slot, n * sizeof(*slots));
+    if (slots == NULL)
+        return PS_ENOMEM;
+    for (size_t i = ts->nslots; i < n; i++)
+        slots[i] = NULL;
+    ts->slot = slots;
+    ts->nslots = n;
+    return PS_OK;
+}
+
+/* Defines a table at id `at`, or at the next id when at < 0; see
+ * ps_tables_define() and ps_tables_define_at(). */
+static int define_table(ps_tables *ts, const ps_table_def *def, int64_t at,
+                        uint32_t *id, char *err, size_t errlen)
 {
     if (def->nshape > PS_TABLE_MAX_SHAPE) {
         snprintf(err, errlen, "shape has more than %d dims",
@@ -234,6 +252,16 @@ int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
     if (rc != PS_OK)
         return rc;
     ps_table *old = find(ts, d.job, d.name);
+    if (old != NULL && at >= 0) {
+        snprintf(err, errlen, "table '%s' of job '%s' is there already", d.name,
+                 d.job);
+        return PS_ECONFLICT;
+    }
+    if (at >= 0 && ((size_t)at < ts->nslots || at >= UINT32_MAX)) {
+        snprintf(err, errlen, "table id %lld is taken or out of range",
+                 (long long)at);
+        return PS_ECONFLICT;
+    }
     if (old != NULL) {
         const char *diff = spec_difference(&old->def, &d);
         if (diff != NULL) {
@@ -282,20 +310,30 @@ int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
             goto out;
         }
     }
-    ps_table **slots = realloc(ts->slot, (ts->nslots + 1) * sizeof(*slots));
-    if (slots == NULL) {
-        rc = PS_ENOMEM;
+    size_t slot = at >= 0 ? (size_t)at : ts->nslots;
+    if ((rc = ps_tables_reserve_ids(ts, slot + 1)) != PS_OK)
         goto out;
-    }
-    ts->slot = slots;
-    t->id = (uint32_t)ts->nslots;
-    ts->slot[ts->nslots++] = t;
+    t->id = (uint32_t)slot;
+    ts->slot[slot] = t;
     ts->bytes += t->bytes; /* dense block; sparse tables charge as they grow */
     *id = t->id;
     return PS_OK;
 out:
     table_free(t);
     return rc;
+}
+
+int ps_tables_define(ps_tables *ts, const ps_table_def *def, uint32_t *id,
+                     char *err, size_t errlen)
+{
+    return define_table(ts, def, -1, id, err, errlen);
+}
+
+int ps_tables_define_at(ps_tables *ts, const ps_table_def *def, uint32_t id,
+                        char *err, size_t errlen)
+{
+    uint32_t got;
+    return define_table(ts, def, id, &got, err, errlen);
 }
 
 ps_table *ps_tables_get(ps_tables *ts, uint32_t id)
@@ -600,4 +638,64 @@ size_t ps_table_sparse_scan(const ps_table *t, uint64_t *cursor, size_t max,
     }
     *cursor = i;
     return n;
+}
+
+/* ---- checkpoints ---- */
+
+const ps_table_def *ps_table_spec(const ps_table *t)
+{
+    return &t->def;
+}
+
+int ps_table_state_width(const ps_table *t)
+{
+    return t->width;
+}
+
+void ps_table_counters(const ps_table *t, uint64_t *pushes, uint64_t *pulls,
+                       uint64_t *applied)
+{
+    *pushes = t->pushes;
+    *pulls = t->pulls;
+    *applied = t->applied;
+}
+
+void ps_table_set_counters(ps_table *t, uint64_t pushes, uint64_t pulls,
+                           uint64_t applied)
+{
+    t->pushes = pushes;
+    t->pulls = pulls;
+    t->applied = applied;
+}
+
+float *ps_table_dense_block(ps_table *t, size_t *nfloats)
+{
+    *nfloats = t->block ? (size_t)(t->hi - t->lo) * (size_t)(1 + t->width) : 0;
+    return t->block;
+}
+
+int ps_table_sparse_next(const ps_table *t, uint64_t *cursor, uint64_t *key,
+                         const float **row)
+{
+    for (uint64_t i = *cursor; i < t->index_cap; i++) {
+        if (t->slots[i] == EMPTY_ROW)
+            continue;
+        *key = t->keys[i];
+        *row = row_at(t, t->slots[i]);
+        *cursor = i + 1;
+        return 1;
+    }
+    *cursor = t->index_cap;
+    return 0;
+}
+
+int ps_table_sparse_put_row(ps_table *t, uint64_t key, const float *row)
+{
+    uint32_t r;
+    if (lookup(t, key) != EMPTY_ROW)
+        return PS_EINVAL;
+    if (add_row(t, key, &r) != PS_OK)
+        return PS_ENOMEM;
+    memcpy(row_at(t, r), row, row_floats(t) * sizeof(float));
+    return PS_OK;
 }

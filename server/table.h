@@ -127,4 +127,42 @@ size_t ps_table_sparse_scan(const ps_table *t, uint64_t *cursor, size_t max,
 uint64_t ps_table_scan_end(const ps_table *t);
 uint64_t ps_table_rows(const ps_table *t);
 
+/* ---- checkpoints (server/checkpoint.c) ----
+ * Nothing here allocates except the restore calls, so a checkpoint writer
+ * may read the store in a forked child. */
+
+/* The table's spec as stored: defaults filled in, fans resolved, the other
+ * kind's fields zero; strings borrowed from the table. */
+const ps_table_def *ps_table_spec(const ps_table *t);
+/* Optimizer state floats per parameter. */
+int ps_table_state_width(const ps_table *t);
+/* Pushes, pulls and floats applied, as status reports them. */
+void ps_table_counters(const ps_table *t, uint64_t *pushes, uint64_t *pulls,
+                       uint64_t *applied);
+void ps_table_set_counters(ps_table *t, uint64_t pushes, uint64_t pulls,
+                           uint64_t applied);
+
+/* Dense: the shard's whole block, (1 + width) * (hi - lo) floats (weights,
+ * then the optimizer state slot-major); NULL when the shard holds none. */
+float *ps_table_dense_block(ps_table *t, size_t *nfloats);
+
+/* Sparse: the row after position *cursor (0 first) in index order, with
+ * its dim weights and width * dim state floats; 0 when none is left. */
+int ps_table_sparse_next(const ps_table *t, uint64_t *cursor, uint64_t *key,
+                         const float **row);
+/* Sparse: adds the row of key with its weights and state, (1 + width) * dim
+ * floats. PS_EINVAL when the key has a row already, PS_ENOMEM. */
+int ps_table_sparse_put_row(ps_table *t, uint64_t key, const float *row);
+
+/* Defines a table at a given id (restoring a checkpoint: ids must not
+ * change under clients that cached them): id must not be below
+ * ps_tables_slots(); the ids between stay unused, as after drops. Same
+ * errors as ps_tables_define(), and PS_ECONFLICT when the job and name are
+ * taken or the id is. */
+int ps_tables_define_at(ps_tables *ts, const ps_table_def *def, uint32_t id,
+                        char *err, size_t errlen);
+/* Raises the number of ids ever handed out to n (a checkpoint's tables
+ * dropped last keep their ids unused). PS_ENOMEM. */
+int ps_tables_reserve_ids(ps_tables *ts, size_t n);
+
 #endif

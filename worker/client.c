@@ -57,7 +57,8 @@ enum {
     PS_MSG_HEARTBEAT = SPARKPS__MSG_TYPE__HEARTBEAT,
     PS_MSG_ASSIGN = SPARKPS__MSG_TYPE__ASSIGN,
     PS_MSG_SCAN = SPARKPS__MSG_TYPE__SCAN,
-    PS_MSG_SHUTDOWN = SPARKPS__MSG_TYPE__SHUTDOWN
+    PS_MSG_SHUTDOWN = SPARKPS__MSG_TYPE__SHUTDOWN,
+    PS_MSG_SAVE = SPARKPS__MSG_TYPE__SAVE
 };
 
 #define MAX_SHARDS 65536
@@ -665,6 +666,16 @@ static void handle_reply(ps_client *c, ps_frames *f)
             break;
         case PS_MSG_SCAN:
             code = take_scan(c, p, h, f);
+            break;
+        case PS_MSG_SAVE:
+            if (h->checkpoint_file == NULL)
+                code = PS_EPROTO;
+            else if (r->results != NULL) {
+                ps_shard_result *res = &r->results[p - r->pieces];
+                snprintf(res->file, sizeof(res->file), "%s",
+                         h->checkpoint_file);
+                res->bytes = h->checkpoint_bytes;
+            }
             break;
         case PS_MSG_STATUS:
             if (h->status == NULL) {
@@ -1439,8 +1450,13 @@ int ps_client_drop_job(ps_client *c, const char *job)
     return ps_client_drop(c, job, NULL, NULL);
 }
 
-int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
-                       size_t *n, char *errbuf, size_t errlen)
+/* Sends a request of `type` (exactly [Header]) to every server of
+ * cfg->servers without a handshake, so a shard that is gone does not keep
+ * the others from being asked; see ps_client_shutdown(). `fine` is a
+ * status other than PS_OK that still counts as done (0: none). */
+static int ask_every_server(const ps_client_cfg *cfg, int type, int fine,
+                            ps_shard_result **results, size_t *n, char *errbuf,
+                            size_t errlen)
 {
     ps_client_cfg cc = *cfg;
     cc.worker_id = -1; /* a tool: no clock, no heartbeat thread */
@@ -1450,8 +1466,7 @@ int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
     if (rc != PS_OK)
         return rc;
     ps_shard_result *res = calloc(c->nshards, sizeof(*res));
-    ps_request *r =
-        res ? request_new(c, PS_MSG_SHUTDOWN, -1, (int)c->nshards) : NULL;
+    ps_request *r = res ? request_new(c, type, -1, (int)c->nshards) : NULL;
     if (r == NULL) {
         free(res);
         ps_client_free(c);
@@ -1469,10 +1484,9 @@ int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
         free(res);
         return rc;
     }
-    /* A shard that was stopping already is where we want it. */
     rc = PS_OK;
     for (uint32_t i = 0; i < c->nshards; i++) {
-        if (res[i].status == PS_OK || res[i].status == PS_ESHUTDOWN)
+        if (res[i].status == PS_OK || (fine && res[i].status == fine))
             continue;
         if (rc == PS_OK && errbuf != NULL)
             snprintf(errbuf, errlen, "shard %u (%s): %s: %s", i,
@@ -1486,6 +1500,20 @@ int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
     request_free(r);
     ps_client_free(c);
     return rc;
+}
+
+int ps_client_shutdown(const ps_client_cfg *cfg, ps_shard_result **results,
+                       size_t *n, char *errbuf, size_t errlen)
+{
+    /* A shard that was stopping already is where we want it. */
+    return ask_every_server(cfg, PS_MSG_SHUTDOWN, PS_ESHUTDOWN, results, n,
+                            errbuf, errlen);
+}
+
+int ps_client_save(const ps_client_cfg *cfg, ps_shard_result **results,
+                   size_t *n, char *errbuf, size_t errlen)
+{
+    return ask_every_server(cfg, PS_MSG_SAVE, 0, results, n, errbuf, errlen);
 }
 
 int ps_client_clock(ps_client *c)

@@ -4,6 +4,7 @@
  *   ps-ctl export --servers LIST --job J --out FILE
  *   ps-ctl drop --servers LIST --job J [--table NAME] [--if-exists] [--json]
  *   ps-ctl shutdown --servers LIST [--json]
+ *   ps-ctl save --servers LIST [--json]
  *
  * status asks every shard for its Status and prints tables (per shard rows
  * and bytes), workers (clock, liveness, progress) and counters; --json
@@ -14,16 +15,19 @@
  * workers attached to the tables in its metadata. drop frees one table of a
  * job, or all of them, on every shard and prints what each shard freed.
  * shutdown asks every listed shard to stop as SIGTERM would, each one even
- * when another is gone, and reports each answer.
+ * when another is gone, and reports each answer. save asks every listed
+ * shard to write a checkpoint now and prints each file written.
  *
  * Exit status: 0 done, 2 bad usage (a malformed server list included), 1 a
- * runtime error (message on stderr; for shutdown: a shard did not confirm),
+ * runtime error (message on stderr; for shutdown: a shard did not confirm;
+ * for save: a shard wrote none),
  * 3 drop found nothing to drop (0 with --if-exists). Single-threaded. */
 #include "common/config.h"
 #include "common/curve_client.h"
 #include "common/log.h"
 #include "common/sparkps_err.h"
 #include "common/strbuf.h"
+#include "common/timeutil.h"
 #include "safetensors.h"
 #include "sparkps.h"
 
@@ -63,7 +67,7 @@ static const ps_setting settings[] = {
     {"if-exists", PS_SET_BOOL, "false", 0, 1, OPT(if_exists), NULL,
      "drop: nothing to drop is not an error (exit 0 instead of 3)"},
     {"json", PS_SET_BOOL, "false", 0, 1, OPT(json), NULL,
-     "status, drop, shutdown: one JSON document {\"shards\":[...]}"},
+     "status, drop, shutdown, save: one JSON document {\"shards\":[...]}"},
     {"timeout", PS_SET_INT, "5000", 1, 3600000, OPT(timeout_ms), "MS",
      "per attempt to reach a shard"},
     {"retries", PS_SET_INT, "1", 0, 100, OPT(retries), "N",
@@ -82,7 +86,8 @@ static void usage(FILE *out)
             "       ps-ctl export --servers LIST --job JOB --out FILE\n"
             "       ps-ctl drop --servers LIST --job JOB [--table NAME] "
             "[--if-exists] [--json]\n"
-            "       ps-ctl shutdown --servers LIST [--json]\n\n"
+            "       ps-ctl shutdown --servers LIST [--json]\n"
+            "       ps-ctl save --servers LIST [--json]\n\n"
             "status: every shard's tables (rows and bytes per shard), "
             "workers\n"
             "  (clock, alive, progress) and counters.\n"
@@ -96,10 +101,13 @@ static void usage(FILE *out)
             "  what arrived, fail later requests with ESHUTDOWN, exit 0);\n"
             "  a shard that is gone is reported, the others still stop.\n"
             "  Any client a server lets in can stop it (with CurveZMQ: a\n"
-            "  key in its --curve-allow; in plaintext: anyone).\n\n"
+            "  key in its --curve-allow; in plaintext: anyone).\n"
+            "save: asks every shard to write a checkpoint now (servers\n"
+            "  started with --checkpoint-dir) and prints each file; waits\n"
+            "  as long as the writing takes.\n\n"
             "Exit status: 0 ok, 1 runtime error (shutdown: a shard did not\n"
-            "confirm), 2 bad usage, 3 drop: nothing to drop (0 with\n"
-            "--if-exists).\n\n"
+            "confirm; save: a shard wrote no checkpoint), 2 bad usage, 3\n"
+            "drop: nothing to drop (0 with --if-exists).\n\n"
             "options:\n");
     ps_config_usage(out, settings, NSETTINGS);
 }
@@ -191,6 +199,33 @@ static void print_size(const cJSON *t, char *buf, size_t len)
         snprintf(buf, len, "%.0f", num(t, "len"));
 }
 
+/* One line per shard that takes or restored checkpoints; nothing when
+ * none does. */
+static void print_checkpoints(cJSON **st, int n)
+{
+    int header = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(st[i], "checkpoint");
+        if (!cJSON_IsObject(c))
+            continue;
+        if (!header++)
+            printf("\ncheckpoints:\n");
+        printf("  shard %d: %.0f written, %.0f failed", i, num(c, "ok"),
+               num(c, "failed"));
+        if (*str(c, "last_file"))
+            printf(", last %s (%.1f s ago, %.0f bytes, %.1f ms)",
+                   str(c, "last_file"),
+                   (double)(ps_wall_ms() - (int64_t)num(c, "last_time_ms")) /
+                       1000.0,
+                   num(c, "last_bytes"), num(c, "last_duration_ms"));
+        if (*str(c, "last_error"))
+            printf(", last failure: %s", str(c, "last_error"));
+        if (*str(c, "restored_from"))
+            printf(", restored from %s", str(c, "restored_from"));
+        printf("\n");
+    }
+}
+
 /* Human-readable status of all shards (parsed from their JSON). */
 static void print_status(cJSON **st, int n, const char *servers)
 {
@@ -211,6 +246,7 @@ static void print_status(cJSON **st, int n, const char *servers)
                num(st[i], "bytes_in"), num(st[i], "bytes_out"));
         ep = end ? end + 1 : ep + len;
     }
+    print_checkpoints(st, n);
     printf("\n%-12s %-20s %-6s %-14s %5s %10s %12s %9s %9s  %s\n", "JOB",
            "TABLE", "KIND", "SIZE", "SHARD", "HELD", "BYTES", "PUSHES", "PULLS",
            "META");
@@ -519,10 +555,13 @@ static void human_bytes(uint64_t b, char *buf, size_t len)
         snprintf(buf, len, "%.1f %s", v, unit[u]);
 }
 
-/* {"shard":i,"endpoint":...,"status":"OK"|"ENAME"[,"error":...]} */
-static cJSON *shard_json(size_t i, const char *endpoint,
+/* {"shard":i,"endpoint":...,"status":"OK"|"ENAME"[,"error":...]} for
+ * shard i of the --servers list. */
+static cJSON *shard_json(const ctl_opts *opts, size_t i,
                          const ps_shard_result *r)
 {
+    char endpoint[256];
+    endpoint_at(opts->servers, i, endpoint, sizeof(endpoint));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "shard", (double)i);
     cJSON_AddStringToObject(o, "endpoint", endpoint);
@@ -559,9 +598,7 @@ static int drop_json(const ctl_opts *o, const ps_shard_result *res, size_t n,
     cJSON_AddNumberToObject(doc, "freed_bytes", (double)bytes);
     cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
     for (size_t i = 0; arr && i < n; i++) {
-        char ep[256];
-        endpoint_at(o->servers, i, ep, sizeof(ep));
-        cJSON *sh = shard_json(i, ep, &res[i]);
+        cJSON *sh = shard_json(o, i, &res[i]);
         cJSON_AddNumberToObject(sh, "tables", res[i].tables);
         cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
         cJSON_AddItemToArray(arr, sh);
@@ -667,20 +704,50 @@ static int cmd_drop(const ctl_opts *o)
     return rc;
 }
 
-/* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
-static int cmd_shutdown(const ctl_opts *o)
+/* The RESULT column of a shard that did not do what was asked. */
+static void no_answer_or_error(const ctl_opts *o, const ps_shard_result *r)
+{
+    if (r->status == PS_ETIMEDOUT)
+        printf("no answer after %lld attempt(s) of %lld ms: not running, "
+               "unreachable or stuck\n",
+               (long long)o->retries + 1, (long long)o->timeout_ms);
+    else
+        printf("%s: %s\n", ps_errname(r->status), r->errmsg);
+}
+
+/* ps_client_shutdown() or ps_client_save(). */
+typedef int (*ask_fn)(const ps_client_cfg *cfg, ps_shard_result **results,
+                      size_t *n, char *errbuf, size_t errlen);
+
+/* Sends one request to every listed server through fn. Returns -1 when
+ * they were asked (*res: their answers, the caller's to free), else the
+ * exit status, the reason printed. */
+static int ask_servers(const ctl_opts *o, const char *cmd, ask_fn fn,
+                       ps_shard_result **res, size_t *n, char *err,
+                       size_t errlen)
 {
     ps_client_cfg cfg;
     client_cfg(o, NULL, &cfg);
-    ps_shard_result *res = NULL;
-    size_t n = 0;
+    *res = NULL;
+    *n = 0;
+    int rc = fn(&cfg, res, n, err, errlen);
+    if (*res != NULL)
+        return -1;
+    fprintf(stderr, "ps-ctl %s: %s%s\n", cmd,
+            rc == PS_EINVAL ? "--servers: " : "", err);
+    return rc == PS_EINVAL ? 2 : 1; /* nobody was asked */
+}
+
+/* Exit: 0 every shard is stopping, 1 one did not confirm (others asked). */
+static int cmd_shutdown(const ctl_opts *o)
+{
+    ps_shard_result *res;
+    size_t n;
     char err[512];
-    int rc = ps_client_shutdown(&cfg, &res, &n, err, sizeof(err));
-    if (res == NULL) { /* nobody was asked */
-        fprintf(stderr, "ps-ctl shutdown: %s%s\n",
-                rc == PS_EINVAL ? "--servers: " : "", err);
-        return rc == PS_EINVAL ? 2 : 1;
-    }
+    int done = ask_servers(o, "shutdown", ps_client_shutdown, &res, &n, err,
+                           sizeof(err));
+    if (done >= 0)
+        return done;
     size_t ok = 0;
     for (size_t i = 0; i < n; i++)
         ok += res[i].status == PS_OK || res[i].status == PS_ESHUTDOWN;
@@ -689,9 +756,7 @@ static int cmd_shutdown(const ctl_opts *o)
         cJSON *doc = cJSON_CreateObject();
         cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
         for (size_t i = 0; arr && i < n; i++) {
-            char ep[256];
-            endpoint_at(o->servers, i, ep, sizeof(ep));
-            cJSON *sh = shard_json(i, ep, &res[i]);
+            cJSON *sh = shard_json(o, i, &res[i]);
             cJSON_AddBoolToObject(sh, "stopping",
                                   res[i].status == PS_OK ||
                                       res[i].status == PS_ESHUTDOWN);
@@ -708,18 +773,64 @@ static int cmd_shutdown(const ctl_opts *o)
                 printf("stopping\n");
             else if (res[i].status == PS_ESHUTDOWN)
                 printf("stopping already\n");
-            else if (res[i].status == PS_ETIMEDOUT)
-                printf("no answer after %lld attempt(s) of %lld ms: not "
-                       "running, unreachable or stuck\n",
-                       (long long)o->retries + 1, (long long)o->timeout_ms);
             else
-                printf("%s: %s\n", ps_errname(res[i].status), res[i].errmsg);
+                no_answer_or_error(o, &res[i]);
         }
     }
     if (ok < n)
         fprintf(stderr,
                 "ps-ctl shutdown: %zu of %zu shard(s) did not confirm (%s); "
                 "the others were asked to stop\n",
+                n - ok, n, err);
+    free(res);
+    return ok == n ? out : 1;
+}
+
+/* Exit: 0 every shard wrote a checkpoint, 1 one did not (others asked). */
+static int cmd_save(const ctl_opts *o)
+{
+    ps_shard_result *res;
+    size_t n;
+    char err[512];
+    int done =
+        ask_servers(o, "save", ps_client_save, &res, &n, err, sizeof(err));
+    if (done >= 0)
+        return done;
+    size_t ok = 0;
+    int out = 0;
+    for (size_t i = 0; i < n; i++)
+        ok += res[i].status == PS_OK;
+    if (o->json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(doc, "shards");
+        for (size_t i = 0; arr && i < n; i++) {
+            cJSON *sh = shard_json(o, i, &res[i]);
+            if (res[i].status == PS_OK) {
+                cJSON_AddStringToObject(sh, "file", res[i].file);
+                cJSON_AddNumberToObject(sh, "bytes", (double)res[i].bytes);
+            }
+            cJSON_AddItemToArray(arr, sh);
+        }
+        out = print_json(doc);
+    } else {
+        printf("%-5s %-28s %14s  %s\n", "SHARD", "ENDPOINT", "BYTES",
+               "CHECKPOINT");
+        for (size_t i = 0; i < n; i++) {
+            char ep[256];
+            endpoint_at(o->servers, i, ep, sizeof(ep));
+            printf("%-5zu %-28s ", i, ep);
+            if (res[i].status == PS_OK) {
+                printf("%14llu  %s\n", (unsigned long long)res[i].bytes,
+                       res[i].file);
+            } else {
+                printf("%14s  ", "-");
+                no_answer_or_error(o, &res[i]);
+            }
+        }
+    }
+    if (ok < n)
+        fprintf(stderr,
+                "ps-ctl save: %zu of %zu shard(s) wrote no checkpoint (%s)\n",
                 n - ok, n, err);
     free(res);
     return ok == n ? out : 1;
@@ -735,20 +846,21 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "ps-ctl: a command is needed: status, export, drop "
-                        "or shutdown (see --help)\n");
+        fprintf(stderr, "ps-ctl: a command is needed: status, export, drop, "
+                        "shutdown or save (see --help)\n");
         return 2;
     }
     const char *cmd = argv[1];
-    static const char *const cmds[] = {"status", "export", "drop", "shutdown"};
+    static const char *const cmds[] = {"status", "export", "drop", "shutdown",
+                                       "save"};
     int which = -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(cmd, cmds[i]) == 0)
             which = i;
     if (which < 0) {
         fprintf(stderr,
-                "ps-ctl: unknown command '%s' (status, export, drop or "
-                "shutdown; see --help)\n",
+                "ps-ctl: unknown command '%s' (status, export, drop, "
+                "shutdown or save; see --help)\n",
                 cmd);
         return 2;
     }
@@ -778,7 +890,9 @@ int main(int argc, char **argv)
         return cmd_export(&o);
     case 2:
         return cmd_drop(&o);
-    default:
+    case 3:
         return cmd_shutdown(&o);
+    default:
+        return cmd_save(&o);
     }
 }

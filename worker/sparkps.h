@@ -196,16 +196,22 @@ PS_API int ps_client_drop_table(ps_client *c, const char *name);
  * without tables is not an error. Blocks. */
 PS_API int ps_client_drop_job(ps_client *c, const char *job);
 
-/* What one shard answered to ps_client_drop() or ps_client_shutdown(). */
+/* What one shard answered to ps_client_drop(), ps_client_shutdown() or
+ * ps_client_save(). */
 typedef struct ps_shard_result {
     int status;       /* PS_OK, or this shard's ps_err: PS_ENOTABLE (drop of
                          a table this shard does not hold), PS_ESHUTDOWN
-                         (shutdown: it was stopping already), PS_ETIMEDOUT
-                         (no answer after retries: not running, unreachable
-                         or stuck), ... */
+                         (shutdown: it was stopping already), PS_EINVAL
+                         (save: the server has no --checkpoint-dir), PS_EIO
+                         (save: writing failed), PS_ETIMEDOUT (no answer
+                         after retries: not running, unreachable or
+                         stuck), ... */
     char errmsg[256]; /* the reason when status is not PS_OK, else "" */
     uint32_t tables;  /* drop: tables freed on this shard */
-    uint64_t bytes;   /* drop: their bytes (weights + optimizer state) */
+    uint64_t bytes;   /* drop: their bytes (weights + optimizer state);
+                         save: the checkpoint's size */
+    char file[1024];  /* save: the checkpoint file written (a path on the
+                         server's host), else "" */
 } ps_shard_result;
 
 /* Frees table `name` of `job` (name NULL: every table of the job; job NULL:
@@ -237,6 +243,18 @@ PS_API int ps_client_drop(ps_client *c, const char *job, const char *name,
 PS_API int ps_client_shutdown(const ps_client_cfg *cfg,
                               ps_shard_result **results, size_t *n,
                               char *errbuf, size_t errlen);
+
+/* Asks every server of cfg->servers to write a checkpoint now (SAVE) and
+ * waits until each has written it, however long that takes: a server
+ * writing one answers `deferred` notices every second, which keep the
+ * request from timing out. Reaches every listed server as
+ * ps_client_shutdown() does, with the same arguments and results:
+ * results[i].file names the file shard i wrote and .bytes its size.
+ * Returns PS_OK when every server wrote one, else the first error
+ * (PS_EINVAL: that server was started without --checkpoint-dir; PS_EIO:
+ * writing failed, the reason in errmsg; PS_ETIMEDOUT). Blocks. */
+PS_API int ps_client_save(const ps_client_cfg *cfg, ps_shard_result **results,
+                          size_t *n, char *errbuf, size_t errlen);
 
 /* Dense: elements [offset, offset + count) of the table. */
 PS_API int ps_client_push(ps_client *c, int table, uint64_t offset,

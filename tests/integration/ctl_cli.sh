@@ -15,7 +15,10 @@
 #   7. ps-ctl shutdown stops both shards of a cluster (each exits 0 on its
 #      own and logs why); with one shard dead it exits 1 naming it and the
 #      live one still stops; a worker training meanwhile exits 1 with
-#      ESHUTDOWN (or a timeout), never hangs.
+#      ESHUTDOWN (or a timeout), never hangs;
+#   8. ps-ctl save: every shard of a cluster with --checkpoint-dir writes a
+#      checkpoint and the files are printed (text and --json); a server
+#      without one answers EINVAL naming the flag.
 # Usage: ctl_cli.sh BIN_DIR SERVER_BIN [STREAM_GEN]
 set -uo pipefail
 bin=${1:?usage: ctl_cli.sh BIN_DIR SERVER_BIN}
@@ -35,14 +38,14 @@ w=$bin/ps-worker
 
 
 
-# start_cluster N PREFIX: N shards; sets $servers (endpoints in order)
-# and $cpids (their pids, in shard order).
+# start_cluster N PREFIX [ARGS...]: N shards (with ARGS); sets $servers
+# (endpoints in order) and $cpids (their pids, in shard order).
 start_cluster() {
     local n=$1 prefix=$2 i
     servers=""
     cpids=()
     for ((i = 0; i < n; i++)); do
-        "$server" --shard "$i" --shards "$n" --log-level warn \
+        "$server" --shard "$i" --shards "$n" --log-level warn "${@:3}" \
             >"$dir/$prefix$i.out" 2>"$dir/$prefix$i.err" &
         pids+=($!)
         cpids+=($!)
@@ -126,6 +129,10 @@ expect shutdown-bad-list 2 "cannot connect to 'nonsense'" -- "$ctl" shutdown --s
 expect shutdown-empty-list 2 "no servers given" -- "$ctl" shutdown --servers ''
 expect shutdown-bad-list-entry 2 "server 1 of 'tcp://127.0.0.1:1,,tcp://127.0.0.1:2' is empty" -- "$ctl" shutdown --servers tcp://127.0.0.1:1,,tcp://127.0.0.1:2
 expect shutdown-unreachable 1 "not running, unreachable or stuck" -- "$ctl" shutdown --servers tcp://127.0.0.1:1 --timeout 200 --retries 0
+expect save-no-servers 2 "--servers is required" -- env -u SPARKPS_SERVERS "$ctl" save
+expect save-bad-list 2 "cannot connect to 'nonsense'" -- "$ctl" save --servers nonsense
+expect save-stray-arg 2 "unexpected argument" -- "$ctl" save --servers tcp://127.0.0.1:1 now
+expect save-unreachable 1 "not running, unreachable or stuck" -- "$ctl" save --servers tcp://127.0.0.1:1 --timeout 200 --retries 0
 expect predict-help 0 "CLASS,P0,P1" -- "$w" predict --help
 expect predict-no-args 2 "--model-file and --data are required" -- "$w" predict
 expect predict-bad-format 2 "--format" -- "$w" predict --model-file x --data y --format foo
@@ -347,6 +354,24 @@ expect drop-missing-job 3 "job 'cold' has no tables on any shard: nothing droppe
 expect drop-missing-if-exists 0 "nothing to drop: job 'cold' has no tables" -- "$ctl" drop --servers "$cluster_b" --job cold --if-exists
 expect drop-missing-table-if-exists 0 "nothing to drop: no table 'nope' in job 'warm'" -- "$ctl" drop --servers "$cluster_b" --job warm --table nope --if-exists
 expect drop-missing-json 3 '"dropped_tables":0' -- "$ctl" drop --servers "$cluster_b" --job cold --json
+
+# ---- save ----
+expect save-no-checkpoint-dir 1 "EINVAL: this server takes no checkpoints: start it with --checkpoint-dir" -- "$ctl" save --servers "$cluster_a"
+start_cluster 2 e --checkpoint-dir "$dir/ck"
+cluster_e=$servers
+expect_re save-two-shards 0 "^1 +tcp://[^ ]+ +[0-9]+ +$dir/ck/shard-1-0000000001\.ckpt$" -- "$ctl" save --servers "$cluster_e"
+"$ctl" save --servers "$cluster_e" --json >"$dir/save.json" 2>"$dir/save.err"
+st=$?
+if python3 - "$st" "$dir/save.json" <<'EOF'; then echo "ok   save-json"; else fail "save-json: $(cat "$dir/save.err")"; fi
+import json, os, sys
+st, doc = int(sys.argv[1]), json.load(open(sys.argv[2]))
+assert st == 0, st
+for i, s in enumerate(doc["shards"]):
+    assert s["shard"] == i and s["status"] == "OK", s
+    assert s["file"].endswith("shard-%d-0000000002.ckpt" % i), s
+    assert os.path.getsize(s["file"]) == s["bytes"], s
+EOF
+expect_re save-in-status 0 "shard 1: 2 written, 0 failed, last $dir/ck/shard-1-0000000002\.ckpt \(" -- "$ctl" status --servers "$cluster_e"
 
 # ---- shutdown ----
 # Both shards of cluster a stop because they were asked (no signal) and
