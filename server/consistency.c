@@ -128,11 +128,11 @@ int ps_consist_admit(ps_consist *c, uint32_t id, uint32_t attempt,
     if (w == NULL)
         return PS_ENOMEM;
     *before = w->attempt;
-    if (attempt < w->attempt) {
+    if (attempt < w->attempt && w->alive) {
         w->superseded++;
         return PS_ESUPERSEDED;
     }
-    if (attempt > w->attempt) {
+    if (attempt != w->attempt) {
         /* A fresh join: nothing of the replaced attempt's run carries over
          * but the refusals counted against it. */
         w->attempt = attempt;

@@ -1174,7 +1174,8 @@ static void take_progress(ps_server *s, uint32_t worker,
 }
 
 /* Admits a training worker's message by its attempt (see consistency.h):
- * an older attempt of the worker id than the newest seen is refused. */
+ * an older attempt of the worker id than the newest one, while that one is
+ * alive, is refused. */
 static int admit_worker(ps_server *s, request *r)
 {
     const ps_header *h = r->h;
@@ -1187,7 +1188,7 @@ static int admit_worker(ps_server *s, request *r)
              before, id, h->attempt);
     } else if (rc != PS_OK) {
         fail(r, rc, "out of memory tracking worker %u", id);
-    } else if (h->attempt > before) {
+    } else if (h->attempt != before) {
         ps_log(PS_LOG_INFO,
                "worker attempt starts worker=%u attempt=%u previous=%u "
                "clock=0",

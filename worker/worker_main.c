@@ -70,9 +70,10 @@ static const ps_setting settings[] = {
     {"worker-id", PS_SET_INT, "0", 0, 65535, OPT(worker_id), "I",
      "this worker's id (its clock under SSP/BSP)"},
     {"attempt", PS_SET_INT, "0", 0, 2147483647, OPT(attempt), "N",
-     "which attempt of this worker id this run is (Spark: the stage "
-     "attempt); servers refuse an older attempt once a newer one joined, "
-     "and an older one exits with status 3"},
+     "which attempt of this worker id this run is, growing with each retry "
+     "(the Spark connector passes the task attempt id); while a newer "
+     "attempt of the id is alive the servers refuse this one, which then "
+     "exits with status 3"},
     {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
      "softmax, mlp:IN-H1-...-CLASSES (ReLU hidden layers), or logreg[:BITS] "
      "(sparse logistic regression, 2^BITS hashed keys, default 24; libsvm "

@@ -4,7 +4,8 @@
  * pulls and clocks are refused with PS_ESUPERSEDED and counted, the table
  * stays as it was, the newer one works from clock 0, an older attempt that
  * connects later is refused at its handshake, and the older one's
- * heartbeats no longer count. */
+ * heartbeats no longer count. Once the newest attempt has gone silent past
+ * the worker timeout, the id is free for any attempt. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,46 @@ static void test_attempt_newer_supersedes_older(void **state)
     assert_int_equal(ps_cluster_stop(&cl), 0);
 }
 
+/* A finished run's worker id is free once its last attempt has been
+ * silent for the worker timeout: the next job's workers, whose attempts
+ * start low again, join afresh. */
+static void test_attempt_id_free_once_owner_silent(void **state)
+{
+    (void)state;
+    ps_cluster cl;
+    const char *extra[] = {"--worker-timeout", "300", NULL};
+    assert_int_equal(ps_cluster_start(&cl, 1, extra), 0);
+    ps_client_cfg tc;
+    ps_client_cfg_init(&tc);
+    tc.servers = cl.servers;
+    tc.job = "attempts";
+    ps_client *tool = ps_harness_connect(&tc);
+    assert_non_null(tool);
+    ps_client_cfg pc = worker_cfg(cl.servers, 7);
+    ps_client *prev = ps_harness_connect(&pc);
+    assert_non_null(prev);
+    assert_int_equal(push_all(prev, define_table(prev), 1.0f), PS_OK);
+    ps_client_free(prev); /* its run is over: no more heartbeats */
+    char *json = NULL;
+    int dead = 0;
+    for (int i = 0; i < 200 && !dead; i++) {
+        assert_int_equal(ps_client_status_json(tool, 0, &json), PS_OK);
+        dead = strstr(json, "{\"id\":0,\"clock\":0,\"alive\":false") != NULL;
+        free(json);
+        if (!dead)
+            usleep(50 * 1000);
+    }
+    assert_true(dead);
+    ps_client_cfg nc = worker_cfg(cl.servers, 0);
+    ps_client *next = ps_harness_connect(&nc);
+    assert_non_null(next);
+    assert_int_equal(push_all(next, define_table(next), 1.0f), PS_OK);
+    assert_int_equal(worker0(tool, 0).attempt, 0);
+    ps_client_free(next);
+    ps_client_free(tool);
+    assert_int_equal(ps_cluster_stop(&cl), 0);
+}
+
 /* Attempts belong to worker ids: another id, and tools (no worker id),
  * are not affected by worker 0's attempts. */
 static void test_attempt_other_ids_unaffected(void **state)
@@ -239,6 +280,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_attempt_newer_supersedes_older,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_attempt_id_free_once_owner_silent,
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(test_attempt_other_ids_unaffected,
                                   ps_harness_teardown),

@@ -3,8 +3,9 @@
 # while attempt 0 of worker 0 trains, attempt 1 of worker 0 joins (through
 # SPARKPS_ATTEMPT) and trains to the end; attempt 0 stops with exit status
 # 3 and a message naming both attempts; an attempt 0 started afterwards is
-# refused at once the same way; ps-ctl status shows the attempt in force;
-# malformed --attempt values are usage errors.
+# refused at once the same way (attempt 1 owns the worker id until it has
+# been silent for the worker timeout); ps-ctl status shows the attempt in
+# force; malformed --attempt values are usage errors.
 # Usage: worker_attempt.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker,
 # ps-ctl)
 set -uo pipefail
@@ -25,7 +26,8 @@ expect attempt-in-help 0 "--attempt N" -- "$w" --help
 
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "%d,%d,%d,%d,%d\n", i % 7, i % 5, i % 3, i % 2, i % 3 }' >"$dir/long.csv"
 head -n 3000 "$dir/long.csv" >"$dir/short.csv"
-start_server "$dir/srv.out" "$dir/srv.err" "$server" --listen tcp://127.0.0.1:0 ||
+# Attempt 1 owns worker id 0 until silent for the worker timeout: long here.
+start_server "$dir/srv.out" "$dir/srv.err" "$server" --listen tcp://127.0.0.1:0 --worker-timeout 600000 ||
     exit 1
 ep=$SERVER_EP
 train=(--servers "$ep" --job attempts --worker-id 0 --format csv

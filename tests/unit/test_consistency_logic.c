@@ -435,6 +435,35 @@ static void test_consistency_admit_older_attempt_refused(void **st)
     ps_consist_free(c);
 }
 
+static void test_consistency_admit_any_attempt_once_owner_silent(void **st)
+{
+    (void)st;
+    ps_consist *c = new_or_fail(PS_CONS_SSP, 1, 0);
+    uint32_t before;
+    assert_int_equal(ps_consist_admit(c, 0, 9, T0, &before), PS_OK);
+    assert_int_equal(ps_consist_touch(c, 0, T0), PS_OK);
+    ps_consist_set_clock(c, 0, 30);
+    /* Alive: attempt 3 is older and refused. */
+    assert_int_equal(ps_consist_expire(c, T0 + TIMEOUT), 0);
+    assert_int_equal(ps_consist_admit(c, 0, 3, T0 + TIMEOUT, &before),
+                     PS_ESUPERSEDED);
+    /* Attempt 9 finished: silent past the timeout, the id is free, and the
+     * next job's attempt 3 joins afresh. */
+    assert_int_equal(ps_consist_expire(c, T0 + TIMEOUT + 1), 1);
+    assert_int_equal(ps_consist_admit(c, 0, 3, T0 + TIMEOUT + 1, &before),
+                     PS_OK);
+    assert_int_equal(before, 9);
+    assert_int_equal(ps_consist_touch(c, 0, T0 + TIMEOUT + 1), PS_OK);
+    const ps_worker_state *w = worker(c, 0);
+    assert_int_equal(w->attempt, 3);
+    assert_int_equal(w->clock, 0);
+    assert_true(w->alive);
+    /* It owns the id now: attempt 9 coming back is newer, 2 is refused. */
+    assert_int_equal(ps_consist_admit(c, 0, 2, T0 + TIMEOUT + 2, &before),
+                     PS_ESUPERSEDED);
+    ps_consist_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_consistency_live_counts),
         cmocka_unit_test(test_consistency_admit_newer_attempt_restarts_clock),
         cmocka_unit_test(test_consistency_admit_older_attempt_refused),
+        cmocka_unit_test(test_consistency_admit_any_attempt_once_owner_silent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
