@@ -18,9 +18,7 @@ here=$(dirname "$0")
 fault_init
 STALENESS=1
 
-# 3 classes, learnable from the first feature; 10000 rows per worker.
-awk 'BEGIN { for (i = 0; i < 30000; i++) { c = i % 3
-    printf "%.3f,%d,%d,%d,%d\n", 2 * c + (i % 11) / 10, i % 5, i % 3, i % 2, c } }' >"$dir/train.csv"
+blobs_csv 30000 1 >"$dir/train.csv" # 10000 rows per worker
 
 servers=""
 for i in 0 1; do

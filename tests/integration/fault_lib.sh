@@ -19,6 +19,8 @@
 #   insecure_flag SERVER        prints --insecure when SERVER's --help knows
 #                               it (binding a non-loopback address in
 #                               plaintext needs it once CurveZMQ is in)
+#   blobs_csv N SEED            N rows of a 3-class, 4-feature CSV (label
+#                               last) that an MLP learns to >= 0.95
 
 FAULT_PIDS=()
 
@@ -54,6 +56,7 @@ start_bg() {
 start_server() {
     local out=$1
     start_bg "$@"
+    # shellcheck disable=SC2034 # read by the sourcing script
     SERVER_PID=$BG_PID
     SERVER_EP=""
     wait_for 60 grep -q '^tcp://' "$out" || true
@@ -82,6 +85,7 @@ wait_exit() {
         return 1
     fi
     wait "$pid"
+    # shellcheck disable=SC2034 # read by the sourcing script
     EXIT_STATUS=$?
 }
 
@@ -93,4 +97,19 @@ insecure_flag() {
     if "$1" --help 2>&1 | grep -q -- '--insecure'; then
         echo --insecure
     fi
+}
+
+blobs_csv() {
+    awk -v n="$1" -v seed="$2" 'BEGIN {
+        s = seed
+        for (i = 0; i < n; i++) {
+            c = i % 3
+            line = ""
+            for (f = 0; f < 4; f++) {
+                s = (s * 1103515245 + 12345) % 2147483648
+                line = line sprintf("%.3f,", (f < 2 ? 2 * c : 0) + 2 * s / 2147483648 - 1)
+            }
+            print line c
+        }
+    }'
 }

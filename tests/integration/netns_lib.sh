@@ -13,6 +13,9 @@
 #                               over the veth (loopback traffic is spared)
 #   netns_rate NS RATE          limits what NS sends over the veth (tbf,
 #                               e.g. 20mbit)
+#   netns_faulty LOSS RATE      netns_setup, then that loss and rate limit
+#                               on both sides of the link
+#   netns_drops                 packets the loss rules dropped so far
 #   netns_proxy NS DELAY_MS OUT LISTEN=TARGET...
 #                               runs delay_proxy.py in NS; sets PROXY_PID and
 #                               PROXY_ADDRS (HOST:PORT per map, in order)
@@ -92,6 +95,25 @@ netns_rate() {
         burst 64kb latency 100ms
 }
 
+netns_faulty() {
+    local ns
+    netns_setup || return 1
+    for ns in "$NETNS_SRV" "$NETNS_CLI"; do
+        netns_loss "$ns" "$1" || return 1
+        netns_rate "$ns" "$2" || return 1
+    done
+}
+
+netns_drops() {
+    local ns n total=0
+    for ns in "$NETNS_SRV" "$NETNS_CLI"; do
+        n=$(ip netns exec "$ns" iptables -L INPUT -v -n -x |
+            awk '$3 == "DROP" { s += $1 } END { print s + 0 }')
+        total=$((total + n))
+    done
+    echo "$total"
+}
+
 netns_proxy() {
     local ns=$1 delay=$2 out=$3 maps=() m
     shift 3
@@ -99,8 +121,8 @@ netns_proxy() {
     ip netns exec "$ns" python3 "$NETNS_LIB_DIR/delay_proxy.py" \
         --delay-ms "$delay" "${maps[@]}" >"$out" 2>&1 &
     PROXY_PID=$!
-    local i addr='^[0-9.]+:[0-9]+$'
-    for i in $(seq 300); do
+    local addr='^[0-9.]+:[0-9]+$'
+    for _ in $(seq 300); do
         [ "$(grep -cE "$addr" "$out" 2>/dev/null)" -ge $# ] && break
         kill -0 "$PROXY_PID" 2>/dev/null || break
         sleep 0.1
