@@ -19,8 +19,6 @@
 #   insecure_flag SERVER        prints --insecure when SERVER's --help knows
 #                               it (binding a non-loopback address in
 #                               plaintext needs it once CurveZMQ is in)
-#   blobs_csv N SEED            N rows of a 3-class, 4-feature CSV (label
-#                               last) that an MLP learns to >= 0.95
 
 FAULT_PIDS=()
 
@@ -97,19 +95,4 @@ insecure_flag() {
     if "$1" --help 2>&1 | grep -q -- '--insecure'; then
         echo --insecure
     fi
-}
-
-blobs_csv() {
-    awk -v n="$1" -v seed="$2" 'BEGIN {
-        s = seed
-        for (i = 0; i < n; i++) {
-            c = i % 3
-            line = ""
-            for (f = 0; f < 4; f++) {
-                s = (s * 1103515245 + 12345) % 2147483648
-                line = line sprintf("%.3f,", (f < 2 ? 2 * c : 0) + 2 * s / 2147483648 - 1)
-            }
-            print line c
-        }
-    }'
 }

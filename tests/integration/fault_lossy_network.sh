@@ -15,6 +15,8 @@ set -uo pipefail
 bin=${1:?usage: fault_lossy_network.sh BIN_DIR PS_SERVER}
 server=${2:?usage: fault_lossy_network.sh BIN_DIR PS_SERVER}
 here=$(dirname "$0")
+# shellcheck source=cli_lib.sh
+. "$here/cli_lib.sh"
 # shellcheck source=fault_lib.sh
 . "$here/fault_lib.sh"
 # shellcheck source=netns_lib.sh

@@ -36,17 +36,20 @@ static ps_client_cfg worker_cfg(const char *servers, int attempt)
     return cfg;
 }
 
+/* A client without a worker id (a tool): attempts do not concern it. */
+static ps_client *tool_client(const char *servers)
+{
+    ps_client_cfg cfg;
+    ps_client_cfg_init(&cfg);
+    cfg.servers = servers;
+    cfg.job = "attempts";
+    return ps_harness_connect(&cfg);
+}
+
 static int define_table(ps_client *c)
 {
-    ps_table_spec s;
-    memset(&s, 0, sizeof(s));
-    s.name = "w";
-    s.kind = PS_DENSE;
-    s.len = LEN;
-    s.optim.kind = PS_OPT_SGD;
-    s.optim.lr = 1.0;
-    int t = -1;
-    assert_int_equal(ps_client_define(c, &s, &t), PS_OK);
+    int t = ps_harness_define_sgd(c, "w", LEN, 1.0);
+    assert_true(t >= 0);
     return t;
 }
 
@@ -97,11 +100,7 @@ static void test_attempt_newer_supersedes_older(void **state)
     ps_cluster cl;
     const char *extra[] = {"--consistency", "ssp:2", NULL};
     assert_int_equal(ps_cluster_start(&cl, 2, extra), 0);
-    ps_client_cfg tc;
-    ps_client_cfg_init(&tc);
-    tc.servers = cl.servers;
-    tc.job = "attempts";
-    ps_client *tool = ps_harness_connect(&tc);
+    ps_client *tool = tool_client(cl.servers);
     assert_non_null(tool);
 
     ps_client_cfg oc = worker_cfg(cl.servers, 1);
@@ -201,11 +200,7 @@ static void test_attempt_id_free_once_owner_silent(void **state)
     ps_cluster cl;
     const char *extra[] = {"--worker-timeout", "300", NULL};
     assert_int_equal(ps_cluster_start(&cl, 1, extra), 0);
-    ps_client_cfg tc;
-    ps_client_cfg_init(&tc);
-    tc.servers = cl.servers;
-    tc.job = "attempts";
-    ps_client *tool = ps_harness_connect(&tc);
+    ps_client *tool = tool_client(cl.servers);
     assert_non_null(tool);
     ps_client_cfg pc = worker_cfg(cl.servers, 7);
     ps_client *prev = ps_harness_connect(&pc);
@@ -249,11 +244,7 @@ static void test_attempt_other_ids_unaffected(void **state)
     assert_non_null(other);
     int ot = define_table(other);
     assert_int_equal(push_all(other, ot, 1.0f), PS_OK);
-    ps_client_cfg tc;
-    ps_client_cfg_init(&tc);
-    tc.servers = cl.servers;
-    tc.job = "attempts";
-    ps_client *tool = ps_harness_connect(&tc);
+    ps_client *tool = tool_client(cl.servers);
     assert_non_null(tool);
     float v[LEN];
     assert_int_equal(pull_all(tool, define_table(tool), v), PS_OK);
