@@ -46,7 +46,11 @@ fault_init() {
 start_bg() {
     local out=$1 err=$2
     shift 2
-    "$@" >"$out" 2>"$err" &
+    # Emptied here, not only by the background job's redirection: a wait
+    # on OUT must never see what an earlier process left in it.
+    : >"$out"
+    : >"$err"
+    "$@" >>"$out" 2>>"$err" &
     BG_PID=$!
     FAULT_PIDS+=("$BG_PID")
 }

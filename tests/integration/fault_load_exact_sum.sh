@@ -9,16 +9,17 @@
 # checkpoint as it stops) and is started again on the same address with
 # --restore latest while the clients keep pushing. fault_load then checks
 # that the tables hold the exact sum of every acknowledged push and that
-# retries fired (a test of retries that never retried proves nothing), and
-# prints the load figures. Skipped (77) where network namespaces cannot be
-# created.
-# Usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER
+# retries fired (a test of retries that never retried proves nothing), the
+# restarted shard must have served pushes of the run, and the load figures
+# are printed. Skipped (77) where network namespaces cannot be created.
+# Usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER PS_CTL
 # Environment: FAULT_SECONDS (30), FAULT_CLIENTS (16), LOSS (0.05),
 # RATE (50mbit), DELAY_MS (10); FAULT_RESTART=0 leaves the restart out
 # (for servers without checkpoints; not for CI).
 set -uo pipefail
-load=${1:?usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER}
-server=${2:?usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER}
+load=${1:?usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER PS_CTL}
+server=${2:?usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER PS_CTL}
+ctl=${3:?usage: fault_load_exact_sum.sh FAULT_LOAD PS_SERVER PS_CTL}
 here=$(dirname "$0")
 # shellcheck source=fault_lib.sh
 . "$here/fault_lib.sh"
@@ -84,7 +85,7 @@ status=0
 if [ "$RESTART" = 1 ]; then
     # Not a synchronisation: where in the run the fault lands.
     sleep $((SECS / 3))
-    t0=$SECONDS
+    t0=${EPOCHREALTIME/./}
     kill -TERM "${spids[1]}"
     if ! wait_exit "${spids[1]}" 120 || [ "$EXIT_STATUS" -ne 0 ]; then
         echo "FAIL shard 1 did not stop cleanly on SIGTERM (exit ${EXIT_STATUS:-none}):" \
@@ -97,7 +98,9 @@ if [ "$RESTART" = 1 ]; then
     fi
     cp "$dir/srv1.err" "$dir/srv1.first.err"
     start_shard 1 "${eps[1]}" --restore latest || exit 1
-    echo "shard 1 restarted from its checkpoint in $((SECONDS - t0)) s"
+    echo "shard 1 stopped, checkpointed and restarted from its checkpoint in" \
+        "$(((${EPOCHREALTIME/./} - t0) / 1000)) ms"
+    restarted=1
     if ! kill -0 "$load_pid" 2>/dev/null; then
         echo "FAIL the load ended before the restart was over: raise FAULT_SECONDS" >&2
         status=1
@@ -120,6 +123,16 @@ echo "packets dropped by the lossy link: $drops"
 if [ "$load_status" -ne 0 ]; then
     echo "FAIL fault_load exited $load_status (see above)" >&2
     status=1
+fi
+if [ "${restarted:-0}" = 1 ]; then
+    # The restarted process counts its own requests: pushes of the run.
+    pushes=$(ip netns exec "$NETNS_SRV" "$ctl" status --servers "${eps[0]},${eps[1]}" --json |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["shards"][1]["requests"]["PUSH"])')
+    echo "pushes served by shard 1 after its restart: ${pushes:-none}"
+    if [ "${pushes:-0}" -eq 0 ]; then
+        echo "FAIL the restarted shard 1 served no push of the run" >&2
+        status=1
+    fi
 fi
 if [ "$drops" -eq 0 ]; then
     echo "FAIL no packet was dropped: the network was not lossy" >&2
