@@ -16,6 +16,8 @@ PACKAGES=(
     yamllint shellcheck prometheus
     # the dashboard page in a headless browser (dashboard_chromium.sh)
     chromium fonts-dejavu-core
+    # the fault tests' lossy network: namespaces, veth, tbf; packet loss
+    iproute2 iptables
 )
 
 SUDO=""

@@ -142,10 +142,12 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
         const Sparkps__WorkerInfo *w = st->workers[i];
         ps_strbuf_printf(b,
                          "%s{\"id\":%u,\"clock\":%lld,\"alive\":%s,"
-                         "\"idle_ms\":%llu",
+                         "\"idle_ms\":%llu,\"attempt\":%u,"
+                         "\"superseded\":%llu",
                          i ? "," : "", w->id, (long long)w->clock,
                          w->alive ? "true" : "false",
-                         (unsigned long long)w->idle_ms);
+                         (unsigned long long)w->idle_ms, w->attempt,
+                         (unsigned long long)w->superseded);
         if (w->progress) {
             ps_strbuf_printf(b, ",\"samples\":%llu,\"epoch\":%u,\"loss\":",
                              (unsigned long long)w->progress->samples,

@@ -206,6 +206,8 @@ static void write_workers(writer *w, const ps_consist *c, const ps_history *h)
         const ps_worker_state *x = ps_consist_worker_at(c, i);
         put_u32(w, x->id);
         put_i64(w, x->clock);
+        put_u32(w, x->attempt); /* a restored shard still refuses stale ones */
+        put_u64(w, x->superseded);
         put_u32(w, x->has_progress ? 1 : 0);
         put_u64(w, x->samples);
         put_f64(w, x->loss);
@@ -693,13 +695,15 @@ static void load_table(loader *l)
 static void load_workers(loader *l)
 {
     reader *r = &l->r;
-    /* A worker record is at least 48 bytes, an evaluation 60. */
-    uint32_t n = get_count32(r, 48, "workers");
+    /* A worker record is at least 60 bytes, an evaluation 60. */
+    uint32_t n = get_count32(r, 60, "workers");
     for (uint32_t i = 0; i < n && !r->bad; i++) {
         ps_worker_state w;
         memset(&w, 0, sizeof(w));
         w.id = get_u32(r, "worker id");
         w.clock = get_i64(r, "worker clock");
+        w.attempt = get_u32(r, "worker attempt");
+        w.superseded = get_u64(r, "worker superseded");
         w.has_progress = get_u32(r, "worker has_progress") != 0;
         w.samples = get_u64(r, "worker samples");
         w.loss = get_f64(r, "worker loss");

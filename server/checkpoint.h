@@ -27,8 +27,8 @@
  *                              (weights, then state slot-major)
  *                      sparse: u64 rows, rows x {u64 key,
  *                              f32[(1 + width) * dim]} (weights, state)
- *     WORKERS (3), once: u32 n, n x {u32 id, i64 clock, u32 has_progress,
- *                      u64 samples, f64 loss, u32 epoch, f64 accuracy,
+ *     WORKERS (3), once: u32 n, n x {u32 id, i64 clock, u32 attempt,
+ *                      u64 superseded, u32 has_progress, u64 samples, f64 loss, u32 epoch, f64 accuracy,
  *                      u32 nhistory, nhistory x {u32 epoch, u64 samples,
  *                      f64 loss, accuracy, train_loss, train_accuracy, auc,
  *                      i64 time_ms}}

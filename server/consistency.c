@@ -121,6 +121,31 @@ int ps_consist_touch(ps_consist *c, uint32_t id, int64_t now_ms)
     return PS_OK;
 }
 
+int ps_consist_admit(ps_consist *c, uint32_t id, uint32_t attempt,
+                     int64_t now_ms, uint32_t *before)
+{
+    ps_worker_state *w = find_or_add(c, id, now_ms);
+    if (w == NULL)
+        return PS_ENOMEM;
+    *before = w->attempt;
+    if (attempt < w->attempt && w->alive) {
+        w->superseded++;
+        return PS_ESUPERSEDED;
+    }
+    if (attempt != w->attempt) {
+        /* A fresh join: nothing of the replaced attempt's run carries over
+         * but the refusals counted against it. */
+        w->attempt = attempt;
+        w->clock = 0;
+        w->samples = 0;
+        w->loss = w->accuracy = 0;
+        w->epoch = 0;
+        w->has_progress = 0;
+        update_min(c);
+    }
+    return PS_OK;
+}
+
 void ps_consist_set_clock(ps_consist *c, uint32_t id, int64_t clock)
 {
     for (size_t i = 0; i < c->n; i++) {

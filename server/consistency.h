@@ -11,7 +11,28 @@
  *
  * Under SSP with staleness s a pull by a worker at clock c may be served
  * when every live worker has clock >= c - s (BSP: s = 0). ASP serves at
- * once. Single-threaded (the event loop). */
+ * once.
+ *
+ * Attempts: a worker joins as (id, attempt), the attempt growing with each
+ * retry of its run (the Spark connector passes the task's attempt id,
+ * which grows when Spark retries a barrier stage as a whole). While the
+ * newest attempt seen for an id is alive, it owns the id: messages of an
+ * older one are refused, so a stale process still running cannot move the
+ * retried run's tables or clocks. Once the owner has been silent past the
+ * timeout (finished or dead) the id is free again and any attempt may
+ * join: worker ids are reused by the next job on the same servers, whose
+ * attempts start low again.
+ *
+ * Joining a worker id (a newer attempt, or any attempt of a free id) is a
+ * fresh join: its clock restarts at 0, because the new run restarts
+ * training from its first step (its clocks come again from 1) and CLOCK
+ * only raises a clock: kept at the old value, the new attempt would not
+ * count for the minimum until it passed it, letting the others run that
+ * far ahead. Lowering a clock only makes pulls wait longer, never serves
+ * one early, so the SSP/BSP bound holds; when the whole stage is retried
+ * every worker restarts at 0 anyway.
+ *
+ * Single-threaded (the event loop). */
 #ifndef PS_CONSISTENCY_H
 #define PS_CONSISTENCY_H
 
@@ -31,6 +52,8 @@ typedef struct ps_consist_cfg {
 
 typedef struct ps_worker_state {
     uint32_t id;
+    uint32_t attempt;    /* the newest attempt seen for this id */
+    uint64_t superseded; /* messages refused from older attempts */
     int64_t clock;
     int alive;
     int64_t last_seen_ms;
@@ -53,6 +76,16 @@ int ps_consist_parse(const char *s, int *mode, int *staleness);
 /* A message arrived from worker id (<= PS_MAX_WORKER_ID, checked by the
  * caller): marks it alive. PS_ENOMEM if it could not be tracked. */
 int ps_consist_touch(ps_consist *c, uint32_t id, int64_t now_ms);
+
+/* Checks the attempt a message of worker id carries, before it is acted
+ * on; *before receives the attempt that owned the id until now (for an
+ * unknown id, 0). PS_OK when `attempt` is not older than that, or when the
+ * owner is no longer alive; a different attempt than before is a fresh
+ * join: clock 0, reported progress cleared. PS_ESUPERSEDED when it is
+ * older and the owner is alive: nothing changes but the worker's refusal
+ * count. PS_ENOMEM if id could not be tracked. */
+int ps_consist_admit(ps_consist *c, uint32_t id, uint32_t attempt,
+                     int64_t now_ms, uint32_t *before);
 
 /* Raises the worker's clock to `clock` (never lowers it). */
 void ps_consist_set_clock(ps_consist *c, uint32_t id, int64_t clock);

@@ -306,6 +306,8 @@ typedef enum worker_field {
     W_TRAIN_ACC,
     W_ACC,
     W_EVAL_LOSS,
+    W_ATTEMPT,
+    W_SUPERSEDED,
     W_NFIELDS
 } worker_field;
 
@@ -334,6 +336,11 @@ static const struct {
      "Accuracy of the worker's last evaluation on held-out data."},
     {"sparkps_worker_eval_loss", PS_PROM_GAUGE,
      "Loss of the worker's last evaluation on held-out data."},
+    {"sparkps_worker_attempt", PS_PROM_GAUGE,
+     "The newest attempt of this worker id that joined (Spark's stage "
+     "attempt)."},
+    {"sparkps_worker_superseded_total", PS_PROM_COUNTER,
+     "Messages refused from older attempts of this worker id."},
 };
 
 static worker_value worker_get(const Sparkps__WorkerInfo *w, worker_field f,
@@ -363,6 +370,10 @@ static worker_value worker_get(const Sparkps__WorkerInfo *w, worker_field f,
         return (worker_value){e && e->has_accuracy, e ? e->accuracy : 0};
     case W_EVAL_LOSS:
         return (worker_value){e && e->has_loss, e ? e->loss : 0};
+    case W_ATTEMPT:
+        return (worker_value){1, (double)w->attempt};
+    case W_SUPERSEDED:
+        return (worker_value){1, (double)w->superseded};
     default:
         return (worker_value){0, 0};
     }

@@ -1361,6 +1361,9 @@ static void status_workers(ps_server *s, status_parts *p, size_t nw,
         x->clock = w->clock;
         x->alive = w->alive != 0;
         x->idle_ms = (uint64_t)(now - w->last_seen_ms);
+        x->has_attempt = x->has_superseded = 1;
+        x->attempt = w->attempt;
+        x->superseded = w->superseded;
         if (w->has_progress) {
             Sparkps__Progress *g = &p->pr[i];
             sparkps__progress__init(g);
@@ -1555,6 +1558,30 @@ static void take_progress(ps_server *s, uint32_t worker,
                e->epoch);
 }
 
+/* Admits a training worker's message by its attempt (see consistency.h):
+ * an older attempt of the worker id than the newest one, while that one is
+ * alive, is refused. */
+static int admit_worker(ps_server *s, request *r)
+{
+    const ps_header *h = r->h;
+    uint32_t id = (uint32_t)h->worker_id, before;
+    int rc = ps_consist_admit(s->consist, id, h->attempt, ps_now_ms(), &before);
+    if (rc == PS_ESUPERSEDED) {
+        fail(r, rc,
+             "a newer attempt %u of worker %u has joined; this attempt "
+             "%u stops",
+             before, id, h->attempt);
+    } else if (rc != PS_OK) {
+        fail(r, rc, "out of memory tracking worker %u", id);
+    } else if (h->attempt != before) {
+        ps_log(PS_LOG_INFO,
+               "worker attempt starts worker=%u attempt=%u previous=%u "
+               "clock=0",
+               id, h->attempt, before);
+    }
+    return rc;
+}
+
 static void handle_message(ps_server *s, ps_frames *f)
 {
     request r;
@@ -1594,6 +1621,12 @@ static void handle_message(ps_server *s, ps_frames *f)
     } else if (s->refusing && r.h->type != SPARKPS__MSG_TYPE__HEARTBEAT) {
         fail(&r, PS_ESHUTDOWN, "server shutting down");
         s->refused++;
+    } else if (r.h->worker_id >= 0 && admit_worker(s, &r) != PS_OK) {
+        if (r.h->type == SPARKPS__MSG_TYPE__HEARTBEAT) {
+            s->errors[r.reply.error_code]++;
+            ps_header_free(r.h);
+            return; /* heartbeats get no reply, refused or not */
+        }
     } else {
         const ps_header *h = r.h;
         s->requests[h->type]++;

@@ -364,9 +364,10 @@ static int send_piece(ps_client *c, piece *p)
         h.seq = p->seq;
     }
     if (c->cfg.worker_id >= 0) {
-        h.has_worker_id = h.has_clock = 1;
+        h.has_worker_id = h.has_clock = h.has_attempt = 1;
         h.worker_id = c->cfg.worker_id;
         h.clock = c->clock;
+        h.attempt = (uint32_t)c->cfg.attempt;
     }
     int data = r->type == PS_MSG_PUSH || r->type == PS_MSG_PULL ||
                r->type == PS_MSG_PUSHPULL || r->type == PS_MSG_ASSIGN ||
@@ -929,6 +930,7 @@ typedef struct hb_args {
     char **endpoints;
     uint32_t n;
     int worker_id;
+    uint32_t attempt;
     int period_ms;
     uint64_t client_id;
 } hb_args;
@@ -951,9 +953,10 @@ static void *heartbeat_main(void *arg)
     }
     ps_header h;
     ps_header_init(&h);
-    h.has_type = h.has_worker_id = h.has_client_id = 1;
+    h.has_type = h.has_worker_id = h.has_client_id = h.has_attempt = 1;
     h.type = SPARKPS__MSG_TYPE__HEARTBEAT;
     h.worker_id = a->worker_id;
+    h.attempt = a->attempt;
     h.client_id = a->client_id;
     zmq_pollitem_t item = {pipe, 0, ZMQ_POLLIN, 0};
     for (;;) {
@@ -997,6 +1000,7 @@ static int heartbeat_start(ps_client *c)
                    eps,
                    c->nshards,
                    c->cfg.worker_id,
+                   (uint32_t)c->cfg.attempt,
                    c->cfg.heartbeat_ms,
                    c->client_id};
     if (pthread_create(&c->hb_thread, NULL, heartbeat_main, a) != 0) {
@@ -1140,8 +1144,9 @@ static int client_new(ps_client **out, const ps_client_cfg *cfg, int handshake,
         goto fail;
     }
     if (ps_dtype_size((int)cfg->dtype) == 0 || cfg->worker_id < -1 ||
-        cfg->worker_id > 65535) {
-        rc = set_err(c, PS_EINVAL, "bad dtype or worker id (0..65535)");
+        cfg->worker_id > 65535 || cfg->attempt < 0) {
+        rc = set_err(c, PS_EINVAL,
+                     "bad dtype, worker id (0..65535) or attempt (>= 0)");
         goto fail;
     }
     c->job = strdup(job);

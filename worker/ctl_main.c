@@ -7,8 +7,8 @@
  *   ps-ctl save --servers LIST [--json]
  *
  * status asks every shard for its Status and prints tables (per shard rows
- * and bytes), workers (clock, liveness, progress) and counters; --json
- * prints one JSON document {"shards":[STATUS_0, STATUS_1, ...]} with each
+ * and bytes), workers (attempt, clock, liveness, progress) and counters;
+ * --json prints one JSON document {"shards":[STATUS_0, STATUS_1, ...]} with each
  * shard's status exactly as the Status request renders it. export pulls
  * every table of a job from the servers (dense by ranges, sparse by SCAN)
  * and writes one safetensors file atomically, with the model spec the
@@ -90,7 +90,7 @@ static void usage(FILE *out)
             "       ps-ctl save --servers LIST [--json]\n\n"
             "status: every shard's tables (rows and bytes per shard), "
             "workers\n"
-            "  (clock, alive, progress) and counters.\n"
+            "  (attempt, clock, alive, progress) and counters.\n"
             "export: pulls every table of JOB from the servers and writes "
             "them\n"
             "  as one safetensors file (atomically), the model spec in its\n"
@@ -270,15 +270,16 @@ static void print_status(cJSON **st, int n, const char *servers)
         printf("(no tables)\n");
     /* Workers reach every shard (heartbeats, clocks, piggybacked progress),
      * so shard 0's view is the cluster's. */
-    printf("\n%-6s %8s %-5s %9s %6s %12s %10s %9s\n", "WORKER", "CLOCK",
-           "ALIVE", "IDLE_MS", "EPOCH", "SAMPLES", "LOSS", "ACCURACY");
+    printf("\n%-6s %7s %8s %-5s %9s %6s %12s %10s %9s\n", "WORKER", "ATTEMPT",
+           "CLOCK", "ALIVE", "IDLE_MS", "EPOCH", "SAMPLES", "LOSS", "ACCURACY");
     any = 0;
     const cJSON *w;
     cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(s0, "workers"))
     {
         const cJSON *alive = cJSON_GetObjectItemCaseSensitive(w, "alive");
-        printf("%-6.0f %8.0f %-5s %9.0f", num(w, "id"), num(w, "clock"),
-               cJSON_IsTrue(alive) ? "yes" : "no", num(w, "idle_ms"));
+        printf("%-6.0f %7.0f %8.0f %-5s %9.0f", num(w, "id"), num(w, "attempt"),
+               num(w, "clock"), cJSON_IsTrue(alive) ? "yes" : "no",
+               num(w, "idle_ms"));
         if (cJSON_GetObjectItemCaseSensitive(w, "samples") != NULL)
             printf(" %6.0f %12.0f %10.4f %9.4f", num(w, "epoch"),
                    num(w, "samples"), num(w, "loss"), num(w, "accuracy"));

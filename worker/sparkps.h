@@ -116,6 +116,13 @@ typedef struct ps_client_cfg {
     const char *cluster_id; /* NULL: accept the first shard's */
     int worker_id;          /* >= 0: a training worker with a clock; -1: a
                                tool or benchmark (no clock) */
+    int attempt;            /* training workers: which attempt of worker_id
+                               this run is, growing with each retry (0
+                               first; the Spark connector: the task attempt
+                               id). While a newer attempt of the id is
+                               alive the servers refuse this one
+                               (PS_ESUPERSEDED); joining restarts the
+                               worker's clock at 0 */
     int timeout_ms;         /* per attempt; 0: 5000 */
     int retries;            /* attempts after the first; <0: 0, 0: 5 */
     int heartbeat_ms;       /* worker heartbeat period; 0: 1000, <0: off */

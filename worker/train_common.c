@@ -43,6 +43,7 @@ int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,
     cc.servers = cfg->servers;
     cc.job = cfg->job;
     cc.worker_id = cfg->worker_id;
+    cc.attempt = cfg->attempt;
     cc.timeout_ms = cfg->timeout_ms;
     cc.cancel = stop;
     cc.curve_secret_key = cfg->curve_secret_key;

@@ -36,6 +36,7 @@ typedef struct ps_train_cfg {
     /* CurveZMQ key files (ps_client_cfg's; NULL: from the environment) */
     const char *curve_secret_key, *curve_server_key;
     int worker_id;
+    int attempt;        /* which attempt of worker_id (ps_client_cfg.attempt) */
     const char *model;  /* "mlp:784-256-128-10", "softmax" */
     size_t classes;     /* 0: from the model spec */
     const char *device; /* "cpu", "cpu:T", "cuda:N" */
@@ -49,9 +50,9 @@ typedef struct ps_train_cfg {
     double l1, l2, ftrl_beta;
     const char *lr_schedule; /* lr_schedule.h spec; NULL: constant */
     uint64_t warmup_steps;   /* linear warm-up over this worker's steps */
-    int push_every; /* push the mean gradient of K mini-batches */
-    int pull_every; /* every K-th push is a pushpull */
-    int overlap;    /* exchange of step t overlaps step t+1 */
+    int push_every;          /* push the mean gradient of K mini-batches */
+    int pull_every;          /* every K-th push is a pushpull */
+    int overlap;             /* exchange of step t overlaps step t+1 */
     uint64_t seed;
     size_t shuffle_rows;     /* shuffle buffer size in rows */
     double progress_every_s; /* seconds between progress lines */

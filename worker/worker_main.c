@@ -20,10 +20,16 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Exit status of a worker stopped because a newer attempt of its worker id
+ * joined the servers: distinct from failures (1) and usage errors (2), so a
+ * launcher can tell a stale process from a broken one. */
+#define EXIT_SUPERSEDED 3
+
 typedef struct worker_opts {
     const char *servers;
     const char *job;
     int64_t worker_id;
+    int64_t attempt;
     const char *model;
     int64_t classes;
     const char *device;
@@ -65,6 +71,11 @@ static const ps_setting settings[] = {
      "job namespace of the model's tables"},
     {"worker-id", PS_SET_INT, "0", 0, 65535, OPT(worker_id), "I",
      "this worker's id (its clock under SSP/BSP)"},
+    {"attempt", PS_SET_INT, "0", 0, 2147483647, OPT(attempt), "N",
+     "which attempt of this worker id this run is, growing with each retry "
+     "(the Spark connector passes the task attempt id); while a newer "
+     "attempt of the id is alive the servers refuse this one, which then "
+     "exits with status 3"},
     {"model", PS_SET_STR, "mlp:784-256-128-10", 0, 0, OPT(model), "SPEC",
      "softmax, mlp:IN-H1-...-CLASSES (ReLU hidden layers), or logreg[:BITS] "
      "(sparse logistic regression, 2^BITS hashed keys, default 24; libsvm "
@@ -199,7 +210,10 @@ static void usage(FILE *out)
             "t10k-images-idx3-ubyte.gz \\\n"
             "    --model mlp:784-256-128-10 --epochs 5 --batch 64\n\n"
             "Progress: JSON lines on stdout ({\"event\": \"progress\" | "
-            "\"epoch\" | \"done\", ...}).\n\noptions:\n");
+            "\"epoch\" | \"done\", ...}).\n"
+            "Exit status: 0 done, 1 failed, 2 bad usage, 3 superseded (a\n"
+            "newer --attempt of this --worker-id joined the servers).\n\n"
+            "options:\n");
     ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
 }
 
@@ -364,6 +378,7 @@ int main(int argc, char **argv)
     cfg.servers = o.servers;
     cfg.job = o.job;
     cfg.worker_id = (int)o.worker_id;
+    cfg.attempt = (int)o.attempt;
     cfg.model = o.model;
     cfg.classes = strncmp(o.model, "mlp:", 4) == 0 ? 0 : (size_t)o.classes;
     cfg.device = o.device;
@@ -410,6 +425,12 @@ int main(int argc, char **argv)
     ps_train_result r;
     int rc =
         ps_train_run(&cfg, stdout, &ps_stop_requested, &r, err, sizeof(err));
+    if (rc == PS_ESUPERSEDED) {
+        /* The servers' message names both attempts: "a newer attempt N of
+         * worker W has joined; this attempt M stops". */
+        fprintf(stderr, "ps-worker: superseded: %s\n", err);
+        return EXIT_SUPERSEDED;
+    }
     if (rc != PS_OK) {
         /* A signal cuts a request short (ECANCELED) or ends the loop
          * between steps: either way the reason to report is the signal. */

@@ -232,16 +232,38 @@ def _feed(w: WorkerProcess, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch
     return writer.rows
 
 
-def worker_command(servers: str, job: str, wid: int, data_args: List[str], dev: str,
-                   args: List[str], curve: Optional[Dict], env: Dict[str, str]):
-    """``ps-worker``'s argv for task ``wid``, and its CurveZMQ keys put into
-    ``env`` (files named by variables, never on the command line: see
-    :mod:`sparkps.curve`). Returns (argv, remove), ``remove`` deleting the
-    task's private key copy."""
-    remove = task_env(curve, env)
-    argv = [find_binary("ps-worker"), "--servers", servers, "--job", job,
-            "--worker-id", str(wid), *data_args, "--device", dev, *args]
-    return argv, remove
+MAX_ATTEMPT = 2**31 - 1  # ps-worker --attempt's range
+
+
+def task_attempt(ctx) -> int:
+    """The attempt this task's ps-worker joins the servers with
+    (``--attempt``): the task's attempt id, ``ctx.taskAttemptId()``.
+
+    A barrier stage is never retried task by task: when one of its tasks
+    fails, Spark kills the others and submits the whole stage again as a
+    new stage attempt, whose tasks start over at ``attemptNumber()`` 0 (that
+    number counts retries within one stage attempt only, so it would not
+    tell a retried run from the first). The stage attempt number would, but
+    PySpark's TaskContext does not expose it (``stageAttemptNumber`` exists
+    only on the JVM side). The task attempt id does: Spark numbers every
+    task it launches in one application from one increasing counter, so the
+    tasks of a retried stage attempt, and of a fit the driver runs again,
+    carry larger ids than the ones they replace, and the servers refuse the
+    workers of the earlier attempt that are still running. (Spark retries a
+    barrier stage only when it is a shuffle map stage; a failed barrier
+    result stage, as a fit's is, aborts the job, and a retry is a new job.)
+    Capped at ps-worker's maximum: past 2^31 - 1 tasks every attempt is
+    equal, which the servers accept."""
+    return min(int(ctx.taskAttemptId()), MAX_ATTEMPT)
+
+
+def worker_argv(ctx, servers: str, job: str, data_args: List[str], args: List[str],
+                device: str) -> List[str]:
+    """The ps-worker command line of a task: worker id = the task's
+    partition, attempt = :func:`task_attempt`."""
+    return [find_binary("ps-worker"), "--servers", servers, "--job", job,
+            "--worker-id", str(ctx.partitionId()), "--attempt", str(task_attempt(ctx)),
+            *data_args, "--device", device, *args]
 
 
 def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: List[str],
@@ -251,9 +273,10 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
     """Runs this barrier task's ps-worker to its end and returns its summary
     row; shared by the DataFrame (stream) and the files mode. Binds the
     task's GPU (:func:`task_device`), starts ``ps-worker --servers ...
-    --worker-id <partition> DATA_ARGS --device D ARGS [--init-from F]
-    [--eval E]`` (``eval_bc``: a broadcast stream file, written to this
-    host once), calls ``feed(w)`` (the number of rows it wrote to stdin;
+    --worker-id <partition> --attempt <task attempt id> DATA_ARGS --device D
+    ARGS [--init-from F] [--eval E]`` (:func:`worker_argv`; ``eval_bc``: a
+    broadcast stream file, written to this host once), calls ``feed(w)``
+    (the number of rows it wrote to stdin;
     None: the worker reads a file, and ``rows`` is its samples per epoch),
     waits for the exit (at most ``timeout`` seconds) and raises WorkerError
     with the stderr tail on failure. The process never outlives this call."""
@@ -261,7 +284,10 @@ def run_task_worker(ctx, servers: str, job: str, data_args: List[str], args: Lis
     t0 = time.monotonic()
     env = dict(os.environ)
     dev = task_device(ctx.resources(), env, device)
-    argv, remove_key = worker_command(servers, job, wid, data_args, dev, args, curve, env)
+    argv = worker_argv(ctx, servers, job, data_args, args, dev)
+    # CurveZMQ keys go into env as files named by variables, never on the
+    # command line (sparkps.curve); remove_key deletes the private copy.
+    remove_key = task_env(curve, env)
     if init_bc is not None:
         argv += ["--init-from", _local_model_file(init_bc.value)]
     if eval_bc is not None:

@@ -116,3 +116,24 @@ def vector_df(spark, x, y, partitions=2):
 
     return array_df(spark, x, y, partitions).select(
         "label", array_to_vector("features").alias("features"))
+
+
+class FakeTaskContext:
+    """What run_task_worker reads of a BarrierTaskContext."""
+
+    def __init__(self, partition, task_attempt_id, attempt_number=0):
+        self._partition = partition
+        self._task_attempt_id = task_attempt_id
+        self._attempt_number = attempt_number
+
+    def partitionId(self):
+        return self._partition
+
+    def taskAttemptId(self):
+        return self._task_attempt_id
+
+    def attemptNumber(self):
+        return self._attempt_number
+
+    def resources(self):
+        return {}

@@ -11,9 +11,10 @@ import pytest
 from sparkps import PSCluster
 from sparkps.cluster import ClusterError
 from sparkps.curve import ENV_SECRET, ENV_SERVER, CurveKeys, generate
-from sparkps.train import train_dataframe, worker_command
+from sparkps.curve import task_env
+from sparkps.train import train_dataframe, worker_argv
 
-from conftest import array_df, blobs
+from conftest import FakeTaskContext, array_df, blobs
 
 
 def _key(path):
@@ -58,14 +59,15 @@ def test_fit_on_a_curve_cluster(spark):
         assert len(ps.export("curve")) > 0
 
 
-def test_worker_command_has_no_key_material(tmp_path):
+def test_worker_argv_has_no_key_material(tmp_path):
     os.chmod(tmp_path, 0o700)
     skey, spub, ckey, cpub = generate(str(tmp_path))
     # a shipped or mounted copy readable by others is fine: the task copies it
     os.chmod(ckey, 0o644)
     env = {}
-    argv, remove = worker_command("tcp://h:1", "j", 0, ["--format", "stream", "--data", "-"],
-                                  "cpu", ["--epochs", "1"], {"dir": str(tmp_path)}, env)
+    argv = worker_argv(FakeTaskContext(0, 7), "tcp://h:1", "j",
+                       ["--format", "stream", "--data", "-"], ["--epochs", "1"], "cpu")
+    remove = task_env({"dir": str(tmp_path)}, env)
     line = " ".join(argv)
     for f in (skey, spub, ckey, cpub):
         assert _key(f) not in line
@@ -78,7 +80,7 @@ def test_worker_command_has_no_key_material(tmp_path):
     assert not os.path.exists(copy)
     # plaintext: nothing added
     env = {}
-    argv, remove = worker_command("tcp://h:1", "j", 0, [], "cpu", [], None, env)
+    remove = task_env(None, env)
     assert env == {}
     remove()
 

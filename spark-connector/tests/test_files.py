@@ -40,6 +40,9 @@ def test_libsvm_files_two_workers(spark, tmp_path):
                                    num_workers=2, epochs=3, batch_size=32, job="files-lr",
                                    progress=False)
         data = ps.export("files-lr")
+        # Each worker joined with its own task's attempt id.
+        joined = {w["id"]: w["attempt"] for w in ps.status()["shards"][0]["workers"]}
+    assert sorted(joined) == [0, 1] and joined[0] != joined[1], joined
     assert [r.worker for r in rows] == [0, 1]
     # --part i/2: every other record, 500 each, 3 epochs
     assert [r.rows for r in rows] == [500, 500]

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the CLI test scripts (sourced): a failure counter, `expect`
-# and `expect_re`, which run a command and check its exit status and output.
+# and `expect_re`, which run a command and check its exit status and output,
+# and `blobs_csv`, the synthetic training data of the end-to-end scripts.
 
 failures=0
 
@@ -31,4 +32,25 @@ expect() {
 }
 expect_re() {
     check_run "$1" "$2" -E "$3" "${@:5}"
+}
+
+# blobs_csv N SEED [NOISE]: N rows of deterministic 3-class blobs, 4
+# features then the label (CSV): class c centred at (3c, -3c, 2c, 0) with
+# noise of standard deviation NOISE (1) from a fixed LCG, so a run is
+# repeatable; with unit noise an MLP learns it to >= 0.95.
+blobs_csv() {
+    awk -v n="$1" -v seed="$2" -v noise="${3:-1}" 'BEGIN {
+        s = seed
+        for (i = 0; i < n; i++) {
+            c = i % 3
+            line = ""
+            for (f = 0; f < 4; f++) {
+                u = 0
+                for (k = 0; k < 12; k++) { s = (s * 1103515245 + 12345) % 2147483648; u += s / 2147483648 }
+                centre = (f == 0 ? 3 * c : (f == 1 ? -3 * c : (f == 2 ? 2 * c : 0)))
+                line = line sprintf("%.4f,", centre + noise * (u - 6))
+            }
+            print line c
+        }
+    }'
 }

@@ -61,23 +61,6 @@ start_cluster() {
     done
 }
 
-# Deterministic blobs: class c centred at (3c, -3c, 2c, 0), unit noise.
-gen() {
-    awk -v n="$1" -v seed="$2" 'BEGIN {
-        s = seed
-        for (i = 0; i < n; i++) {
-            c = i % 3
-            line = ""
-            for (f = 0; f < 4; f++) {
-                u = 0
-                for (k = 0; k < 12; k++) { s = (s * 1103515245 + 12345) % 2147483648; u += s / 2147483648 }
-                centre = (f == 0 ? 3 * c : (f == 1 ? -3 * c : (f == 2 ? 2 * c : 0)))
-                line = line sprintf("%.4f,", centre + (u - 6))
-            }
-            print line c
-        }
-    }'
-}
 # wait_exit PID SECONDS: waits for PID (a child) to end by itself, then
 # sets $exit_status (124 after SIGKILL when it did not end in time) and
 # takes PID out of $pids.
@@ -101,7 +84,7 @@ wait_exit() {
     pids=("${keep[@]}")
 }
 
-gen 3000 1 >"$dir/train.csv"
+blobs_csv 3000 1 >"$dir/train.csv"
 printf '1,2,3,0\n2,3,4,1\n' >"$dir/narrow.csv"
 
 # ---- usage errors (no servers needed) ----
@@ -150,7 +133,7 @@ a_pids=("${cpids[@]}")
 
 out=$("$ctl" status --servers "$cluster_a" 2>&1)
 if grep -q "fc1.weight" <<<"$out" && grep -q "model=mlp:4-16-3;classes=3;input_dim=4" <<<"$out" &&
-    grep -qE "^0 +[0-9]+ (yes|no)" <<<"$out" && grep -q "2 shard(s)" <<<"$out"; then
+    grep -qE "^0 +0 +[0-9]+ (yes|no)" <<<"$out" && grep -q "2 shard(s)" <<<"$out"; then
     echo "ok   status-text"
 else
     fail "status-text:"

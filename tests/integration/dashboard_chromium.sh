@@ -88,20 +88,9 @@ for i in 0 1; do
     servers+="${servers:+,}$(head -n1 "$dir/s$i.out")"
 done
 
-awk 'BEGIN {
-    s = 1
-    for (i = 0; i < 6000; i++) {
-        c = i % 3
-        line = ""
-        for (f = 0; f < 4; f++) {
-            u = 0
-            for (k = 0; k < 12; k++) { s = (s * 1103515245 + 12345) % 2147483648; u += s / 2147483648 }
-            centre = (f == 0 ? 3 * c : (f == 1 ? -3 * c : (f == 2 ? 2 * c : 0)))
-            line = line sprintf("%.4f,", centre + 1.5 * (u - 6))
-        }
-        print line c
-    }
-}' >"$dir/train.csv"
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+blobs_csv 6000 1 1.5 >"$dir/train.csv"
 head -n 1500 "$dir/train.csv" >"$dir/eval.csv"
 # Far more epochs than the test lasts: the workers are stopped at the end.
 for w in 0 1; do

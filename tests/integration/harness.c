@@ -281,3 +281,21 @@ ps_client *ps_harness_connect(const ps_client_cfg *cfg)
                 cfg->servers ? cfg->servers : "$SPARKPS_SERVERS", err);
     return c;
 }
+
+int ps_harness_define_sgd(ps_client *c, const char *name, uint64_t len,
+                          double lr)
+{
+    ps_table_spec s;
+    memset(&s, 0, sizeof(s));
+    s.name = name;
+    s.kind = PS_DENSE;
+    s.len = len;
+    s.optim.kind = PS_OPT_SGD;
+    s.optim.lr = lr;
+    int t = -1;
+    if (ps_client_define(c, &s, &t) != PS_OK) {
+        fprintf(stderr, "define %s: %s\n", name, ps_client_errmsg(c));
+        return -1;
+    }
+    return t;
+}

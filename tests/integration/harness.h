@@ -71,4 +71,9 @@ int ps_server_run_capture(const char *const *args, char *buf, size_t len,
  * returns NULL (the caller's assertion then fails). */
 ps_client *ps_harness_connect(const ps_client_cfg *cfg);
 
+/* Defines (or finds) a dense table of len elements with plain SGD at lr
+ * (zeros at first); its handle, or -1 with the reason on stderr. */
+int ps_harness_define_sgd(ps_client *c, const char *name, uint64_t len,
+                          double lr);
+
 #endif

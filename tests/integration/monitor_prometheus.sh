@@ -61,24 +61,10 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Synthetic 3-class blobs (as train_synthetic.sh), 4 features.
-gen() {
-    awk -v n="$1" -v seed="$2" 'BEGIN {
-        s = seed
-        for (i = 0; i < n; i++) {
-            c = i % 3; line = ""
-            for (f = 0; f < 4; f++) {
-                u = 0
-                for (k = 0; k < 12; k++) { s = (s * 1103515245 + 12345) % 2147483648; u += s / 2147483648 }
-                centre = (f == 0 ? 3 * c : (f == 1 ? -3 * c : (f == 2 ? 2 * c : 0)))
-                line = line sprintf("%.4f,", centre + (u - 6))
-            }
-            print line c
-        }
-    }'
-}
-gen 4000 1 >"$dir/train.csv"
-gen 600 2 >"$dir/test.csv"
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+blobs_csv 4000 1 >"$dir/train.csv"
+blobs_csv 600 2 >"$dir/test.csv"
 
 # The server: endpoint on line 1 of stdout, HTTP URL on line 2.
 "$server" --http 127.0.0.1:0 --consistency bsp --workers 2 \

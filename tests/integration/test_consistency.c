@@ -44,15 +44,7 @@ static ps_client *worker_client(const char *servers, int id)
 
 static int define_table(ps_client *c)
 {
-    ps_table_spec s;
-    memset(&s, 0, sizeof(s));
-    s.name = "w";
-    s.kind = PS_DENSE;
-    s.len = LEN;
-    s.optim.kind = PS_OPT_SGD;
-    s.optim.lr = 0.1;
-    int t = -1;
-    return ps_client_define(c, &s, &t) == PS_OK ? t : -1;
+    return ps_harness_define_sgd(c, "w", LEN, 0.1);
 }
 
 typedef struct worker_run {

@@ -8,26 +8,10 @@ set -euo pipefail
 train=${1:?usage: train_synthetic.sh PS_TRAIN}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-# Deterministic blobs: class c centred at (3c, -3c, 2c, 0) with unit noise
-# from a fixed LCG, so the run is repeatable.
-gen() {
-    awk -v n="$1" -v seed="$2" 'BEGIN {
-        s = seed
-        for (i = 0; i < n; i++) {
-            c = i % 3
-            line = ""
-            for (f = 0; f < 4; f++) {
-                u = 0
-                for (k = 0; k < 12; k++) { s = (s * 1103515245 + 12345) % 2147483648; u += s / 2147483648 }
-                centre = (f == 0 ? 3 * c : (f == 1 ? -3 * c : (f == 2 ? 2 * c : 0)))
-                line = line sprintf("%.4f,", centre + (u - 6))
-            }
-            print line c
-        }
-    }'
-}
-gen 6000 1 >"$dir/train.csv"
-gen 1500 2 >"$dir/test.csv"
+# shellcheck source=cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+blobs_csv 6000 1 >"$dir/train.csv"
+blobs_csv 1500 2 >"$dir/test.csv"
 # train ARGS...: runs ps-train on the blobs; the test accuracy in its JSON
 # summary must reach 0.95.
 train() {

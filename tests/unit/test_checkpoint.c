@@ -174,6 +174,9 @@ static void fill(shard *s)
 
     for (uint32_t w = 0; w < 3; w++) {
         assert_int_equal(ps_consist_touch(s->consist, w * 2, 0), PS_OK);
+        uint32_t before;
+        assert_int_equal(ps_consist_admit(s->consist, w * 2, 7 + w, 0, &before),
+                         PS_OK);
         ps_consist_set_clock(s->consist, w * 2, 10 + w);
         ps_consist_set_progress(s->consist, w * 2, 1000 * w, 0.5 / (w + 1),
                                 w + 1, 0.25 * w);
@@ -360,6 +363,7 @@ static void test_checkpoint_round_trip_restores_everything(void **state)
         assert_non_null(w2);
         assert_int_equal(w1->id, w2->id);
         assert_int_equal(w1->clock, w2->clock);
+        assert_int_equal(w2->attempt, 7 + i); /* stale attempts stay refused */
         assert_int_equal(w1->samples, w2->samples);
         assert_int_equal(w1->epoch, w2->epoch);
         assert_true(w1->loss == w2->loss && w1->accuracy == w2->accuracy);

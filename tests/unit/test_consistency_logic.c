@@ -378,6 +378,92 @@ static void test_consistency_live_counts(void **st)
     ps_consist_free(c);
 }
 
+static void test_consistency_admit_newer_attempt_restarts_clock(void **st)
+{
+    (void)st;
+    ps_consist *c = new_or_fail(PS_CONS_SSP, 1, 0);
+    uint32_t before = 99;
+    assert_int_equal(ps_consist_admit(c, 3, 0, T0, &before), PS_OK);
+    assert_int_equal(before, 0);
+    assert_int_equal(ps_consist_admit(c, 4, 0, T0, &before), PS_OK);
+    ps_consist_set_clock(c, 3, 40);
+    ps_consist_set_clock(c, 4, 41);
+    ps_consist_set_progress(c, 3, 5000, 0.5, 2, 0.75);
+    assert_int_equal(ps_consist_min_clock(c), 40);
+    /* Attempt 1 of worker 3 joins: a fresh start at clock 0, which holds
+     * worker 4 back again (its pulls at 41 wait for clock 40). */
+    assert_int_equal(ps_consist_admit(c, 3, 1, T0, &before), PS_OK);
+    assert_int_equal(before, 0);
+    const ps_worker_state *w = worker(c, 3);
+    assert_int_equal(w->attempt, 1);
+    assert_int_equal(w->clock, 0);
+    assert_false(w->has_progress);
+    assert_int_equal(w->samples, 0);
+    assert_int_equal(ps_consist_min_clock(c), 0);
+    assert_false(ps_consist_can_serve(c, 41));
+    assert_true(ps_consist_can_serve(c, 1));
+    /* The same attempt again changes nothing. */
+    ps_consist_set_clock(c, 3, 2);
+    assert_int_equal(ps_consist_admit(c, 3, 1, T0, &before), PS_OK);
+    assert_int_equal(before, 1);
+    assert_int_equal(worker(c, 3)->clock, 2);
+    assert_int_equal(worker(c, 3)->superseded, 0);
+    ps_consist_free(c);
+}
+
+static void test_consistency_admit_older_attempt_refused(void **st)
+{
+    (void)st;
+    ps_consist *c = new_or_fail(PS_CONS_BSP, 0, 0);
+    uint32_t before = 0;
+    /* First seen as attempt 2 (an unknown id starts at attempt 0). */
+    assert_int_equal(ps_consist_admit(c, 0, 2, T0, &before), PS_OK);
+    assert_int_equal(before, 0);
+    ps_consist_set_clock(c, 0, 7);
+    for (uint32_t old = 0; old < 2; old++) {
+        assert_int_equal(ps_consist_admit(c, 0, old, T0, &before),
+                         PS_ESUPERSEDED);
+        assert_int_equal(before, 2);
+    }
+    const ps_worker_state *w = worker(c, 0);
+    assert_int_equal(w->attempt, 2);
+    assert_int_equal(w->clock, 7); /* untouched by the refused ones */
+    assert_int_equal(w->superseded, 2);
+    /* Other ids are not affected by worker 0's attempts. */
+    assert_int_equal(ps_consist_admit(c, 1, 0, T0, &before), PS_OK);
+    assert_int_equal(worker(c, 1)->attempt, 0);
+    ps_consist_free(c);
+}
+
+static void test_consistency_admit_any_attempt_once_owner_silent(void **st)
+{
+    (void)st;
+    ps_consist *c = new_or_fail(PS_CONS_SSP, 1, 0);
+    uint32_t before;
+    assert_int_equal(ps_consist_admit(c, 0, 9, T0, &before), PS_OK);
+    assert_int_equal(ps_consist_touch(c, 0, T0), PS_OK);
+    ps_consist_set_clock(c, 0, 30);
+    /* Alive: attempt 3 is older and refused. */
+    assert_int_equal(ps_consist_expire(c, T0 + TIMEOUT), 0);
+    assert_int_equal(ps_consist_admit(c, 0, 3, T0 + TIMEOUT, &before),
+                     PS_ESUPERSEDED);
+    /* Attempt 9 finished: silent past the timeout, the id is free, and the
+     * next job's attempt 3 joins afresh. */
+    assert_int_equal(ps_consist_expire(c, T0 + TIMEOUT + 1), 1);
+    assert_int_equal(ps_consist_admit(c, 0, 3, T0 + TIMEOUT + 1, &before),
+                     PS_OK);
+    assert_int_equal(before, 9);
+    assert_int_equal(ps_consist_touch(c, 0, T0 + TIMEOUT + 1), PS_OK);
+    const ps_worker_state *w = worker(c, 0);
+    assert_int_equal(w->attempt, 3);
+    assert_int_equal(w->clock, 0);
+    assert_true(w->alive);
+    /* It owns the id now: attempt 9 coming back is newer, 2 is refused. */
+    assert_int_equal(ps_consist_admit(c, 0, 2, T0 + TIMEOUT + 2, &before),
+                     PS_ESUPERSEDED);
+    ps_consist_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +481,9 @@ int main(void)
         cmocka_unit_test(test_consistency_worker_at_id_order),
         cmocka_unit_test(test_consistency_set_progress_per_worker),
         cmocka_unit_test(test_consistency_live_counts),
+        cmocka_unit_test(test_consistency_admit_newer_attempt_restarts_clock),
+        cmocka_unit_test(test_consistency_admit_older_attempt_refused),
+        cmocka_unit_test(test_consistency_admit_any_attempt_once_owner_silent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

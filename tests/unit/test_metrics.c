@@ -94,6 +94,8 @@ static int setup(void **state)
     f->w[0].n_history = 2;
     f->w[1].id = 5;
     f->w[1].clock = 2; /* dead: not the minimum of the live ones */
+    f->w[1].attempt = 2;
+    f->w[1].superseded = 7;
     f->st.workers = f->wp;
     f->st.n_workers = 2;
     const char *names[2] = {"PUSH", "PULL"};
@@ -231,6 +233,11 @@ static void test_metrics_render_workers(void **state)
     has_line(t, "sparkps_worker_accuracy{worker=\"0\"} 0.875");
     has_line(t, "sparkps_worker_eval_loss{worker=\"0\"} 0.375");
     has_line(t, "sparkps_worker_idle_seconds{worker=\"0\"} 1.5");
+    /* Attempts: worker 5 joined as attempt 2 and refused 7 messages of an
+     * older attempt. */
+    has_line(t, "sparkps_worker_attempt{worker=\"0\"} 0");
+    has_line(t, "sparkps_worker_attempt{worker=\"5\"} 2");
+    has_line(t, "sparkps_worker_superseded_total{worker=\"5\"} 7");
     /* Worker 5 reported no progress: no progress series for it. */
     lacks(t, "sparkps_worker_samples_total{worker=\"5\"}");
     /* Alive again and ahead: its staleness is against the slowest. */
@@ -270,9 +277,11 @@ static void test_status_json_history(void **state)
         "\"train_accuracy\":null,\"auc\":0.9375}]}";
     if (strstr(f->out.data, want) == NULL)
         fail_msg("no %s in %s", want, f->out.data);
-    /* A worker without evaluations has an empty history. */
+    /* A worker without evaluations has an empty history; its attempt and
+     * the messages refused from older attempts are listed. */
     assert_non_null(strstr(f->out.data, "{\"id\":5,\"clock\":2,\"alive\":false,"
-                                        "\"idle_ms\":0,\"history\":[]}"));
+                                        "\"idle_ms\":0,\"attempt\":2,"
+                                        "\"superseded\":7,\"history\":[]}"));
 }
 
 int main(void)
