@@ -27,6 +27,8 @@ typedef struct server_opts {
     int64_t worker_timeout_ms;
     int64_t heartbeat_ms;
     int64_t max_message_bytes;
+    int64_t max_keys;
+    int64_t max_rows;
     int64_t memory_limit;
     int insecure;
     const char *http;
@@ -54,7 +56,14 @@ static const ps_setting settings[] = {
      "ZeroMQ heartbeat interval; a peer silent 3x this is dropped"},
     {"max-message-bytes", PS_SET_INT, "1073741824", 1024, 8589934592.0,
      OPT(max_message_bytes), "BYTES",
-     "largest request accepted (bigger ones get ETOOBIG)"},
+     "largest request accepted, all its frames together (bigger ones get "
+     "ETOOBIG; frames over twice this make ZeroMQ drop the connection)"},
+    {"max-keys", PS_SET_INT, "16777216", 1, 4294967295.0, OPT(max_keys), "N",
+     "most keys in one sparse push/pull/assign (more: ETOOBIG)"},
+    {"max-rows", PS_SET_INT, "0", 0, 4294967294.0, OPT(max_rows), "N",
+     "most rows of one sparse table on this shard; a push or assign that "
+     "would create more is refused whole with EFULL (0: no limit but "
+     "--memory-limit)"},
     {"memory-limit", PS_SET_INT, "0", 0, 1e18, OPT(memory_limit), "BYTES",
      "table memory this shard may use (0: the machine's RAM)"},
     {"insecure", PS_SET_BOOL, "false", 0, 0, OPT(insecure), NULL,
@@ -166,6 +175,8 @@ int main(int argc, char **argv)
     cfg.worker_timeout_ms = (int)o.worker_timeout_ms;
     cfg.heartbeat_ms = (int)o.heartbeat_ms;
     cfg.max_message_bytes = (uint64_t)o.max_message_bytes;
+    cfg.max_keys = (uint64_t)o.max_keys;
+    cfg.max_rows = (uint64_t)o.max_rows;
     cfg.memory_limit =
         o.memory_limit ? (uint64_t)o.memory_limit : physical_memory();
 

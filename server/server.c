@@ -23,6 +23,7 @@
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
+#include "common/monitor.h"
 #include "common/partition.h"
 #include "common/status_json.h"
 #include "common/timeutil.h"
@@ -33,6 +34,7 @@
 #include "history.h"
 #include "http.h"
 #include "metrics.h"
+#include "server_int.h"
 #include "table.h"
 
 #include <errno.h>
@@ -72,6 +74,8 @@ struct ps_server {
     ps_server_cfg cfg;
     void *ctx;
     void *sock;
+    ps_monitor *monitor; /* connection events of sock */
+    uint64_t peers_accepted, peers_disconnected;
     char endpoint[256];
     ps_tables *tables;
     ps_dedup *dedup;
@@ -133,8 +137,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
     s->cfg = *cfg;
     s->start_ms = ps_now_ms();
     ps_metrics_init(&s->metrics);
-    int rc =
-        ps_tables_new(&s->tables, cfg->shard, cfg->shards, cfg->memory_limit);
+    int rc = ps_tables_new(&s->tables, cfg->shard, cfg->shards,
+                           cfg->memory_limit, cfg->max_rows);
     if (rc == PS_OK)
         rc = ps_dedup_new(&s->dedup, 1024);
     if (rc == PS_OK)
@@ -167,6 +171,13 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     ps_socket_heartbeat(s->sock, cfg->heartbeat_ms, cfg->heartbeat_ms * 3);
+    if (ps_monitor_new(&s->monitor, s->ctx, s->sock,
+                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != PS_OK) {
+        snprintf(err, errlen, "cannot monitor the socket: %s",
+                 zmq_strerror(zmq_errno()));
+        rc = PS_EZMQ;
+        goto fail;
+    }
     if (zmq_bind(s->sock, cfg->listen) != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
                  zmq_strerror(zmq_errno()));
@@ -218,6 +229,7 @@ void ps_server_free(ps_server *s)
     for (size_t i = 0; i < s->npark; i++)
         park_release(&s->park[i]);
     free(s->park);
+    ps_monitor_free(s->monitor);
     if (s->sock)
         zmq_close(s->sock);
     if (s->ctx)
@@ -303,6 +315,23 @@ static void fail(request *r, int code, const char *fmt, ...)
     r->reply.error_msg = r->err;
 }
 
+/* A sparse write that could not create its rows: nothing of it was
+ * applied. */
+static void fail_rows(ps_server *s, request *r, const ps_table *t, int code,
+                      const char *what)
+{
+    if (code == PS_EFULL)
+        fail(r, code,
+             "table full: %llu rows on this shard, the limit is %llu "
+             "(--max-rows); nothing applied",
+             (unsigned long long)ps_table_rows(t),
+             (unsigned long long)s->cfg.max_rows);
+    else if (code == PS_ENOMEM)
+        fail(r, code, "out of memory %s; nothing applied", what);
+    else
+        fail(r, code, "%s", ps_strerror(code));
+}
+
 static int64_t reply_min_clock(ps_server *s)
 {
     if (ps_consist_mode(s->consist) == PS_CONS_ASP)
@@ -331,6 +360,9 @@ static void fill_hello(ps_server *s, Sparkps__Hello *hello)
     hello->workers = (uint32_t)s->cfg.workers;
     hello->has_max_message_bytes = 1;
     hello->max_message_bytes = s->cfg.max_message_bytes;
+    hello->has_max_keys = hello->has_max_rows = 1;
+    hello->max_keys = s->cfg.max_keys;
+    hello->max_rows = s->cfg.max_rows;
 }
 
 static void spec_to_def(const Sparkps__TableSpec *t, ps_table_def *d)
@@ -483,6 +515,12 @@ static int validate_data(ps_server *s, request *r, data_req *d)
     }
     if (h->count == 0) {
         fail(r, PS_ERANGE, "count is 0");
+        return -1;
+    }
+    if (d->sparse && h->count > s->cfg.max_keys) {
+        fail(r, PS_ETOOBIG, "%llu keys in one request; the limit is %llu "
+             "(--max-keys)", (unsigned long long)h->count,
+             (unsigned long long)s->cfg.max_keys);
         return -1;
     }
     if (d->sparse) {
@@ -692,9 +730,7 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
                 zmq_msg_close(&r->values);
                 r->has_values = 0;
             }
-            fail(r, status, "%s",
-                 status == PS_ENOMEM ? "out of memory applying the push"
-                                     : ps_strerror(status));
+            fail_rows(s, r, d.t, status, "applying the push");
             return;
         }
     }
@@ -802,7 +838,7 @@ static void handle_assign(ps_server *s, request *r)
         ps_table_dense_assign(d.t, h->offset, h->count, d.grad);
     }
     if (status != PS_OK) {
-        fail(r, status, "out of memory creating rows");
+        fail_rows(s, r, d.t, status, "creating rows");
         return;
     }
     if (dedup)
@@ -1085,6 +1121,9 @@ static int status_build(ps_server *s, status_parts *p)
     st->uptime_ms = (uint64_t)(now - s->start_ms);
     st->has_pending_pulls = 1;
     st->pending_pulls = s->npark;
+    st->has_peers_accepted = st->has_peers_disconnected = 1;
+    st->peers_accepted = s->peers_accepted;
+    st->peers_disconnected = s->peers_disconnected;
     return PS_OK;
 }
 
@@ -1199,9 +1238,14 @@ static void handle_message(ps_server *s, ps_frames *f)
     if (rc != PS_OK) {
         fail(&r, rc, "%s", err);
     } else if (f->overflow) {
-        fail(&r, PS_EPROTO, "more than %d frames", PS_MAX_FRAMES);
+        fail(&r, PS_EPROTO,
+             "message of %d frames; a request has at most %d (header, keys, "
+             "values)",
+             f->frames - 1, PS_MAX_FRAMES - 1);
     } else if (f->bytes > s->cfg.max_message_bytes) {
-        fail(&r, PS_ETOOBIG, "message of %zu bytes exceeds the %llu-byte limit",
+        fail(&r, PS_ETOOBIG,
+             "message of %zu bytes (all frames) exceeds the %llu-byte limit "
+             "(--max-message-bytes)",
              f->bytes, (unsigned long long)s->cfg.max_message_bytes);
     } else if (r.h->worker_id > PS_MAX_WORKER_ID) {
         fail(&r, PS_EINVAL, "worker id %d above %d", r.h->worker_id,
@@ -1281,7 +1325,29 @@ static void handle_message(ps_server *s, ps_frames *f)
     ps_header_free(r.h);
 }
 
+void ps__server_handle(ps_server *s, ps_frames *f)
+{
+    handle_message(s, f);
+}
+
 /* ---- loop ---- */
+
+/* Counts connections that came and went; a peer stopped or cut off is
+ * dropped by libzmq once it misses the heartbeat timeout. */
+static void read_peer_events(ps_server *s)
+{
+    char addr[256];
+    int ev;
+    while ((ev = ps_monitor_next(s->monitor, addr, sizeof(addr))) != 0) {
+        if (ev == ZMQ_EVENT_ACCEPTED) {
+            s->peers_accepted++;
+            ps_log(PS_LOG_DEBUG, "peer connected addr=%s", addr);
+        } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+            s->peers_disconnected++;
+            ps_log(PS_LOG_DEBUG, "peer disconnected addr=%s", addr);
+        }
+    }
+}
 
 static void drain(ps_server *s)
 {
@@ -1372,6 +1438,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
             handle_message(s, &f);
             ps_frames_close(&f);
         }
+        read_peer_events(s);
         if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
             ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
                    ps_consist_live(s->consist), (long long)reply_min_clock(s));
