@@ -24,6 +24,7 @@
 #include "common/codec.h"
 #include "common/dtype.h"
 #include "common/log.h"
+#include "common/monitor.h"
 #include "common/partition.h"
 #include "common/rng.h"
 #include "common/status_json.h"
@@ -80,6 +81,7 @@ typedef struct table_ref {
 typedef struct shard_conn {
     char *endpoint;
     void *sock;
+    ps_monitor *monitor; /* sock's disconnects (NULL if it could not start) */
     uint32_t hello_shards;
     int progress_due; /* the latest progress has not reached this shard */
 } shard_conn;
@@ -161,6 +163,7 @@ struct ps_client {
     int has_eval;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
+    uint64_t disconnects; /* connections to servers lost (see drive()) */
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];
@@ -249,10 +252,18 @@ static int parse_servers(ps_client *c, const char *list)
     return PS_OK;
 }
 
-static int open_socket(ps_client *c, shard_conn *s)
+static void close_socket(shard_conn *s)
 {
+    ps_monitor_free(s->monitor);
+    s->monitor = NULL;
     if (s->sock != NULL)
         zmq_close(s->sock);
+    s->sock = NULL;
+}
+
+static int open_socket(ps_client *c, shard_conn *s)
+{
+    close_socket(s);
     s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     if (s->sock == NULL)
         return set_err(c, PS_EZMQ, "cannot create socket: %s",
@@ -267,6 +278,11 @@ static int open_socket(ps_client *c, shard_conn *s)
     zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
     int hb = c->cfg.heartbeat_ms > 0 ? c->cfg.heartbeat_ms : 1000;
     ps_socket_heartbeat(s->sock, hb, hb * 3);
+    /* Without a monitor the client works as before, only blind to a
+     * connection lost between requests. */
+    if (ps_monitor_new(&s->monitor, c->ctx, s->sock, ZMQ_EVENT_DISCONNECTED) !=
+        PS_OK)
+        s->monitor = NULL;
     if (zmq_connect(s->sock, s->endpoint) != 0)
         return set_err(c, PS_EINVAL, "cannot connect to '%s': %s", s->endpoint,
                        zmq_strerror(zmq_errno()));
@@ -728,6 +744,27 @@ static void check_deadlines(ps_client *c, int64_t now)
     }
 }
 
+/* A server that stopped answering ZeroMQ heartbeats (hung, or the network
+ * gone) or closed its end: libzmq drops the connection and reconnects on
+ * its own; we count it and say so, long before a request times out. */
+static void read_disconnects(ps_client *c)
+{
+    for (uint32_t i = 0; i < c->nshards; i++) {
+        shard_conn *s = &c->shards[i];
+        int ev;
+        while (s->monitor != NULL &&
+               (ev = ps_monitor_next(s->monitor, NULL, 0)) != 0) {
+            if (ev != ZMQ_EVENT_DISCONNECTED)
+                continue;
+            c->disconnects++;
+            ps_log(PS_LOG_WARN,
+                   "connection to a server lost (closed, or silent past "
+                   "the heartbeat timeout) shard=%u endpoint=%s",
+                   i, s->endpoint);
+        }
+    }
+}
+
 /* One round of I/O: waits up to timeout_ms for replies on any shard,
  * handles what arrived and the deadlines that passed. */
 static int drive(ps_client *c, int timeout_ms)
@@ -767,6 +804,7 @@ static int drive(ps_client *c, int timeout_ms)
             ps_frames_close(&f);
         }
     }
+    read_disconnects(c);
     check_deadlines(c, ps_now_ms());
     if (items != stack_items)
         free(items);
@@ -1126,8 +1164,7 @@ void ps_client_free(ps_client *c)
         return;
     heartbeat_stop(c);
     for (uint32_t i = 0; i < c->nshards; i++)
-        if (c->shards[i].sock)
-            zmq_close(c->shards[i].sock);
+        close_socket(&c->shards[i]);
     /* Terminating the context waits until libzmq has released every
      * zero-copy buffer, so abandoned requests can be freed after it. */
     if (c->ctx)
@@ -1189,6 +1226,11 @@ ps_consistency ps_client_consistency(const ps_client *c, int *staleness)
 uint64_t ps_client_retries(const ps_client *c)
 {
     return c->retries;
+}
+
+uint64_t ps_client_disconnects(const ps_client *c)
+{
+    return c->disconnects;
 }
 
 int64_t ps_client_last_min_clock(const ps_client *c)
