@@ -246,6 +246,30 @@ static void test_codec_decode_rejects_oversized_frame(void **st)
     free(longer);
 }
 
+/* Packs a header carrying st, checks it fits in max, decodes it with that
+ * limit and returns the code (err says why). */
+static int decode_status(Sparkps__Status *st, size_t max, char *err,
+                         size_t errlen)
+{
+    ps_header h;
+    ps_header_init(&h);
+    h.has_type = 1;
+    h.type = SPARKPS__MSG_TYPE__STATUS;
+    h.status = st;
+    size_t len;
+    uint8_t *buf = pack_new(&h, &len);
+    assert_true(len <= max);
+    ps_header *out = NULL;
+    int rc = ps_header_decode_max(buf, len, max, &out, err, errlen);
+    if (rc == PS_OK)
+        assert_int_equal(out->status->n_workers, st->n_workers);
+    else
+        assert_null(out); /* refused by the budget: nothing decoded */
+    ps_header_free(out);
+    free(buf);
+    return rc;
+}
+
 /* A Status reply as dense as the server makes them (idle workers whose
  * fields are all small, tables with one-letter names) decodes within the
  * budget: real messages must never hit it. */
@@ -280,21 +304,10 @@ static void test_codec_decode_dense_status_within_budget(void **st)
     status.n_workers = NW;
     status.tables = tp;
     status.n_tables = NT;
-    ps_header h;
-    ps_header_init(&h);
-    h.has_type = 1;
-    h.type = SPARKPS__MSG_TYPE__STATUS;
-    h.status = &status;
-    size_t len;
-    uint8_t *buf = pack_new(&h, &len);
-    ps_header *out = NULL;
     char err[256] = "";
-    assert_int_equal(ps_header_decode_max(buf, len, PS_MAX_REPLY_HEADER_BYTES,
-                                          &out, err, sizeof(err)),
+    assert_int_equal(decode_status(&status, PS_MAX_REPLY_HEADER_BYTES, err,
+                                   sizeof(err)),
                      PS_OK);
-    assert_int_equal(out->status->n_workers, NW);
-    ps_header_free(out);
-    free(buf);
     free(w);
     free(wp);
     free(t);
@@ -318,21 +331,11 @@ static void test_codec_decode_refuses_header_over_budget(void **st)
     sparkps__status__init(&status);
     status.workers = wp;
     status.n_workers = n;
-    ps_header h;
-    ps_header_init(&h);
-    h.has_type = 1;
-    h.type = SPARKPS__MSG_TYPE__PUSH;
-    h.status = &status;
-    size_t len;
-    uint8_t *buf = pack_new(&h, &len);
-    assert_true(len <= PS_MAX_HEADER_BYTES);
-    ps_header *out = NULL;
     char err[256] = "";
-    assert_int_equal(ps_header_decode(buf, len, &out, err, sizeof(err)),
-                     PS_ETOOBIG);
-    assert_null(out);
+    assert_int_equal(
+        decode_status(&status, PS_MAX_HEADER_BYTES, err, sizeof(err)),
+        PS_ETOOBIG);
     assert_non_null(strstr(err, "memory to decode"));
-    free(buf);
     free(wp);
 }
 
