@@ -616,7 +616,8 @@ static void handle_reply(ps_client *c, ps_frames *f)
                              PS_MAX_REPLY_HEADER_BYTES, &h, err,
                              sizeof(err)) != PS_OK) {
         ps_header_free(h);
-        ps_log(PS_LOG_WARN, "dropped a malformed reply");
+        ps_log(PS_LOG_WARN, "dropped a malformed reply: %s",
+               f->n < 1 ? "no frames" : err);
         return;
     }
     piece *p = inflight_get(c, h->request_id);
