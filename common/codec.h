@@ -38,9 +38,9 @@ void ps_header_init(ps_header *h);
 /* Decodes frame 0 and fills err on failure. Errors: PS_EPROTO (empty,
  * oversized, not a protobuf, bad names or dtype), PS_ETOOBIG (decoding
  * would take more than ps_header_budget(len) bytes), PS_EVERSION,
- * PS_EUNKNOWN (type). When the bytes were a protobuf at all, *out is set even on error,
- * so the caller can echo request_id in its error reply; whenever *out is
- * non-NULL it is the caller's to ps_header_free(). */
+ * PS_EUNKNOWN (type). When the bytes were a protobuf at all, *out is set even
+ * on error, so the caller can echo request_id in its error reply; whenever *out
+ * is non-NULL it is the caller's to ps_header_free(). */
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
                      size_t errlen);
 

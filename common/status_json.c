@@ -63,18 +63,17 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
     ps_strbuf_add(b, "{\"cluster_id\":", 14);
     ps_strbuf_json_str(b, h ? h->cluster_id : "");
     if (h)
-        ps_strbuf_printf(b,
-                         ",\"shard\":%u,\"shards\":%u,\"protocol_version\":%u,"
-                         "\"consistency\":\"%s\",\"staleness\":%u,"
-                         "\"worker_timeout_ms\":%u,\"workers_expected\":%u,"
-                         "\"max_message_bytes\":%llu,\"max_keys\":%llu,"
-                         "\"max_rows\":%llu",
-                         h->shard, h->shards, h->protocol_version,
-                         cons_name((int)h->consistency), h->staleness,
-                         h->worker_timeout_ms, h->workers,
-                         (unsigned long long)h->max_message_bytes,
-                         (unsigned long long)h->max_keys,
-                         (unsigned long long)h->max_rows);
+        ps_strbuf_printf(
+            b,
+            ",\"shard\":%u,\"shards\":%u,\"protocol_version\":%u,"
+            "\"consistency\":\"%s\",\"staleness\":%u,"
+            "\"worker_timeout_ms\":%u,\"workers_expected\":%u,"
+            "\"max_message_bytes\":%llu,\"max_keys\":%llu,"
+            "\"max_rows\":%llu",
+            h->shard, h->shards, h->protocol_version,
+            cons_name((int)h->consistency), h->staleness, h->worker_timeout_ms,
+            h->workers, (unsigned long long)h->max_message_bytes,
+            (unsigned long long)h->max_keys, (unsigned long long)h->max_rows);
     ps_strbuf_printf(
         b,
         ",\"uptime_ms\":%llu,\"min_clock\":%lld,"

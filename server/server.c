@@ -518,9 +518,10 @@ static int validate_data(ps_server *s, request *r, data_req *d)
         return -1;
     }
     if (d->sparse && h->count > s->cfg.max_keys) {
-        fail(r, PS_ETOOBIG, "%llu keys in one request; the limit is %llu "
-             "(--max-keys)", (unsigned long long)h->count,
-             (unsigned long long)s->cfg.max_keys);
+        fail(r, PS_ETOOBIG,
+             "%llu keys in one request; the limit is %llu "
+             "(--max-keys)",
+             (unsigned long long)h->count, (unsigned long long)s->cfg.max_keys);
         return -1;
     }
     if (d->sparse) {

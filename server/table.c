@@ -609,7 +609,8 @@ int ps_table_sparse_assign(ps_table *t, const uint64_t *keys, size_t n,
                            const float *v)
 {
     size_t dim = t->def.dim;
-    int rc = add_rows(t, keys, n); /* as in a push: a failure changes no weight */
+    int rc =
+        add_rows(t, keys, n); /* as in a push: a failure changes no weight */
     if (rc != PS_OK)
         return rc;
     for (size_t i = 0; i < n; i++)

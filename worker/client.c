@@ -163,7 +163,7 @@ struct ps_client {
     int has_eval;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
-    uint64_t disconnects; /* connections to servers lost (see drive()) */
+    uint64_t disconnects;  /* connections to servers lost (see drive()) */
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];

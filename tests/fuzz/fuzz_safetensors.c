@@ -35,8 +35,8 @@ static int small_model(const char *spec, size_t input_dim, size_t classes)
     return 1;
 }
 
-static void load_model(const ps_st_file *f, const char *spec,
-                       size_t input_dim, size_t classes)
+static void load_model(const ps_st_file *f, const char *spec, size_t input_dim,
+                       size_t classes)
 {
     ps_backend *be = NULL;
     ps_model *m = NULL;

@@ -29,8 +29,8 @@
 
 #define MAX_MESSAGES 64
 
-static void define_table(ps_server *s, const char *name, int kind,
-                         uint64_t len, uint32_t dim, int optim)
+static void define_table(ps_server *s, const char *name, int kind, uint64_t len,
+                         uint32_t dim, int optim)
 {
     Sparkps__Init init;
     Sparkps__Optim opt;
@@ -119,8 +119,8 @@ int ps_fuzz_server(const uint8_t *data, size_t size)
     ps_fuzz_reader rd = {data + 1, size - 1};
     ps_fuzz_frame fr[PS_FUZZ_MAX_FRAMES];
     int n;
-    for (int m = 0;
-         m < MAX_MESSAGES && (n = ps_fuzz_next_message(&rd, fr)) > 0; m++) {
+    for (int m = 0; m < MAX_MESSAGES && (n = ps_fuzz_next_message(&rd, fr)) > 0;
+         m++) {
         ps_frames f;
         if (ps_fuzz_frames_build(&f, fr, n) != 0)
             break;

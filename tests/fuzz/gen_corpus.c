@@ -395,8 +395,8 @@ int main(int argc, char **argv)
                "1 1:0.5 3:1.25 10:-2\n-1 2:1\n# comment\n\n0 5:3e-2 7:1\n"
                "+1 1:1 2:2 3:3 4:4\n",
                1, 8 | 4);
-    text_seeds("csv", "a,b,c,label\n1,2,3,0\n4.5,-1,0,1\n\n7,8,9e-1,2\n",
-               8 | 1, 8 | 16 | 2);
+    text_seeds("csv", "a,b,c,label\n1,2,3,0\n4.5,-1,0,1\n\n7,8,9e-1,2\n", 8 | 1,
+               8 | 16 | 2);
     idx_seeds();
     stream_seeds();
     safetensors_seeds();

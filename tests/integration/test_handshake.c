@@ -308,8 +308,8 @@ int main(void)
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(test_handshake_client_refuses_other_version,
                                   ps_harness_teardown),
-        cmocka_unit_test_teardown(
-            test_handshake_client_drops_reply_over_budget, ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_client_drops_reply_over_budget,
+                                  ps_harness_teardown),
         cmocka_unit_test_teardown(
             test_handshake_connect_nobody_listening_times_out,
             ps_harness_teardown),

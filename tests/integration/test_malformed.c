@@ -916,8 +916,8 @@ static void test_server_push_sparse_key_frame_size_eproto(void **state)
 static int setup_limits(void **state)
 {
     static const char *const extra[] = {
-        "--max-message-bytes", "65536", "--max-keys", "16", "--max-rows",
-        "12", NULL};
+        "--max-message-bytes", "65536", "--max-keys", "16",
+        "--max-rows",          "12",    NULL};
     fx_cfg cfg = {1, extra, DENSE_LEN};
     return fx_setup(state, &cfg);
 }
@@ -1033,8 +1033,7 @@ static void test_server_limits_max_rows_efull(void **state)
     for (int i = 0; i < 3; i++) {
         ps_header h;
         hdr_data(x, &h, types[i], x->sparse_id, 0, sizeof(keys) / 8);
-        expect_error_naming(x, exchange(x, &h, sp, 2), PS_EFULL,
-                            "--max-rows");
+        expect_error_naming(x, exchange(x, &h, sp, 2), PS_EFULL, "--max-rows");
     }
     check_intact(x);
     assert_int_equal(error_count(x, "EFULL"), 3);

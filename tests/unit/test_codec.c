@@ -305,9 +305,9 @@ static void test_codec_decode_dense_status_within_budget(void **st)
     status.tables = tp;
     status.n_tables = NT;
     char err[256] = "";
-    assert_int_equal(decode_status(&status, PS_MAX_REPLY_HEADER_BYTES, err,
-                                   sizeof(err)),
-                     PS_OK);
+    assert_int_equal(
+        decode_status(&status, PS_MAX_REPLY_HEADER_BYTES, err, sizeof(err)),
+        PS_OK);
     free(w);
     free(wp);
     free(t);

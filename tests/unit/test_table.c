@@ -441,8 +441,7 @@ static void test_table_sparse_push_past_max_rows_unchanged(void **st)
     const uint64_t over[3] = {1, 4, 5};
     float before[3 * DIM], after[3 * DIM];
     ps_table_sparse_read(t, over, 3, before);
-    assert_int_equal(ps_table_sparse_push(t, over, 3, g, 1.0f, NULL),
-                     PS_EFULL);
+    assert_int_equal(ps_table_sparse_push(t, over, 3, g, 1.0f, NULL), PS_EFULL);
     assert_int_equal(ps_table_sparse_assign(t, over, 3, g), PS_EFULL);
     assert_int_equal(ps_table_rows(t), 3);
     ps_table_sparse_read(t, over, 3, after);
