@@ -128,7 +128,7 @@ static void test_heartbeat_server_drops_stopped_client(void **state)
                   (long long)took, HEARTBEAT_MS);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    assert_int_equal(now, before + 1);
+    assert_true(now >= before + 1);
     /* Dropped by the heartbeat, not by the worker timeout. */
     assert_true(alive);
     ps_client_free(c);
