@@ -1350,6 +1350,16 @@ static void read_peer_events(ps_server *s)
     }
 }
 
+void ps__server_tick(ps_server *s)
+{
+    read_peer_events(s);
+    if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
+        ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
+               ps_consist_live(s->consist), (long long)reply_min_clock(s));
+    if (s->npark > 0)
+        serve_parked(s);
+}
+
 static void drain(ps_server *s)
 {
     ps_frames f;
@@ -1439,12 +1449,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
             handle_message(s, &f);
             ps_frames_close(&f);
         }
-        read_peer_events(s);
-        if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
-            ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
-                   ps_consist_live(s->consist), (long long)reply_min_clock(s));
-        if (s->npark > 0)
-            serve_parked(s);
+        ps__server_tick(s);
         /* HTTP after the batch: a scrape waits at most one batch, and a
          * flood of scrapes costs one MHD pass per batch of requests. MHD
          * also runs every POLL_MS without input: some of its work (freeing

@@ -12,4 +12,9 @@
  * to that routing id. f stays the caller's to ps_frames_close(). */
 void ps__server_handle(ps_server *s, ps_frames *f);
 
+/* What the event loop does after each batch of messages: counts peers
+ * that came and went, expires silent workers, answers the parked pulls
+ * that SSP/BSP now allow. */
+void ps__server_tick(ps_server *s);
+
 #endif

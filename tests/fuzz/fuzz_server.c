@@ -7,7 +7,9 @@
  * one byte B (1 + B % 8 frames after the routing id: a header and up to 7
  * bulk frames, so more than a request may have) and per frame a 2-byte
  * little-endian length (cut to what is left) and its bytes. At most
- * MAX_MESSAGES messages are taken. Before them, four tables are defined
+ * MAX_MESSAGES messages are taken, each followed by what the event loop
+ * does between batches (ps__server_tick: parked pulls SSP/BSP now allow are
+ * answered). Before them, four tables are defined
  * through the same path (ids 0-3: dense SGD+momentum, dense Adam, sparse
  * Adagrad, sparse FTRL), so pushes and pulls reach the optimizers.
  *
@@ -100,7 +102,7 @@ int ps_fuzz_server(const uint8_t *data, size_t size)
     cfg.heartbeat_ms = 1000;
     cfg.max_message_bytes = 1u << 20;
     cfg.max_keys = 1024;
-    cfg.max_rows = 256;
+    cfg.max_rows = 16; /* small enough that pushes reach EFULL */
     cfg.memory_limit = 4u << 20; /* a DEFINE of a huge table: ENOMEM */
     ps_server *s;
     char err[256];
@@ -126,6 +128,7 @@ int ps_fuzz_server(const uint8_t *data, size_t size)
             break;
         ps__server_handle(s, &f);
         ps_frames_close(&f);
+        ps__server_tick(s); /* as the loop would: parked pulls may go */
     }
     ps_server_free(s);
     return 0;
