@@ -260,6 +260,41 @@ static void server_seeds(void)
     put(&m, &h, NULL, 0, NULL, 0, 0);
     write_seed("server", "tables.bin", m.b, m.n);
 
+    /* SSP: a pull parked for worker 1, released once both clocks move. */
+    m.n = 0;
+    m.b[m.n++] = 1; /* ssp:1, two workers expected */
+    hdr(&h, SPARKPS__MSG_TYPE__PULL, S, 0, 2);
+    h.has_worker_id = h.has_clock = 1;
+    h.worker_id = 1;
+    h.clock = 2;
+    put(&m, &h, keys, 2 * 8, NULL, 0, 0);
+    for (int w = 0; w < 2; w++) {
+        hdr(&h, SPARKPS__MSG_TYPE__CLOCK, 0, 0, 0);
+        h.has_worker_id = h.has_clock = 1;
+        h.worker_id = w;
+        h.clock = 1;
+        put(&m, &h, NULL, 0, NULL, 0, 0);
+    }
+    write_seed("server", "ssp_release.bin", m.b, m.n);
+
+    /* --max-rows (16 in the target): 12 rows, then 8 more with a repeat
+     * and an old key (EFULL), then 4 (fits exactly). */
+    uint64_t many[12];
+    for (int i = 0; i < 12; i++)
+        many[i] = 500 + (uint64_t)i;
+    m.n = 0;
+    m.b[m.n++] = 0;
+    hdr(&h, SPARKPS__MSG_TYPE__PUSH, F, 0, 12);
+    put(&m, &h, many, 12 * 8, v, 12 * 4, 0);
+    uint64_t more[8] = {600, 601, 602, 603, 604, 604, 500, 605};
+    hdr(&h, SPARKPS__MSG_TYPE__PUSHPULL, F, 0, 8);
+    put(&m, &h, more, 8 * 8, v, 8 * 4, 0);
+    hdr(&h, SPARKPS__MSG_TYPE__ASSIGN, F, 0, 8);
+    put(&m, &h, more, 8 * 8, v, 8 * 4, 0);
+    hdr(&h, SPARKPS__MSG_TYPE__PUSH, F, 0, 4);
+    put(&m, &h, more, 4 * 8, v, 4 * 4, 0);
+    write_seed("server", "rows_full.bin", m.b, m.n);
+
     /* Malformed: too many frames, a NaN, a range past the end. */
     m.n = 0;
     m.b[m.n++] = 2; /* bsp */
