@@ -9,6 +9,8 @@ PACKAGES=(
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
     libopenblas-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev libcjson-dev
     python3 dataset-fashion-mnist
+    # fuzzing (tests/fuzz/run.sh): clang and its libFuzzer runtime
+    clang libclang-rt-14-dev
     python3-venv openjdk-17-jre-headless
     # deployment checks (tests/deploy/check.sh); promtool comes with the
     # prometheus package, which on a systemd host also starts a Prometheus

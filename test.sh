@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Every test: installs dependencies, builds with warnings as errors, runs the
 # cmocka unit and multi-process integration tests (ctest), the same tests in
-# an ASan+UBSan build, and a short benchmark smoke run. Each stage prints its
+# an ASan+UBSan build, every libFuzzer harness for a bounded time (clang;
+# FUZZ_SECONDS per harness, default 20), and a short benchmark smoke run.
+# Each stage prints its
 # duration; then the Python environment (.venv), the deployment checks
 # (deploy/, every shell script) and the Spark connector's pytest suite on a
 # real local Spark.
-# Usage: ./test.sh [--no-sanitize] [--no-bench] [--no-spark] [--no-deploy]
+# Usage: ./test.sh [--no-sanitize] [--no-fuzz] [--no-bench] [--no-spark]
+#                  [--no-deploy]
 # (--no-spark skips the pytest suite; .venv is still set up for the deploy
 # checks unless --no-deploy is given too)
 set -euo pipefail
 cd "$(dirname "$0")"
 SANITIZE=1
+FUZZ=1
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 BENCH=1
 SPARK=1
 DEPLOY=1
 for a in "$@"; do
     case "$a" in
     --no-sanitize) SANITIZE=0 ;;
+    --no-fuzz) FUZZ=0 ;;
     --no-bench) BENCH=0 ;;
     --no-spark) SPARK=0 ;;
     --no-deploy) DEPLOY=0 ;;
@@ -45,6 +51,9 @@ if [ $SANITIZE = 1 ]; then
     stage "tests under ASan+UBSan" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+fi
+if [ $FUZZ = 1 ]; then
+    stage "fuzzing ($FUZZ_SECONDS s per harness)" tests/fuzz/run.sh --seconds "$FUZZ_SECONDS" --build build-fuzz
 fi
 if [ $BENCH = 1 ]; then
     stage "benchmark smoke (sweep --quick)" tests/bench/sweep.sh --bin build-ci --quick

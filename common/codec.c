@@ -4,6 +4,7 @@
 #include "common/dtype.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ps_header_init(ps_header *h)
@@ -25,6 +26,39 @@ static int spec_ok(const Sparkps__TableSpec *t)
             (t->meta == NULL || strlen(t->meta) <= PS_MAX_META));
 }
 
+/* protobuf-c's unpack allocates whatever the input describes (arrays sized
+ * by element counts, copies of strings and unknown fields, a struct per
+ * submessage, however empty): a few bytes on the wire can ask for a
+ * hundred in memory. This allocator refuses to go past a budget, which
+ * makes the unpack fail cleanly. Blocks are freed with plain free(), so
+ * freeing needs no budget state. */
+typedef struct budget {
+    size_t used, max;
+    int refused; /* an allocation was refused: the budget ran out */
+} budget;
+
+static void *budget_alloc(void *data, size_t size)
+{
+    budget *b = data;
+    if (size > b->max - b->used) {
+        b->refused = 1;
+        return NULL;
+    }
+    b->used += size;
+    return malloc(size);
+}
+
+static void plain_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+size_t ps_header_budget(size_t len)
+{
+    return PS_HEADER_BUDGET_FACTOR * len + PS_HEADER_BUDGET_BASE;
+}
+
 int ps_header_decode(const void *buf, size_t len, ps_header **out, char *err,
                      size_t errlen)
 {
@@ -41,7 +75,16 @@ int ps_header_decode_max(const void *buf, size_t len, size_t max,
                  max);
         return PS_EPROTO;
     }
-    ps_header *h = sparkps__header__unpack(NULL, len, buf);
+    budget b = {0, ps_header_budget(len), 0};
+    ProtobufCAllocator alloc = {budget_alloc, plain_free, &b};
+    ps_header *h = sparkps__header__unpack(&alloc, len, buf);
+    if (h == NULL && b.refused) {
+        snprintf(err, errlen,
+                 "header frame of %zu bytes needs more than %zu bytes of "
+                 "memory to decode",
+                 len, b.max);
+        return PS_ETOOBIG;
+    }
     if (h == NULL) {
         snprintf(err, errlen, "header frame is not a valid protobuf Header");
         return PS_EPROTO;
@@ -72,8 +115,10 @@ int ps_header_decode_max(const void *buf, size_t len, size_t max,
 
 void ps_header_free(ps_header *h)
 {
+    /* Any allocator whose free is free() will do (see budget_alloc). */
+    static ProtobufCAllocator freer = {budget_alloc, plain_free, NULL};
     if (h != NULL)
-        sparkps__header__free_unpacked(h, NULL);
+        sparkps__header__free_unpacked(h, &freer);
 }
 
 size_t ps_header_packed_size(const ps_header *h)

@@ -12,11 +12,6 @@
 
 #define ENV_SECRET "SPARKPS_CURVE_SECRET_KEY"
 #define ENV_SERVER "SPARKPS_CURVE_SERVER_KEY"
-#define EVENTS                                                                \
-    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                                   \
-     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |  \
-     ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-
 static const char *pick(const char *given, const char *env)
 {
     const char *v = given ? given : getenv(env);
@@ -73,37 +68,6 @@ void ps_curve_client_clear(ps_curve_client *k)
     ps_curve_wipe(k, sizeof(*k));
 }
 
-int ps_handshake_monitor_open(void *ctx, void *sock, const char *endpoint,
-                              void **mon)
-{
-    *mon = NULL;
-    if (zmq_socket_monitor(sock, endpoint, EVENTS) != 0)
-        return PS_EZMQ;
-    void *m = zmq_socket(ctx, ZMQ_PAIR);
-    int linger = 0;
-    if (m == NULL)
-        goto fail;
-    zmq_setsockopt(m, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_connect(m, endpoint) != 0)
-        goto fail;
-    *mon = m;
-    return PS_OK;
-fail:
-    if (m != NULL)
-        zmq_close(m);
-    zmq_socket_monitor(sock, NULL, 0);
-    return PS_EZMQ;
-}
-
-void ps_handshake_monitor_close(void *sock, void **mon)
-{
-    if (sock != NULL)
-        zmq_socket_monitor(sock, NULL, 0);
-    if (*mon != NULL)
-        zmq_close(*mon);
-    *mon = NULL;
-}
-
 static void protocol_msg(uint32_t value, int curve, char *msg, size_t len)
 {
     if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
@@ -121,66 +85,47 @@ static void protocol_msg(uint32_t value, int curve, char *msg, size_t len)
                  (unsigned)value);
 }
 
-int ps_handshake_monitor_read(void *mon, int curve, int *no_detail_in_row,
-                              char *msg, size_t len)
+int ps_handshake_event(int event, uint32_t value, int curve,
+                       int *no_detail_in_row, char *msg, size_t len)
 {
     int rc = PS_OK;
-    for (;;) {
-        zmq_msg_t ev, ep;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return rc;
-        }
-        if (zmq_msg_more(&ev)) { /* the endpoint frame */
-            zmq_msg_init(&ep);
-            zmq_msg_recv(&ep, mon, 0);
-            zmq_msg_close(&ep);
-        }
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&ev) >= 6) {
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, 4);
-        }
-        zmq_msg_close(&ev);
-        switch (event) {
-        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-            *no_detail_in_row = 0;
+    switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        *no_detail_in_row = 0;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        if (value == 400)
+            snprintf(msg, len,
+                     "the server refused this client's CurveZMQ key: "
+                     "its public key is not in the server's "
+                     "--curve-allow list");
+        else
+            snprintf(msg, len,
+                     "the server's authentication refused this client "
+                     "(ZAP status %u)",
+                     (unsigned)value);
+        rc = PS_EAUTH;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        protocol_msg(value, curve, msg, len);
+        rc = PS_EAUTH;
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        if (++*no_detail_in_row < PS_HANDSHAKE_NO_DETAIL_LIMIT)
             break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            if (value == 400)
-                snprintf(msg, len,
-                         "the server refused this client's CurveZMQ key: "
-                         "its public key is not in the server's "
-                         "--curve-allow list");
-            else
-                snprintf(msg, len,
-                         "the server's authentication refused this client "
-                         "(ZAP status %u)",
-                         (unsigned)value);
-            rc = PS_EAUTH;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            protocol_msg(value, curve, msg, len);
-            rc = PS_EAUTH;
-            break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            if (++*no_detail_in_row < PS_HANDSHAKE_NO_DETAIL_LIMIT)
-                break;
-            /* Which side notices a mismatch first is a race: say both. */
-            snprintf(msg, len, "%s",
-                     curve ? "the server closed every connection during the "
-                             "CurveZMQ handshake: either it does not use "
-                             "CurveZMQ or --curve-server-key is not its "
-                             "public key"
-                           : "the server closed every connection during the "
-                             "handshake: does it require CurveZMQ? (give "
-                             "--curve-secret-key and --curve-server-key)");
-            rc = PS_EAUTH;
-            break;
-        default:
-            break;
-        }
+        /* Which side notices a mismatch first is a race: say both. */
+        snprintf(msg, len, "%s",
+                 curve ? "the server closed every connection during the "
+                         "CurveZMQ handshake: either it does not use "
+                         "CurveZMQ or --curve-server-key is not its "
+                         "public key"
+                       : "the server closed every connection during the "
+                         "handshake: does it require CurveZMQ? (give "
+                         "--curve-secret-key and --curve-server-key)");
+        rc = PS_EAUTH;
+        break;
+    default:
+        break;
     }
+    return rc;
 }

@@ -19,6 +19,8 @@
 #include "common/curve.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
 
 #define PS_HANDSHAKE_NO_DETAIL_LIMIT 3
 
@@ -53,20 +55,19 @@ int ps_curve_client_apply(const ps_curve_client *k, void *sock);
 /* Wipes the keys. */
 void ps_curve_client_clear(ps_curve_client *k);
 
-/* A socket monitor reporting handshake outcomes on `endpoint` (an inproc
- * name unique in ctx), read through *mon (a PAIR socket the caller polls).
- * PS_EZMQ when it cannot be set up. */
-int ps_handshake_monitor_open(void *ctx, void *sock, const char *endpoint,
-                              void **mon);
+/* The monitor events a client watches for its handshakes (common/monitor.h:
+ * one monitor per socket, shared with connection events). */
+#define PS_HANDSHAKE_EVENTS                                                   \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                                   \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |  \
+     ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
 
-/* Stops monitoring sock (when not NULL) and closes *mon. */
-void ps_handshake_monitor_close(void *sock, void **mon);
-
-/* Reads the events waiting on mon. Returns PS_EAUTH with msg set once the
+/* Classifies one monitor event of a client socket (event, value as
+ * ps_monitor_next() gives them). Returns PS_EAUTH with msg set once the
  * handshake is known to be refused (see above; *no_detail_in_row carries
- * the count across calls and sockets), else PS_OK. `curve`: whether this
- * client uses CURVE, for the message. */
-int ps_handshake_monitor_read(void *mon, int curve, int *no_detail_in_row,
-                              char *msg, size_t len);
+ * the count across calls), else PS_OK. `curve`: whether this client uses
+ * CURVE, for the message. */
+int ps_handshake_event(int event, uint32_t value, int curve,
+                       int *no_detail_in_row, char *msg, size_t len);
 
 #endif

@@ -41,7 +41,7 @@ typedef enum ps_err {
     PS_EDEFERRED = 21, /* internal: pull queued behind slower workers */
     PS_ECANCELED = 22, /* the caller's cancel flag was raised (a signal) */
     PS_ESUPERSEDED = 23, /* a newer attempt of this worker id has joined */
-    PS_EFULL = 24,     /* a configured limit (rows, keys) was reached */
+    PS_EFULL = 24,     /* a configured limit (sparse-table rows) was reached */
     PS_EAUTH = 25,     /* authentication failed or refused */
     PS_ERR_COUNT_ = 26
 } ps_err;

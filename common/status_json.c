@@ -97,21 +97,28 @@ void ps_status_json(const Sparkps__Status *st, ps_strbuf *b)
     ps_strbuf_add(b, "{\"cluster_id\":", 14);
     ps_strbuf_json_str(b, h ? h->cluster_id : "");
     if (h)
-        ps_strbuf_printf(b,
-                         ",\"shard\":%u,\"shards\":%u,\"protocol_version\":%u,"
-                         "\"consistency\":\"%s\",\"staleness\":%u,"
-                         "\"worker_timeout_ms\":%u,\"workers_expected\":%u",
-                         h->shard, h->shards, h->protocol_version,
-                         cons_name((int)h->consistency), h->staleness,
-                         h->worker_timeout_ms, h->workers);
+        ps_strbuf_printf(
+            b,
+            ",\"shard\":%u,\"shards\":%u,\"protocol_version\":%u,"
+            "\"consistency\":\"%s\",\"staleness\":%u,"
+            "\"worker_timeout_ms\":%u,\"workers_expected\":%u,"
+            "\"max_message_bytes\":%llu,\"max_keys\":%llu,"
+            "\"max_rows\":%llu",
+            h->shard, h->shards, h->protocol_version,
+            cons_name((int)h->consistency), h->staleness, h->worker_timeout_ms,
+            h->workers, (unsigned long long)h->max_message_bytes,
+            (unsigned long long)h->max_keys, (unsigned long long)h->max_rows);
     ps_strbuf_printf(
         b,
         ",\"uptime_ms\":%llu,\"min_clock\":%lld,"
         "\"pending_pulls\":%llu,\"bytes_in\":%llu,"
-        "\"bytes_out\":%llu,\"tables\":[",
+        "\"bytes_out\":%llu,\"peers_accepted\":%llu,"
+        "\"peers_disconnected\":%llu,\"tables\":[",
         (unsigned long long)st->uptime_ms, (long long)st->min_clock,
         (unsigned long long)st->pending_pulls, (unsigned long long)st->bytes_in,
-        (unsigned long long)st->bytes_out);
+        (unsigned long long)st->bytes_out,
+        (unsigned long long)st->peers_accepted,
+        (unsigned long long)st->peers_disconnected);
     for (size_t i = 0; i < st->n_tables; i++) {
         const Sparkps__TableInfo *t = st->tables[i];
         ps_strbuf_add(b, i ? ",{\"job\":" : "{\"job\":", i ? 8 : 7);

@@ -27,6 +27,7 @@ int ps_frames_recv(void *sock, ps_frames *f, int flags)
 {
     f->n = 0;
     f->overflow = 0;
+    f->frames = 0;
     f->bytes = 0;
     for (;;) {
         zmq_msg_t scratch;
@@ -41,6 +42,7 @@ int ps_frames_recv(void *sock, ps_frames *f, int flags)
             return rc;
         }
         f->bytes += zmq_msg_size(m);
+        f->frames++;
         int more = zmq_msg_more(m);
         if (m == &scratch) {
             f->overflow = 1;

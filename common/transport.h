@@ -16,10 +16,16 @@ typedef struct ps_frames {
     zmq_msg_t part[PS_MAX_FRAMES];
     int n;        /* frames held in part[] */
     int overflow; /* more frames arrived than PS_MAX_FRAMES (dropped) */
+    int frames;   /* frames the message had, kept or dropped */
     size_t bytes; /* total size of every frame received */
 } ps_frames;
 
-/* Receives one whole multipart message. flags: 0 or ZMQ_DONTWAIT. Returns
+/* Receives one whole multipart message: at most PS_MAX_FRAMES frames are
+ * kept, the rest is read and dropped as it comes (counted in frames and
+ * bytes), so memory held here never grows with the message. (libzmq itself
+ * holds a whole multipart message before handing out its first frame; its
+ * frames are capped by ZMQ_MAXMSGSIZE, their number is not.)
+ * flags: 0 or ZMQ_DONTWAIT. Returns
  * PS_OK, PS_ETIMEDOUT when nothing was waiting (ZMQ_DONTWAIT / EAGAIN),
  * PS_ESHUTDOWN when the context is terminating, PS_EZMQ otherwise. On
  * PS_OK the frames are the caller's to ps_frames_close(). */

@@ -1,7 +1,8 @@
 /* ZAP handler and handshake-failure counter; see auth.h.
  *
  * The thread polls three sockets: the stop pipe, the ZAP REP socket (with
- * CURVE) and the reading end of the server socket's monitor. A ZAP request
+ * CURVE) and the reading end of the server socket's monitor (the only one
+ * libzmq allows on it: it also counts connections accepted and lost). A ZAP request
  * is answered 200 when its CURVE client key is in the allow-list, else 400
  * (libzmq then sends the client an ERROR and closes). Refusals are logged
  * at counts 1, 2, 4, 8, ... so a client retrying every second cannot flood
@@ -10,6 +11,7 @@
 
 #include "common/errmsg.h"
 #include "common/log.h"
+#include "common/monitor.h"
 #include "common/sparkps_err.h"
 
 #include <pthread.h>
@@ -20,7 +22,6 @@
 #include <zmq.h>
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define MONITOR_ENDPOINT "inproc://sparkps-auth-monitor"
 #define STOP_ENDPOINT "inproc://sparkps-auth-stop"
 #define ZAP_MAX_FRAMES 8 /* version .. mechanism, one credential */
 #define ZAP_MAX_FRAME 256
@@ -28,17 +29,20 @@
 #define HANDSHAKE_EVENTS                                                      \
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                                   \
      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+#define PEER_EVENTS (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
 
 struct ps_auth {
     const ps_curve_allow *allow;
     void *zap;     /* REP on ZAP_ENDPOINT; NULL without CURVE */
-    void *monitor; /* PAIR reading the server socket's events */
+    ps_monitor *monitor; /* the server socket's events */
     void *stop_rx; /* PAIR, the thread's end of the stop pipe */
     void *stop_tx; /* PAIR, ps_auth_free()'s end */
     pthread_t thread;
     int running;
     atomic_uint_least64_t unknown_key;
     atomic_uint_least64_t handshake;
+    atomic_uint_least64_t accepted;
+    atomic_uint_least64_t disconnected;
 };
 
 static int power_of_two(uint64_t n)
@@ -159,24 +163,25 @@ static const char *protocol_error_name(uint32_t v)
     }
 }
 
-static void monitor_handle(ps_auth *a)
+/* One event of the server socket: a connection counted, or a handshake
+ * that failed before authentication (AUTH failures are the ZAP handler's
+ * count). A peer stopped or cut off shows as DISCONNECTED once it misses
+ * the ZeroMQ heartbeat timeout. */
+static void monitor_event(ps_auth *a, int event, uint32_t value,
+                          const char *addr)
 {
-    zmq_msg_t ev, ep;
-    zmq_msg_init(&ev);
-    zmq_msg_init(&ep);
-    if (zmq_msg_recv(&ev, a->monitor, ZMQ_DONTWAIT) < 0)
-        goto out;
-    int more = zmq_msg_more(&ev);
-    if (more)
-        zmq_msg_recv(&ep, a->monitor, 0); /* the endpoint */
-    if (zmq_msg_size(&ev) < 6)
-        goto out;
-    uint16_t event;
-    uint32_t value;
-    memcpy(&event, zmq_msg_data(&ev), 2);
-    memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, 4);
+    if (event == ZMQ_EVENT_ACCEPTED) {
+        atomic_fetch_add(&a->accepted, 1);
+        ps_log(PS_LOG_DEBUG, "peer connected addr=%s", addr);
+        return;
+    }
+    if (event == ZMQ_EVENT_DISCONNECTED) {
+        atomic_fetch_add(&a->disconnected, 1);
+        ps_log(PS_LOG_DEBUG, "peer disconnected addr=%s", addr);
+        return;
+    }
     if ((event & HANDSHAKE_EVENTS) == 0)
-        goto out; /* AUTH failures are the ZAP handler's count */
+        return;
     uint64_t n = atomic_fetch_add(&a->handshake, 1) + 1;
     if (power_of_two(n))
         ps_log(PS_LOG_WARN,
@@ -186,16 +191,24 @@ static void monitor_handle(ps_auth *a)
                    ? protocol_error_name(value)
                    : "no-detail (no CURVE, or the peer closed)",
                (unsigned long long)n);
-out:
-    zmq_msg_close(&ev);
-    zmq_msg_close(&ep);
+}
+
+static void monitor_handle(ps_auth *a)
+{
+    char addr[256];
+    uint32_t value;
+    int event;
+    while ((event = ps_monitor_next(a->monitor, &value, addr,
+                                    sizeof(addr))) != 0)
+        monitor_event(a, event, value, addr);
 }
 
 static void *auth_main(void *arg)
 {
     ps_auth *a = arg;
     zmq_pollitem_t items[3] = {{a->stop_rx, 0, ZMQ_POLLIN, 0},
-                               {a->monitor, 0, ZMQ_POLLIN, 0},
+                               {ps_monitor_socket(a->monitor), 0,
+                                ZMQ_POLLIN, 0},
                                {a->zap, 0, ZMQ_POLLIN, 0}};
     int nitems = a->zap ? 3 : 2;
     for (;;) {
@@ -218,7 +231,7 @@ static void *auth_main(void *arg)
 
 static void close_sockets(ps_auth *a)
 {
-    void *socks[] = {a->zap, a->monitor, a->stop_rx, a->stop_tx};
+    void *socks[] = {a->zap, a->stop_rx, a->stop_tx};
     for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++)
         if (socks[i] != NULL)
             zmq_close(socks[i]);
@@ -242,6 +255,8 @@ int ps_auth_new(ps_auth **out, const ps_auth_cfg *cfg, char *err,
     a->allow = cfg->allow;
     atomic_init(&a->unknown_key, 0);
     atomic_init(&a->handshake, 0);
+    atomic_init(&a->accepted, 0);
+    atomic_init(&a->disconnected, 0);
     int rc = PS_OK;
     const char *step = "";
     if (cfg->allow != NULL) {
@@ -254,14 +269,13 @@ int ps_auth_new(ps_auth **out, const ps_auth_cfg *cfg, char *err,
             goto fail;
     }
     step = "monitoring the socket";
-    if (zmq_socket_monitor(cfg->sock, MONITOR_ENDPOINT, HANDSHAKE_EVENTS) != 0)
+    if (ps_monitor_new(&a->monitor, cfg->ctx, cfg->sock,
+                       HANDSHAKE_EVENTS | PEER_EVENTS) != PS_OK)
         goto fail;
-    a->monitor = pair_socket(cfg->ctx);
     a->stop_rx = pair_socket(cfg->ctx);
     a->stop_tx = pair_socket(cfg->ctx);
-    step = "connecting the monitor";
-    if (a->monitor == NULL || a->stop_rx == NULL || a->stop_tx == NULL ||
-        zmq_connect(a->monitor, MONITOR_ENDPOINT) != 0 ||
+    step = "connecting the stop pipe";
+    if (a->stop_rx == NULL || a->stop_tx == NULL ||
         zmq_bind(a->stop_rx, STOP_ENDPOINT) != 0 ||
         zmq_connect(a->stop_tx, STOP_ENDPOINT) != 0)
         goto fail;
@@ -274,7 +288,7 @@ int ps_auth_new(ps_auth **out, const ps_auth_cfg *cfg, char *err,
 fail:
     rc = ps_errf(err, errlen, PS_EZMQ, "authentication: %s failed: %s", step,
                  zmq_strerror(zmq_errno()));
-    zmq_socket_monitor(cfg->sock, NULL, 0);
+    ps_monitor_free(a->monitor);
     close_sockets(a);
     free(a);
     return rc;
@@ -290,16 +304,25 @@ uint64_t ps_auth_refused_handshake(const ps_auth *a)
     return a ? atomic_load(&a->handshake) : 0;
 }
 
-void ps_auth_free(ps_auth *a, void *sock)
+uint64_t ps_auth_peers_accepted(const ps_auth *a)
+{
+    return a ? atomic_load(&a->accepted) : 0;
+}
+
+uint64_t ps_auth_peers_disconnected(const ps_auth *a)
+{
+    return a ? atomic_load(&a->disconnected) : 0;
+}
+
+void ps_auth_free(ps_auth *a)
 {
     if (a == NULL)
         return;
-    if (sock != NULL)
-        zmq_socket_monitor(sock, NULL, 0);
     if (a->running) {
         zmq_send(a->stop_tx, "", 0, 0);
         pthread_join(a->thread, NULL);
     }
+    ps_monitor_free(a->monitor); /* stops monitoring the socket too */
     close_sockets(a);
     free(a);
 }

@@ -1,5 +1,6 @@
 /* Admission of clients to a shard: the ZAP handler that enforces the
- * CurveZMQ allow-list, and the count of refused handshakes.
+ * CurveZMQ allow-list, the count of refused handshakes, and of the
+ * connections accepted and lost (the socket's one monitor).
  *
  * CURVE alone proves the server's identity to a client and encrypts, but
  * lets in any client with any keypair: libzmq asks a ZAP handler bound to
@@ -41,8 +42,14 @@ int ps_auth_new(ps_auth **out, const ps_auth_cfg *cfg, char *err,
 uint64_t ps_auth_refused_unknown_key(const ps_auth *a);
 uint64_t ps_auth_refused_handshake(const ps_auth *a);
 
-/* Stops monitoring and the thread (blocks until it exits); call from the
+/* Connections accepted and lost (closed by the peer, cut by the network,
+ * or dropped after the ZeroMQ heartbeat timeout: a hung peer). Any
+ * thread. */
+uint64_t ps_auth_peers_accepted(const ps_auth *a);
+uint64_t ps_auth_peers_disconnected(const ps_auth *a);
+
+/* Stops the thread (blocks until it exits) and monitoring; call from the
  * socket's thread before closing the socket. NULL is fine. */
-void ps_auth_free(ps_auth *a, void *sock);
+void ps_auth_free(ps_auth *a);
 
 #endif

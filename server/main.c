@@ -33,6 +33,8 @@ typedef struct server_opts {
     int64_t worker_timeout_ms;
     int64_t heartbeat_ms;
     int64_t max_message_bytes;
+    int64_t max_keys;
+    int64_t max_rows;
     int64_t memory_limit;
     int insecure;
     const char *curve_secret_key;
@@ -68,7 +70,14 @@ static const ps_setting settings[] = {
      "ZeroMQ heartbeat interval; a peer silent 3x this is dropped"},
     {"max-message-bytes", PS_SET_INT, "1073741824", 1024, 8589934592.0,
      OPT(max_message_bytes), "BYTES",
-     "largest request accepted (bigger ones get ETOOBIG)"},
+     "largest request accepted, all its frames together (bigger ones get "
+     "ETOOBIG; frames over twice this make ZeroMQ drop the connection)"},
+    {"max-keys", PS_SET_INT, "16777216", 1, 4294967295.0, OPT(max_keys), "N",
+     "most keys in one sparse push/pull/assign (more: ETOOBIG)"},
+    {"max-rows", PS_SET_INT, "0", 0, 4294967294.0, OPT(max_rows), "N",
+     "most rows of one sparse table on this shard; a push or assign that "
+     "would create more is refused whole with EFULL (0: no limit but "
+     "--memory-limit)"},
     {"memory-limit", PS_SET_INT, "0", 0, 1e18, OPT(memory_limit), "BYTES",
      "table memory this shard may use (0: the machine's RAM)"},
     {"curve-secret-key", PS_SET_STR, NULL, 0, 0, OPT(curve_secret_key),
@@ -308,6 +317,8 @@ int main(int argc, char **argv)
     cfg.checkpoint_every_s = (int)o.checkpoint_every_s;
     cfg.checkpoint_keep = (int)o.checkpoint_keep;
     cfg.restore = o.restore;
+    cfg.max_keys = (uint64_t)o.max_keys;
+    cfg.max_rows = (uint64_t)o.max_rows;
     cfg.memory_limit =
         o.memory_limit ? (uint64_t)o.memory_limit : physical_memory();
 

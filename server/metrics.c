@@ -186,6 +186,16 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
                    "Pulls parked until slower workers catch up (SSP/BSP).");
     ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
     render_security(b, st->security);
+    ps_prom_family(b, "sparkps_peer_connections_total", PS_PROM_COUNTER,
+                   "Client connections accepted.");
+    ps_prom_sample_u64(b, "sparkps_peer_connections_total", NULL,
+                       st->peers_accepted);
+    ps_prom_family(b, "sparkps_peer_disconnects_total", PS_PROM_COUNTER,
+                   "Client connections lost: closed by the peer, cut by "
+                   "the network or dropped after the ZeroMQ heartbeat "
+                   "timeout (a hung peer).");
+    ps_prom_sample_u64(b, "sparkps_peer_disconnects_total", NULL,
+                       st->peers_disconnected);
 }
 
 /* Only for a server with a checkpoint directory; the last_* families only

@@ -44,6 +44,7 @@
 #include "history.h"
 #include "http.h"
 #include "metrics.h"
+#include "server_int.h"
 #include "table.h"
 
 #include <errno.h>
@@ -208,8 +209,8 @@ int ps_server_new(ps_server **out, const ps_server_cfg *cfg, char *err,
              cfg->cluster_id ? cfg->cluster_id : PS_DEFAULT_CLUSTER_ID);
     s->start_ms = ps_now_ms();
     ps_metrics_init(&s->metrics);
-    int rc =
-        ps_tables_new(&s->tables, cfg->shard, cfg->shards, cfg->memory_limit);
+    int rc = ps_tables_new(&s->tables, cfg->shard, cfg->shards,
+                           cfg->memory_limit, cfg->max_rows);
     if (rc == PS_OK)
         rc = ps_dedup_new(&s->dedup, 1024);
     if (rc == PS_OK)
@@ -299,7 +300,7 @@ void ps_server_free(ps_server *s)
     for (size_t i = 0; i < s->npark; i++)
         park_release(&s->park[i]);
     free(s->park);
-    ps_auth_free(s->auth, s->sock);
+    ps_auth_free(s->auth);
     if (s->sock)
         zmq_close(s->sock);
     if (s->ctx)
@@ -385,6 +386,23 @@ static void fail(request *r, int code, const char *fmt, ...)
     r->reply.error_msg = r->err;
 }
 
+/* A sparse write that could not create its rows: nothing of it was
+ * applied. */
+static void fail_rows(ps_server *s, request *r, const ps_table *t, int code,
+                      const char *what)
+{
+    if (code == PS_EFULL)
+        fail(r, code,
+             "table full: %llu rows on this shard, the limit is %llu "
+             "(--max-rows); nothing applied",
+             (unsigned long long)ps_table_rows(t),
+             (unsigned long long)s->cfg.max_rows);
+    else if (code == PS_ENOMEM)
+        fail(r, code, "out of memory %s; nothing applied", what);
+    else
+        fail(r, code, "%s", ps_strerror(code));
+}
+
 static int64_t reply_min_clock(ps_server *s)
 {
     if (ps_consist_mode(s->consist) == PS_CONS_ASP)
@@ -413,6 +431,9 @@ static void fill_hello(ps_server *s, Sparkps__Hello *hello)
     hello->workers = (uint32_t)s->cfg.workers;
     hello->has_max_message_bytes = 1;
     hello->max_message_bytes = s->cfg.max_message_bytes;
+    hello->has_max_keys = hello->has_max_rows = 1;
+    hello->max_keys = s->cfg.max_keys;
+    hello->max_rows = s->cfg.max_rows;
 }
 
 static void spec_to_def(const Sparkps__TableSpec *t, ps_table_def *d)
@@ -851,6 +872,13 @@ static int validate_data(ps_server *s, request *r, data_req *d)
         fail(r, PS_ERANGE, "count is 0");
         return -1;
     }
+    if (d->sparse && h->count > s->cfg.max_keys) {
+        fail(r, PS_ETOOBIG,
+             "%llu keys in one request; the limit is %llu "
+             "(--max-keys)",
+             (unsigned long long)h->count, (unsigned long long)s->cfg.max_keys);
+        return -1;
+    }
     if (d->sparse) {
         if (h->count > SIZE_MAX / 8 / d->dim / dsize ||
             ps_frame_size(f, 2) != h->count * 8) {
@@ -1058,9 +1086,7 @@ static void handle_data(ps_server *s, request *r, int *parked_out)
                 zmq_msg_close(&r->values);
                 r->has_values = 0;
             }
-            fail(r, status, "%s",
-                 status == PS_ENOMEM ? "out of memory applying the push"
-                                     : ps_strerror(status));
+            fail_rows(s, r, d.t, status, "applying the push");
             return;
         }
     }
@@ -1168,7 +1194,7 @@ static void handle_assign(ps_server *s, request *r)
         ps_table_dense_assign(d.t, h->offset, h->count, d.grad);
     }
     if (status != PS_OK) {
-        fail(r, status, "out of memory creating rows");
+        fail_rows(s, r, d.t, status, "creating rows");
         return;
     }
     if (dedup)
@@ -1471,6 +1497,9 @@ static int status_build(ps_server *s, status_parts *p)
     st->pending_pulls = s->npark;
     status_security(s, p);
     ckpt_status(s, st);
+    st->has_peers_accepted = st->has_peers_disconnected = 1;
+    st->peers_accepted = ps_auth_peers_accepted(s->auth);
+    st->peers_disconnected = ps_auth_peers_disconnected(s->auth);
     return PS_OK;
 }
 
@@ -1611,9 +1640,14 @@ static void handle_message(ps_server *s, ps_frames *f)
     if (rc != PS_OK) {
         fail(&r, rc, "%s", err);
     } else if (f->overflow) {
-        fail(&r, PS_EPROTO, "more than %d frames", PS_MAX_FRAMES);
+        fail(&r, PS_EPROTO,
+             "message of %d frames; a request has at most %d (header, keys, "
+             "values)",
+             f->frames - 1, PS_MAX_FRAMES - 1);
     } else if (f->bytes > s->cfg.max_message_bytes) {
-        fail(&r, PS_ETOOBIG, "message of %zu bytes exceeds the %llu-byte limit",
+        fail(&r, PS_ETOOBIG,
+             "message of %zu bytes (all frames) exceeds the %llu-byte limit "
+             "(--max-message-bytes)",
              f->bytes, (unsigned long long)s->cfg.max_message_bytes);
     } else if (r.h->worker_id > PS_MAX_WORKER_ID) {
         fail(&r, PS_EINVAL, "worker id %d above %d", r.h->worker_id,
@@ -1702,7 +1736,22 @@ static void handle_message(ps_server *s, ps_frames *f)
     ps_header_free(r.h);
 }
 
+void ps__server_handle(ps_server *s, ps_frames *f)
+{
+    handle_message(s, f);
+}
+
 /* ---- loop ---- */
+
+void ps__server_tick(ps_server *s)
+{
+    if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
+        ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
+               ps_consist_live(s->consist), (long long)reply_min_clock(s));
+    if (s->npark > 0)
+        serve_parked(s);
+    ckpt_tick(s, ps_now_ms());
+}
 
 static void drain(ps_server *s)
 {
@@ -1822,12 +1871,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop)
             handle_message(s, &f);
             ps_frames_close(&f);
         }
-        if (ps_consist_expire(s->consist, ps_now_ms()) > 0)
-            ps_log(PS_LOG_WARN, "worker(s) timed out live=%zu min_clock=%lld",
-                   ps_consist_live(s->consist), (long long)reply_min_clock(s));
-        if (s->npark > 0)
-            serve_parked(s);
-        ckpt_tick(s, ps_now_ms());
+        ps__server_tick(s);
         /* HTTP after the batch: a scrape waits at most one batch, and a
          * flood of scrapes costs one MHD pass per batch of requests. MHD
          * also runs every POLL_MS without input: some of its work (freeing

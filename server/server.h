@@ -50,7 +50,10 @@ typedef struct ps_server_cfg {
     int workers;            /* expected workers (0: only those seen) */
     int worker_timeout_ms;  /* silence after which a worker stops counting */
     int heartbeat_ms;       /* ZMTP heartbeat interval (timeout 3x) */
-    uint64_t max_message_bytes; /* larger requests: PS_ETOOBIG */
+    uint64_t max_message_bytes; /* larger requests (all frames): ETOOBIG */
+    uint64_t max_keys;          /* keys per sparse request; more: ETOOBIG */
+    uint64_t max_rows; /* rows per sparse table on this shard; growth past
+                          it: EFULL (0: no limit but memory_limit) */
     uint64_t memory_limit;      /* bytes of table data; 0: no limit */
     const ps_http_addr *http;   /* HTTP endpoint; NULL: none */
     const char *http_token;     /* bearer token for /status and /metrics;

@@ -49,13 +49,14 @@ struct ps_table {
 struct ps_tables {
     uint32_t shard, nshards;
     uint64_t memory_limit;
+    uint64_t max_rows; /* per sparse table; 0: none */
     uint64_t bytes;
     ps_table **slot; /* by id; NULL after a drop (ids are never reused) */
     size_t nslots;
 };
 
 int ps_tables_new(ps_tables **out, uint32_t shard, uint32_t nshards,
-                  uint64_t memory_limit)
+                  uint64_t memory_limit, uint64_t max_rows)
 {
     if (nshards == 0 || shard >= nshards)
         return PS_EINVAL;
@@ -65,6 +66,7 @@ int ps_tables_new(ps_tables **out, uint32_t shard, uint32_t nshards,
     ts->shard = shard;
     ts->nshards = nshards;
     ts->memory_limit = memory_limit;
+    ts->max_rows = max_rows;
     *out = ts;
     return PS_OK;
 }
@@ -549,19 +551,62 @@ static int add_row(ps_table *t, uint64_t key, uint32_t *row)
     return PS_OK;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* PS_EFULL when the keys not stored yet would take the table past the row
+ * limit. Counting with repeats is enough in the common case; only a batch
+ * near the limit pays for sorting to count distinct new keys. */
+static int check_room(const ps_table *t, const uint64_t *keys, size_t n)
+{
+    uint64_t max = t->owner->max_rows;
+    if (max == 0)
+        return PS_OK;
+    size_t fresh = 0;
+    for (size_t i = 0; i < n; i++)
+        fresh += lookup(t, keys[i]) == EMPTY_ROW;
+    if (t->nrows + (uint64_t)fresh <= max)
+        return PS_OK;
+    uint64_t *k = malloc(fresh * sizeof(*k));
+    if (k == NULL)
+        return PS_ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (lookup(t, keys[i]) == EMPTY_ROW)
+            k[m++] = keys[i];
+    qsort(k, m, sizeof(*k), cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < m; i++)
+        distinct += i == 0 || k[i] != k[i - 1];
+    free(k);
+    return t->nrows + (uint64_t)distinct <= max ? PS_OK : PS_EFULL;
+}
+
+/* Creates every missing row of keys before anything is written, so a
+ * refusal leaves the table as it was (a fresh row holds only its init
+ * values, which a pull of an absent key returns anyway). */
+static int add_rows(ps_table *t, const uint64_t *keys, size_t n)
+{
+    int rc = check_room(t, keys, n);
+    for (size_t i = 0; rc == PS_OK && i < n; i++) {
+        uint32_t row;
+        if (lookup(t, keys[i]) == EMPTY_ROW &&
+            add_row(t, keys[i], &row) != PS_OK)
+            rc = PS_ENOMEM;
+    }
+    return rc;
+}
+
 int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
                          const float *g, float lr_scale, float *out)
 {
     size_t dim = t->def.dim;
-    /* Create every missing row first, so a failure leaves the pushed rows
-     * untouched (a fresh row holds only its init values, which a pull of an
-     * absent key returns anyway). */
-    for (size_t i = 0; i < n; i++) {
-        uint32_t row;
-        if (lookup(t, keys[i]) == EMPTY_ROW &&
-            add_row(t, keys[i], &row) != PS_OK)
-            return PS_ENOMEM;
-    }
+    int rc = add_rows(t, keys, n);
+    if (rc != PS_OK)
+        return rc;
     ps_optim_cfg oc = scaled_optim(t, lr_scale);
     for (size_t i = 0; i < n; i++) {
         float *w = row_at(t, lookup(t, keys[i]));
@@ -602,13 +647,10 @@ int ps_table_sparse_assign(ps_table *t, const uint64_t *keys, size_t n,
                            const float *v)
 {
     size_t dim = t->def.dim;
-    /* Rows first, as in a push: a failure changes no weight. */
-    for (size_t i = 0; i < n; i++) {
-        uint32_t row;
-        if (lookup(t, keys[i]) == EMPTY_ROW &&
-            add_row(t, keys[i], &row) != PS_OK)
-            return PS_ENOMEM;
-    }
+    int rc =
+        add_rows(t, keys, n); /* as in a push: a failure changes no weight */
+    if (rc != PS_OK)
+        return rc;
     for (size_t i = 0; i < n; i++)
         memcpy(row_at(t, lookup(t, keys[i])), v + i * dim, dim * sizeof(float));
     return PS_OK;

@@ -58,9 +58,10 @@ typedef struct ps_table ps_table;
 typedef struct ps_tables ps_tables;
 
 /* An empty store for shard `shard` of `nshards`, allowed memory_limit bytes
- * of table data (0: no limit). */
+ * of table data (0: no limit) and max_rows rows in each sparse table (0: no
+ * limit). */
 int ps_tables_new(ps_tables **out, uint32_t shard, uint32_t nshards,
-                  uint64_t memory_limit);
+                  uint64_t memory_limit, uint64_t max_rows);
 void ps_tables_free(ps_tables *ts);
 
 /* Creates the table, or checks that an existing one of the same job and name
@@ -97,8 +98,9 @@ void ps_table_dense_read(ps_table *t, uint64_t offset, uint64_t count,
                          float *out);
 
 /* Sparse, keys owned by this shard (checked by the caller): g holds dim
- * floats per key. Rows are created as needed: PS_ENOMEM if that fails, in
- * which case no row of this push was changed. */
+ * floats per key. Rows are created as needed: PS_EFULL when they would
+ * take the table past max_rows (no row created then), PS_ENOMEM if memory
+ * runs out; in either case no row of this push was changed. */
 int ps_table_sparse_push(ps_table *t, const uint64_t *keys, size_t n,
                          const float *g, float lr_scale, float *out);
 void ps_table_sparse_read(ps_table *t, const uint64_t *keys, size_t n,
@@ -110,7 +112,7 @@ int ps_table_touched(const ps_table *t);
 /* Overwrite weights, bypassing the optimizer (its state is kept). Dense:
  * [offset, offset + count) within [lo, hi) (checked by the caller). Sparse:
  * keys owned by this shard, dim floats each, rows created as needed
- * (PS_ENOMEM if that fails, nothing changed then). */
+ * (PS_EFULL / PS_ENOMEM as for a push, nothing changed then). */
 void ps_table_dense_assign(ps_table *t, uint64_t offset, uint64_t count,
                            const float *v);
 int ps_table_sparse_assign(ps_table *t, const uint64_t *keys, size_t n,

@@ -25,6 +25,7 @@
 #include "common/curve_client.h"
 #include "common/dtype.h"
 #include "common/log.h"
+#include "common/monitor.h"
 #include "common/partition.h"
 #include "common/rng.h"
 #include "common/status_json.h"
@@ -82,8 +83,8 @@ typedef struct table_ref {
 typedef struct shard_conn {
     char *endpoint;
     void *sock;
-    void *mon;     /* PAIR reading sock's handshake events */
-    int no_detail; /* handshakes failed without detail, in a row */
+    ps_monitor *monitor; /* sock's handshakes and lost connections */
+    int no_detail;       /* handshakes failed without detail, in a row */
     uint32_t hello_shards;
     int progress_due; /* the latest progress has not reached this shard */
 } shard_conn;
@@ -165,11 +166,11 @@ struct ps_client {
     int has_eval;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
+    uint64_t disconnects;  /* connections to servers lost (see drive()) */
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
     char errmsg[512];
     ps_curve_client curve; /* keys for every socket; on = 0: plaintext */
-    unsigned mon_gen;      /* makes each monitor's inproc name unique */
     /* heartbeat thread */
     pthread_t hb_thread;
     int hb_running;
@@ -255,19 +256,25 @@ static int parse_servers(ps_client *c, const char *list)
     return PS_OK;
 }
 
-static int open_socket(ps_client *c, shard_conn *s)
+static void close_socket(shard_conn *s)
 {
-    ps_handshake_monitor_close(s->sock, &s->mon);
+    ps_monitor_free(s->monitor); /* before the socket it watches */
+    s->monitor = NULL;
     if (s->sock != NULL)
         zmq_close(s->sock);
+    s->sock = NULL;
+}
+
+static int open_socket(ps_client *c, shard_conn *s)
+{
+    close_socket(s);
     s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     if (s->sock == NULL)
         return set_err(c, PS_EZMQ, "cannot create socket: %s",
                        zmq_strerror(zmq_errno()));
-    char mon[64];
-    snprintf(mon, sizeof(mon), "inproc://sparkps-mon-%u", ++c->mon_gen);
     if (ps_curve_client_apply(&c->curve, s->sock) != PS_OK ||
-        ps_handshake_monitor_open(c->ctx, s->sock, mon, &s->mon) != PS_OK)
+        ps_monitor_new(&s->monitor, c->ctx, s->sock,
+                       PS_HANDSHAKE_EVENTS | ZMQ_EVENT_DISCONNECTED) != PS_OK)
         return set_err(c, PS_EZMQ, "cannot set up the socket for %s: %s",
                        s->endpoint, zmq_strerror(zmq_errno()));
     int linger = 0, hwm = 100000;
@@ -614,7 +621,8 @@ static void handle_reply(ps_client *c, ps_frames *f)
                              PS_MAX_REPLY_HEADER_BYTES, &h, err,
                              sizeof(err)) != PS_OK) {
         ps_header_free(h);
-        ps_log(PS_LOG_WARN, "dropped a malformed reply");
+        ps_log(PS_LOG_WARN, "dropped a malformed reply: %s",
+               f->n < 1 ? "no frames" : err);
         return;
     }
     piece *p = inflight_get(c, h->request_id);
@@ -752,22 +760,37 @@ static void check_deadlines(ps_client *c, int64_t now)
     }
 }
 
-/* Reads a shard's handshake events; a refusal fails every piece pending
- * on it at once with PS_EAUTH (retrying cannot help). */
-static void check_handshake(ps_client *c, uint32_t shard)
+/* Reads a shard's monitor: a connection lost (a server that stopped
+ * answering ZeroMQ heartbeats, hung or cut off, or closed its end; libzmq
+ * reconnects on its own) is counted and said long before a request times
+ * out; a refused handshake fails every piece pending on the shard at once
+ * with PS_EAUTH (retrying cannot help). */
+static void read_monitor(ps_client *c, uint32_t shard)
 {
     shard_conn *s = &c->shards[shard];
     char msg[256];
-    if (ps_handshake_monitor_read(s->mon, c->curve.on, &s->no_detail, msg,
-                                  sizeof(msg)) != PS_EAUTH)
-        return;
-    s->no_detail = 0;
-    ps_log(PS_LOG_WARN, "refused by the server shard=%u endpoint=%s: %s",
-           shard, s->endpoint, msg);
-    for (size_t i = 0; i < c->inflight_cap; i++) {
-        piece *p = c->inflight[i];
-        if (p && p->shard == shard && !p->done)
-            piece_finish(c, p, PS_EAUTH, msg);
+    uint32_t value;
+    int ev;
+    while ((ev = ps_monitor_next(s->monitor, &value, NULL, 0)) != 0) {
+        if (ev == ZMQ_EVENT_DISCONNECTED) {
+            c->disconnects++;
+            ps_log(PS_LOG_WARN,
+                   "connection to a server lost (closed, or silent past "
+                   "the heartbeat timeout) shard=%u endpoint=%s",
+                   shard, s->endpoint);
+            continue;
+        }
+        if (ps_handshake_event(ev, value, c->curve.on, &s->no_detail, msg,
+                               sizeof(msg)) != PS_EAUTH)
+            continue;
+        s->no_detail = 0;
+        ps_log(PS_LOG_WARN, "refused by the server shard=%u endpoint=%s: %s",
+               shard, s->endpoint, msg);
+        for (size_t i = 0; i < c->inflight_cap; i++) {
+            piece *p = c->inflight[i];
+            if (p && p->shard == shard && !p->done)
+                piece_finish(c, p, PS_EAUTH, msg);
+        }
     }
 }
 
@@ -775,7 +798,7 @@ static void check_handshake(ps_client *c, uint32_t shard)
  * handles what arrived and the deadlines that passed. */
 static int drive(ps_client *c, int timeout_ms)
 {
-    /* Per shard: its socket, then its handshake monitor. */
+    /* Per shard: its socket, then its monitor. */
     zmq_pollitem_t stack_items[32];
     zmq_pollitem_t *items = stack_items;
     if (c->nshards > 16) {
@@ -787,8 +810,10 @@ static int drive(ps_client *c, int timeout_ms)
         /* fd -1: a socket that could not be made is skipped, not read
          * as descriptor 0. */
         items[2 * i] = (zmq_pollitem_t){c->shards[i].sock, -1, ZMQ_POLLIN, 0};
-        items[2 * i + 1] =
-            (zmq_pollitem_t){c->shards[i].mon, -1, ZMQ_POLLIN, 0};
+        items[2 * i + 1] = (zmq_pollitem_t){
+            c->shards[i].monitor ? ps_monitor_socket(c->shards[i].monitor)
+                                 : NULL,
+            -1, ZMQ_POLLIN, 0};
     }
     int64_t now = ps_now_ms();
     int64_t next = now + timeout_ms;
@@ -803,7 +828,7 @@ static int drive(ps_client *c, int timeout_ms)
         rc = ps_zmq_err();
     for (uint32_t i = 0; n > 0 && i < c->nshards; i++) {
         if (items[2 * i + 1].revents & ZMQ_POLLIN)
-            check_handshake(c, i);
+            read_monitor(c, i);
         if (!(items[2 * i].revents & ZMQ_POLLIN))
             continue;
         ps_frames f;
@@ -1193,11 +1218,8 @@ void ps_client_free(ps_client *c)
     if (c == NULL)
         return;
     heartbeat_stop(c);
-    for (uint32_t i = 0; i < c->nshards; i++) {
-        ps_handshake_monitor_close(c->shards[i].sock, &c->shards[i].mon);
-        if (c->shards[i].sock)
-            zmq_close(c->shards[i].sock);
-    }
+    for (uint32_t i = 0; i < c->nshards; i++)
+        close_socket(&c->shards[i]);
     /* Terminating the context waits until libzmq has released every
      * zero-copy buffer, so abandoned requests can be freed after it. */
     if (c->ctx)
@@ -1260,6 +1282,11 @@ ps_consistency ps_client_consistency(const ps_client *c, int *staleness)
 uint64_t ps_client_retries(const ps_client *c)
 {
     return c->retries;
+}
+
+uint64_t ps_client_disconnects(const ps_client *c)
+{
+    return c->disconnects;
 }
 
 int64_t ps_client_last_min_clock(const ps_client *c)

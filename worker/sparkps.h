@@ -369,6 +369,12 @@ PS_API int ps_client_status_json(ps_client *c, int shard, char **json);
 /* Retries fired so far (pieces re-sent after a timeout). */
 PS_API uint64_t ps_client_retries(const ps_client *c);
 
+/* Connections to servers lost so far: a server closed it, or stopped
+ * answering ZeroMQ heartbeats for 3x heartbeat_ms (hung or unreachable),
+ * seen while the client waits in a call; each is logged as a warning.
+ * libzmq reconnects by itself; requests in flight keep their timeouts. */
+PS_API uint64_t ps_client_disconnects(const ps_client *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int connect_client(const char *servers, int expect, int staleness,
@@ -155,10 +156,15 @@ static void test_handshake_server_refuses_other_version(void **state)
 
 /* A stand-in for a server of a newer protocol: answers one HELLO, claiming
  * version PS_PROTOCOL_VERSION + 1 (the header itself stays decodable, as a
- * real newer server would answer an older client). */
+ * real newer server would answer an older client). With `hostile` it is a
+ * hostile server instead: a correct Hello whose header also carries a
+ * Status of HOSTILE_WORKERS empty workers, 2 bytes each on the wire and
+ * some 100 in memory once decoded. */
+#define HOSTILE_WORKERS 200000
 typedef struct fake_server {
     void *ctx, *sock;
     char endpoint[128];
+    int hostile;
 } fake_server;
 
 static void *fake_main(void *arg)
@@ -177,38 +183,82 @@ static void *fake_main(void *arg)
     hello.cluster_id = "sparkps";
     hello.has_shard = hello.has_shards = hello.has_protocol_version = 1;
     hello.shards = 1;
-    hello.protocol_version = PS_PROTOCOL_VERSION + 1;
+    hello.protocol_version = PS_PROTOCOL_VERSION + !fs->hostile;
     h.hello = &hello;
+    Sparkps__WorkerInfo empty = SPARKPS__WORKER_INFO__INIT;
+    Sparkps__WorkerInfo **wp = NULL;
+    Sparkps__Status status = SPARKPS__STATUS__INIT;
+    if (fs->hostile && (wp = calloc(HOSTILE_WORKERS, sizeof(*wp))) != NULL) {
+        for (size_t i = 0; i < HOSTILE_WORKERS; i++)
+            wp[i] = &empty;
+        status.workers = wp;
+        status.n_workers = HOSTILE_WORKERS;
+        h.status = &status;
+    }
     h.has_type = h.has_request_id = 1;
     h.type = SPARKPS__MSG_TYPE__HELLO;
     h.request_id = req ? req->request_id : 0;
     zmq_msg_send(&f.part[0], fs->sock, ZMQ_SNDMORE); /* routing id */
     ps_send_header(fs->sock, &h, 0);
+    free(wp);
     ps_header_free(req);
     ps_frames_close(&f);
     return NULL;
+}
+
+static void fake_start(fake_server *fs, pthread_t *t, int hostile)
+{
+    memset(fs, 0, sizeof(*fs));
+    fs->hostile = hostile;
+    fs->ctx = zmq_ctx_new();
+    fs->sock = zmq_socket(fs->ctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(fs->sock, "tcp://127.0.0.1:0"), 0);
+    ps_bound_endpoint(fs->sock, fs->endpoint, sizeof(fs->endpoint));
+    pthread_create(t, NULL, fake_main, fs);
+}
+
+static void fake_stop(fake_server *fs, pthread_t t)
+{
+    pthread_join(t, NULL);
+    int linger = 0;
+    zmq_setsockopt(fs->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_close(fs->sock);
+    zmq_ctx_term(fs->ctx);
+}
+
+/* A hostile server cannot exhaust a client: a reply header that would
+ * decode into far more memory than its size is dropped by the decoder's
+ * budget (logged), so the handshake times out instead of accepting it. */
+static void test_handshake_client_drops_reply_over_budget(void **state)
+{
+    (void)state;
+    fake_server fs;
+    pthread_t t;
+    fake_start(&fs, &t, 1);
+    char err[512];
+    ps_client_cfg cfg;
+    ps_client_cfg_init(&cfg);
+    cfg.servers = fs.endpoint;
+    cfg.timeout_ms = 2000;
+    cfg.retries = -1;
+    ps_client *c = NULL;
+    assert_int_equal(ps_client_new(&c, &cfg, err, sizeof(err)), PS_ETIMEDOUT);
+    assert_null(c);
+    fake_stop(&fs, t);
 }
 
 static void test_handshake_client_refuses_other_version(void **state)
 {
     (void)state;
     fake_server fs;
-    fs.ctx = zmq_ctx_new();
-    fs.sock = zmq_socket(fs.ctx, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(fs.sock, "tcp://127.0.0.1:0"), 0);
-    ps_bound_endpoint(fs.sock, fs.endpoint, sizeof(fs.endpoint));
     pthread_t t;
-    pthread_create(&t, NULL, fake_main, &fs);
+    fake_start(&fs, &t, 0);
     char err[512];
     assert_int_equal(connect_client(fs.endpoint, -1, 0, err, sizeof(err)),
                      PS_EVERSION);
     assert_non_null(strstr(err, "speaks protocol version 2"));
     assert_non_null(strstr(err, "this client speaks 1"));
-    pthread_join(t, NULL);
-    int linger = 0;
-    zmq_setsockopt(fs.sock, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_close(fs.sock);
-    zmq_ctx_term(fs.ctx);
+    fake_stop(&fs, t);
 }
 
 static void test_handshake_connect_nobody_listening_times_out(void **state)
@@ -257,6 +307,8 @@ int main(void)
         cmocka_unit_test_teardown(test_handshake_server_refuses_other_version,
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(test_handshake_client_refuses_other_version,
+                                  ps_harness_teardown),
+        cmocka_unit_test_teardown(test_handshake_client_drops_reply_over_budget,
                                   ps_harness_teardown),
         cmocka_unit_test_teardown(
             test_handshake_connect_nobody_listening_times_out,

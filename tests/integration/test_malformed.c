@@ -897,13 +897,205 @@ static void test_server_push_sparse_key_frame_size_eproto(void **state)
         hdr_data(x, &h, SPARKPS__MSG_TYPE__PULL, x->sparse_id, 0, 2);
         expect_error(x, exchange(x, &h, sp, 1), PS_EPROTO);
     }
-    /* A count so large that count * 8 * dim wraps. */
+    /* A count so large that count * 8 * dim would wrap: the key limit
+     * refuses it before any size is computed. */
     ps_header h;
     frame sp[2] = {{keys, 16}, {g, sizeof(g)}};
     hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0,
              (UINT64_MAX / 8) + 3);
-    expect_error(x, exchange(x, &h, sp, 2), PS_EPROTO);
+    expect_error_naming(x, exchange(x, &h, sp, 2), PS_ETOOBIG, "--max-keys");
     check_intact(x);
+}
+
+/* ---- limits (--max-message-bytes, --max-keys, --max-rows) ---- */
+
+#define LIMIT_BYTES 65536 /* --max-message-bytes of the limits fixture */
+#define LIMIT_KEYS 16     /* --max-keys */
+#define LIMIT_ROWS 12     /* --max-rows: the setup's NKEYS rows + 4 */
+
+static int setup_limits(void **state)
+{
+    static const char *const extra[] = {
+        "--max-message-bytes", "65536", "--max-keys", "16",
+        "--max-rows",          "12",    NULL};
+    fx_cfg cfg = {1, extra, DENSE_LEN};
+    return fx_setup(state, &cfg);
+}
+
+/* An error counter of shard 0's status. */
+static uint64_t error_count(fx *x, const char *name)
+{
+    char *json = status_json(x);
+    uint64_t n = json_error_count(json, name);
+    free(json);
+    return n;
+}
+
+/* Sends [header][n frames of len bytes] without waiting. */
+static void send_many_frames(fx *x, const ps_header *h, int n, size_t len)
+{
+    uint8_t buf[256];
+    size_t hn = ps_header_pack(h, buf);
+    unsigned char *blob = calloc(1, len ? len : 1);
+    assert_non_null(blob);
+    assert_int_equal(zmq_send(x->sock, buf, hn, ZMQ_SNDMORE), (int)hn);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(
+            zmq_send(x->sock, blob, len, i + 1 < n ? ZMQ_SNDMORE : 0),
+            (int)len);
+    free(blob);
+    x->expect_rid = h->request_id;
+    x->expect_type = (int)h->type;
+}
+
+/* ZMQ_MAXMSGSIZE bounds each frame only: a message of many frames, or of
+ * a few frames each under the cap but together over it, is read to its
+ * end, answered and counted, and the connection stays usable. */
+static void test_server_limits_frames_and_total_bytes(void **state)
+{
+    fx *x = *state;
+    uint64_t proto0 = error_count(x, "EPROTO");
+    uint64_t big0 = error_count(x, "ETOOBIG");
+    ps_header h;
+    /* 5000 frames of 100 bytes: far more frames than any request has. */
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->dense_id, 0, 4);
+    send_many_frames(x, &h, 5000, 100);
+    expect_error_naming(x, recv_reply(x, x->sock, RECV_MS), PS_EPROTO,
+                        "frames");
+    /* 2000 empty frames: the count alone is refused. */
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PULL, x->sparse_id, 0, 1);
+    send_many_frames(x, &h, 2000, 0);
+    expect_error_naming(x, recv_reply(x, x->sock, RECV_MS), PS_EPROTO,
+                        "frames");
+    /* A sparse push of keys + values, each frame under the byte limit,
+     * together over it. */
+    size_t nk = (LIMIT_BYTES / 2) / 8;
+    uint64_t *keys = calloc(nk, 8);
+    float *g = calloc(nk * SPARSE_DIM, sizeof(float));
+    assert_true(keys && g);
+    frame two[2] = {{keys, nk * 8}, {g, nk * SPARSE_DIM * sizeof(float)}};
+    assert_true(two[0].n < LIMIT_BYTES && two[1].n < 2 * LIMIT_BYTES);
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0, nk);
+    expect_error_naming(x, exchange(x, &h, two, 2), PS_ETOOBIG, "all frames");
+    free(keys);
+    free(g);
+    check_intact(x);
+    assert_int_equal(error_count(x, "EPROTO"), proto0 + 2);
+    assert_int_equal(error_count(x, "ETOOBIG"), big0 + 1);
+}
+
+/* More keys than --max-keys: refused with ETOOBIG naming the flag, for
+ * pushes and pulls alike; exactly the limit is served. */
+static void test_server_limits_max_keys(void **state)
+{
+    fx *x = *state;
+    uint64_t keys[LIMIT_KEYS + 1];
+    for (int i = 0; i <= LIMIT_KEYS; i++)
+        keys[i] = x->keys[i % NKEYS];
+    float g[(LIMIT_KEYS + 1) * SPARSE_DIM];
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+        g[i] = 1.0f;
+    frame sp[2] = {{keys, sizeof(keys)}, {g, sizeof(g)}};
+    ps_header h;
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0, LIMIT_KEYS + 1);
+    expect_error_naming(x, exchange(x, &h, sp, 2), PS_ETOOBIG, "--max-keys");
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PULL, x->sparse_id, 0, LIMIT_KEYS + 1);
+    expect_error_naming(x, exchange(x, &h, sp, 1), PS_ETOOBIG, "--max-keys");
+    check_intact(x);
+    assert_int_equal(error_count(x, "ETOOBIG"), 2);
+    frame ok[1] = {{keys, LIMIT_KEYS * 8}};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PULL, x->sparse_id, 0, LIMIT_KEYS);
+    expect_error(x, exchange(x, &h, ok, 1), PS_OK);
+    assert_int_equal(x->bulk_len, LIMIT_KEYS * SPARSE_DIM * sizeof(float));
+}
+
+/* Sparse rows past --max-rows: a push or assign that would create them is
+ * refused whole with EFULL (no row created, the pushed old key unchanged),
+ * the table still takes pushes to its rows and fills up to the limit. */
+static void test_server_limits_max_rows_efull(void **state)
+{
+    fx *x = *state;
+    assert_int_equal(x->sparse_rows, NKEYS);
+    uint64_t fresh[LIMIT_ROWS - NKEYS + 1];
+    size_t nf = sizeof(fresh) / sizeof(fresh[0]);
+    for (uint64_t k = 9000, n = 0; n < nf; k++)
+        fresh[n++] = k; /* one shard: every key is shard 0's */
+    /* An old key and one row more than fits. */
+    uint64_t keys[1 + sizeof(fresh) / sizeof(fresh[0])];
+    keys[0] = x->keys[0];
+    memcpy(keys + 1, fresh, sizeof(fresh));
+    float g[sizeof(keys) / 8 * SPARSE_DIM];
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+        g[i] = 1.0f;
+    frame sp[2] = {{keys, sizeof(keys)}, {g, sizeof(g)}};
+    int types[3] = {SPARKPS__MSG_TYPE__PUSH, SPARKPS__MSG_TYPE__PUSHPULL,
+                    SPARKPS__MSG_TYPE__ASSIGN};
+    for (int i = 0; i < 3; i++) {
+        ps_header h;
+        hdr_data(x, &h, types[i], x->sparse_id, 0, sizeof(keys) / 8);
+        expect_error_naming(x, exchange(x, &h, sp, 2), PS_EFULL, "--max-rows");
+    }
+    check_intact(x);
+    assert_int_equal(error_count(x, "EFULL"), 3);
+    /* Without the last key the push fits exactly; then the table is full
+     * for new keys but not for its own. */
+    ps_header h;
+    frame fit[2] = {{keys, sizeof(keys) - 8},
+                    {g, sizeof(g) - SPARSE_DIM * sizeof(float)}};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0,
+             sizeof(keys) / 8 - 1);
+    expect_error(x, exchange(x, &h, fit, 2), PS_OK);
+    uint64_t dp, spu, rows;
+    assert_int_equal(read_counters(x, &dp, &spu, &rows), PS_OK);
+    assert_int_equal(rows, LIMIT_ROWS);
+    frame last[2] = {{&fresh[nf - 1], 8}, {g, SPARSE_DIM * sizeof(float)}};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0, 1);
+    expect_error_naming(x, exchange(x, &h, last, 2), PS_EFULL, "table full");
+    frame old[2] = {{x->keys, 8}, {g, SPARSE_DIM * sizeof(float)}};
+    hdr_data(x, &h, SPARKPS__MSG_TYPE__PUSH, x->sparse_id, 0, 1);
+    expect_error(x, exchange(x, &h, old, 2), PS_OK);
+    hello_ok(x, x->sock);
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A header within the 64 KiB frame cap that would decode into megabytes
+ * is refused by the decoder's memory budget: ETOOBIG, counted, nothing
+ * else happens. Encoded by hand: PUSH, version 1, then a Status (field 18)
+ * of thousands of empty TableInfo (field 2, "12 00" each), two bytes on
+ * the wire and a struct of some 200 bytes each once decoded. */
+static void test_server_limits_header_over_budget(void **state)
+{
+    fx *x = *state;
+    size_t n = 30000, len = 0;
+    uint8_t *buf = malloc(16 + 2 * n);
+    assert_non_null(buf);
+    buf[len++] = 0x08; /* type */
+    buf[len++] = SPARKPS__MSG_TYPE__PUSH;
+    buf[len++] = 0x10; /* version */
+    buf[len++] = PS_PROTOCOL_VERSION;
+    buf[len++] = 0x92; /* field 18, length-delimited */
+    buf[len++] = 0x01;
+    len += put_varint(buf + len, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        buf[len++] = 0x12;
+        buf[len++] = 0x00;
+    }
+    assert_true(len <= PS_MAX_HEADER_BYTES);
+    float g[4] = {1, 1, 1, 1};
+    frame bulk = {g, sizeof(g)};
+    expect_error_naming(x, send_bytes(x, buf, len, &bulk, 1), PS_ETOOBIG,
+                        "memory to decode");
+    free(buf);
+    check_intact(x);
+    assert_int_equal(error_count(x, "ETOOBIG"), 1);
 }
 
 /* ---- DEFINE_TABLE / DROP_TABLE / CLOCK ---- */
@@ -1421,6 +1613,14 @@ int main(void)
             test_server_push_sparse_wrong_shard_erange, setup_two, teardown),
         cmocka_unit_test_setup_teardown(
             test_server_push_sparse_key_frame_size_eproto, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_server_limits_frames_and_total_bytes, setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_server_limits_max_keys,
+                                        setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_server_limits_max_rows_efull,
+                                        setup_limits, teardown),
+        cmocka_unit_test_setup_teardown(test_server_limits_header_over_budget,
+                                        setup_limits, teardown),
         cmocka_unit_test_setup_teardown(test_server_define_no_spec_eproto,
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_server_define_len0_einval,

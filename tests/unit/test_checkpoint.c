@@ -53,7 +53,7 @@ typedef struct fx {
 static void shard_new(shard *s)
 {
     memset(s, 0, sizeof(*s));
-    assert_int_equal(ps_tables_new(&s->tables, SHARD, SHARDS, 0), PS_OK);
+    assert_int_equal(ps_tables_new(&s->tables, SHARD, SHARDS, 0, 0), PS_OK);
     assert_int_equal(ps_dedup_new(&s->dedup, 1024), PS_OK);
     ps_consist_cfg cc = {PS_CONS_SSP, 2, 0, 10000};
     assert_int_equal(ps_consist_new(&s->consist, &cc, 0), PS_OK);

@@ -246,6 +246,99 @@ static void test_codec_decode_rejects_oversized_frame(void **st)
     free(longer);
 }
 
+/* Packs a header carrying st, checks it fits in max, decodes it with that
+ * limit and returns the code (err says why). */
+static int decode_status(Sparkps__Status *st, size_t max, char *err,
+                         size_t errlen)
+{
+    ps_header h;
+    ps_header_init(&h);
+    h.has_type = 1;
+    h.type = SPARKPS__MSG_TYPE__STATUS;
+    h.status = st;
+    size_t len;
+    uint8_t *buf = pack_new(&h, &len);
+    assert_true(len <= max);
+    ps_header *out = NULL;
+    int rc = ps_header_decode_max(buf, len, max, &out, err, errlen);
+    if (rc == PS_OK)
+        assert_int_equal(out->status->n_workers, st->n_workers);
+    else
+        assert_null(out); /* refused by the budget: nothing decoded */
+    ps_header_free(out);
+    free(buf);
+    return rc;
+}
+
+/* A Status reply as dense as the server makes them (idle workers whose
+ * fields are all small, tables with one-letter names) decodes within the
+ * budget: real messages must never hit it. */
+static void test_codec_decode_dense_status_within_budget(void **st)
+{
+    (void)st;
+    enum { NW = 1000, NT = 200 };
+    Sparkps__WorkerInfo *w = calloc(NW, sizeof(*w));
+    Sparkps__WorkerInfo **wp = calloc(NW, sizeof(*wp));
+    Sparkps__TableInfo *t = calloc(NT, sizeof(*t));
+    Sparkps__TableInfo **tp = calloc(NT, sizeof(*tp));
+    assert_true(w && wp && t && tp);
+    for (size_t i = 0; i < NW; i++) {
+        sparkps__worker_info__init(&w[i]);
+        w[i].has_id = w[i].has_clock = w[i].has_alive = w[i].has_idle_ms = 1;
+        w[i].id = (uint32_t)i;
+        wp[i] = &w[i];
+    }
+    for (size_t i = 0; i < NT; i++) {
+        sparkps__table_info__init(&t[i]);
+        t[i].job = t[i].name = "t";
+        t[i].meta = "";
+        t[i].has_id = t[i].has_kind = t[i].has_len = t[i].has_dim = 1;
+        t[i].has_lo = t[i].has_hi = t[i].has_rows = t[i].has_bytes = 1;
+        t[i].has_optim = t[i].has_pushes = t[i].has_pulls = 1;
+        t[i].has_values_applied = 1;
+        tp[i] = &t[i];
+    }
+    Sparkps__Status status;
+    sparkps__status__init(&status);
+    status.workers = wp;
+    status.n_workers = NW;
+    status.tables = tp;
+    status.n_tables = NT;
+    char err[256] = "";
+    assert_int_equal(
+        decode_status(&status, PS_MAX_REPLY_HEADER_BYTES, err, sizeof(err)),
+        PS_OK);
+    free(w);
+    free(wp);
+    free(t);
+    free(tp);
+}
+
+/* Empty submessages cost two bytes on the wire and a struct each once
+ * decoded: a frame within the size cap that would allocate far more than
+ * its size is refused with PS_ETOOBIG before it can exhaust memory. */
+static void test_codec_decode_refuses_header_over_budget(void **st)
+{
+    (void)st;
+    size_t n = PS_MAX_HEADER_BYTES / 2 - 64;
+    Sparkps__WorkerInfo empty;
+    sparkps__worker_info__init(&empty);
+    Sparkps__WorkerInfo **wp = calloc(n, sizeof(*wp));
+    assert_non_null(wp);
+    for (size_t i = 0; i < n; i++)
+        wp[i] = &empty;
+    Sparkps__Status status;
+    sparkps__status__init(&status);
+    status.workers = wp;
+    status.n_workers = n;
+    char err[256] = "";
+    assert_int_equal(
+        decode_status(&status, PS_MAX_HEADER_BYTES, err, sizeof(err)),
+        PS_ETOOBIG);
+    assert_non_null(strstr(err, "memory to decode"));
+    free(wp);
+}
+
 static void test_codec_decode_rejects_garbage(void **st)
 {
     (void)st;
@@ -431,6 +524,8 @@ int main(void)
         cmocka_unit_test(test_codec_decode_rejects_empty_frame),
         cmocka_unit_test(test_codec_decode_rejects_oversized_frame),
         cmocka_unit_test(test_codec_decode_rejects_garbage),
+        cmocka_unit_test(test_codec_decode_dense_status_within_budget),
+        cmocka_unit_test(test_codec_decode_refuses_header_over_budget),
         cmocka_unit_test(test_codec_decode_wrong_version_keeps_request_id),
         cmocka_unit_test(test_codec_decode_unknown_type),
         cmocka_unit_test(test_codec_decode_unknown_dtype),

@@ -52,12 +52,19 @@ static ps_table_def sparse_def(const char *job, const char *name, uint32_t dim)
     return d;
 }
 
-static ps_tables *new_store(uint32_t shard, uint32_t nshards, uint64_t limit)
+static ps_tables *new_store_rows(uint32_t shard, uint32_t nshards,
+                                 uint64_t limit, uint64_t max_rows)
 {
     ps_tables *ts = NULL;
-    assert_int_equal(ps_tables_new(&ts, shard, nshards, limit), PS_OK);
+    assert_int_equal(ps_tables_new(&ts, shard, nshards, limit, max_rows),
+                     PS_OK);
     assert_non_null(ts);
     return ts;
+}
+
+static ps_tables *new_store(uint32_t shard, uint32_t nshards, uint64_t limit)
+{
+    return new_store_rows(shard, nshards, limit, 0);
 }
 
 static uint32_t define_ok(ps_tables *ts, const ps_table_def *d)
@@ -97,7 +104,7 @@ static int names_field(const char *err, const char *field)
 static int setup(void **st)
 {
     ps_tables *ts = NULL;
-    if (ps_tables_new(&ts, 0, 1, 0) != PS_OK)
+    if (ps_tables_new(&ts, 0, 1, 0, 0) != PS_OK)
         return -1;
     *st = ts;
     return 0;
@@ -413,6 +420,46 @@ static void test_table_sparse_push_over_memory_limit_unchanged(void **st)
     ps_tables_free(ts);
 }
 
+/* --max-rows: a push or assign that would create rows past the limit is
+ * refused whole (EFULL): no row created, no weight changed; new keys
+ * repeated within one batch count once; filling up to the limit works. */
+static void test_table_sparse_push_past_max_rows_unchanged(void **st)
+{
+    (void)st;
+    enum { DIM = 2, MAX = 4 };
+    ps_tables *ts = new_store_rows(0, 1, 0, MAX);
+    ps_table_def d = sparse_def("j", "emb", DIM);
+    ps_table *t = ps_tables_get(ts, define_ok(ts, &d));
+    const uint64_t first[3] = {1, 2, 3};
+    float g[5 * DIM];
+    for (size_t i = 0; i < 5 * DIM; i++)
+        g[i] = 1.0f;
+    assert_int_equal(ps_table_sparse_push(t, first, 3, g, 1.0f, NULL), PS_OK);
+    assert_int_equal(ps_table_rows(t), 3);
+
+    /* Two new keys (4, 5) and an old one: one row too many. */
+    const uint64_t over[3] = {1, 4, 5};
+    float before[3 * DIM], after[3 * DIM];
+    ps_table_sparse_read(t, over, 3, before);
+    assert_int_equal(ps_table_sparse_push(t, over, 3, g, 1.0f, NULL), PS_EFULL);
+    assert_int_equal(ps_table_sparse_assign(t, over, 3, g), PS_EFULL);
+    assert_int_equal(ps_table_rows(t), 3);
+    ps_table_sparse_read(t, over, 3, after);
+    assert_memory_equal(before, after, sizeof(before));
+
+    /* Key 4 five times is one new row: fits exactly. */
+    const uint64_t same[5] = {4, 4, 4, 4, 4};
+    assert_int_equal(ps_table_sparse_push(t, same, 5, g, 1.0f, NULL), PS_OK);
+    assert_int_equal(ps_table_rows(t), MAX);
+    /* Full: existing rows still take pushes, a new key does not. */
+    assert_int_equal(ps_table_sparse_push(t, first, 3, g, 1.0f, NULL), PS_OK);
+    const uint64_t fresh[1] = {99};
+    assert_int_equal(ps_table_sparse_push(t, fresh, 1, g, 1.0f, NULL),
+                     PS_EFULL);
+    assert_int_equal(ps_table_rows(t), MAX);
+    ps_tables_free(ts);
+}
+
 /* ---- push / pull ---- */
 
 /* A push's lr_scale multiplies the table's learning rate for that push
@@ -714,6 +761,7 @@ int main(void)
         T(test_table_define_rejects_bad_spec),
         cmocka_unit_test(test_table_define_dense_over_memory_limit),
         cmocka_unit_test(test_table_sparse_push_over_memory_limit_unchanged),
+        cmocka_unit_test(test_table_sparse_push_past_max_rows_unchanged),
         cmocka_unit_test(test_table_dense_push_subrange_sgd),
         cmocka_unit_test(test_table_push_lr_scale),
         T(test_table_dense_push_momentum_state_per_element),
