@@ -82,6 +82,14 @@ static void single(ps_strbuf *b, const char *name, ps_prom_type type,
     ps_prom_sample(b, name, NULL, v);
 }
 
+/* The same for a count (exact past 2^53). */
+static void single_u64(ps_strbuf *b, const char *name, ps_prom_type type,
+                       const char *help, uint64_t v)
+{
+    ps_prom_family(b, name, type, help);
+    ps_prom_sample_u64(b, name, NULL, v);
+}
+
 /* How clients get in, and the refusals (absent without a Security part). */
 static void render_security(ps_strbuf *b, const Sparkps__Security *x)
 {
@@ -97,16 +105,14 @@ static void render_security(ps_strbuf *b, const Sparkps__Security *x)
     l[0].value = "handshake";
     ps_prom_sample_u64(b, "sparkps_auth_refused_total", l,
                        x->refused_handshake);
-    ps_prom_family(b, "sparkps_curve", PS_PROM_GAUGE,
-                   "1 when the socket speaks CurveZMQ, 0 in plaintext.");
-    ps_prom_sample_u64(b, "sparkps_curve", NULL, x->curve);
-    ps_prom_family(b, "sparkps_curve_allowed_keys", PS_PROM_GAUGE,
-                   "Client public keys in the allow-list.");
-    ps_prom_sample_u64(b, "sparkps_curve_allowed_keys", NULL, x->allowed_keys);
-    ps_prom_family(b, "sparkps_insecure", PS_PROM_GAUGE,
-                   "1 when serving plaintext on a non-loopback address "
-                   "(--insecure).");
-    ps_prom_sample_u64(b, "sparkps_insecure", NULL, x->insecure);
+    single_u64(b, "sparkps_curve", PS_PROM_GAUGE,
+               "1 when the socket speaks CurveZMQ, 0 in plaintext.", x->curve);
+    single_u64(b, "sparkps_curve_allowed_keys", PS_PROM_GAUGE,
+               "Client public keys in the allow-list.", x->allowed_keys);
+    single_u64(b, "sparkps_insecure", PS_PROM_GAUGE,
+               "1 when serving plaintext on a non-loopback address "
+               "(--insecure).",
+               x->insecure);
 }
 
 static void render_server(const ps_metrics *m, const Sparkps__Status *st,
@@ -182,20 +188,17 @@ static void render_server(const ps_metrics *m, const Sparkps__Status *st,
            "Seconds the event loop spent serving HTTP (pages rendered and "
            "sent); the cost of scraping.",
            (double)m->http_ns / 1e9);
-    ps_prom_family(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
-                   "Pulls parked until slower workers catch up (SSP/BSP).");
-    ps_prom_sample_u64(b, "sparkps_pending_pulls", NULL, st->pending_pulls);
+    single_u64(b, "sparkps_pending_pulls", PS_PROM_GAUGE,
+               "Pulls parked until slower workers catch up (SSP/BSP).",
+               st->pending_pulls);
     render_security(b, st->security);
-    ps_prom_family(b, "sparkps_peer_connections_total", PS_PROM_COUNTER,
-                   "Client connections accepted.");
-    ps_prom_sample_u64(b, "sparkps_peer_connections_total", NULL,
-                       st->peers_accepted);
-    ps_prom_family(b, "sparkps_peer_disconnects_total", PS_PROM_COUNTER,
-                   "Client connections lost: closed by the peer, cut by "
-                   "the network or dropped after the ZeroMQ heartbeat "
-                   "timeout (a hung peer).");
-    ps_prom_sample_u64(b, "sparkps_peer_disconnects_total", NULL,
-                       st->peers_disconnected);
+    single_u64(b, "sparkps_peer_connections_total", PS_PROM_COUNTER,
+               "Client connections accepted.", st->peers_accepted);
+    single_u64(b, "sparkps_peer_disconnects_total", PS_PROM_COUNTER,
+               "Client connections lost: closed by the peer, cut by the "
+               "network or dropped after the ZeroMQ heartbeat timeout (a "
+               "hung peer).",
+               st->peers_disconnected);
 }
 
 /* Only for a server with a checkpoint directory; the last_* families only

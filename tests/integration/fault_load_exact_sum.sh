@@ -32,15 +32,7 @@ RATE=${RATE:-50mbit}
 DELAY_MS=${DELAY_MS:-10}
 RESTART=${FAULT_RESTART:-1}
 
-if ! why=$(netns_check); then
-    echo "SKIP: $why"
-    exit 77
-fi
-fault_init
-netns_faulty "$LOSS" "$RATE" || {
-    echo "FAIL: cannot build the lossy, rate-limited test network" >&2
-    exit 1
-}
+netns_faulty_or_skip "$LOSS" "$RATE"
 
 # start_shard I LISTEN [ARGS...]: ps-server shard I of 2 in the servers'
 # namespace, with its checkpoint directory when the restart is on.

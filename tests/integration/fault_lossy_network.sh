@@ -25,15 +25,7 @@ LOSS=${LOSS:-0.05}
 RATE=${RATE:-20mbit}
 DELAY_MS=${DELAY_MS:-20}
 
-if ! why=$(netns_check); then
-    echo "SKIP: $why"
-    exit 77
-fi
-fault_init
-netns_faulty "$LOSS" "$RATE" || {
-    echo "FAIL: cannot build the lossy, rate-limited test network" >&2
-    exit 1
-}
+netns_faulty_or_skip "$LOSS" "$RATE"
 
 blobs_csv 12000 1 >"$dir/train.csv"
 blobs_csv 1500 2 >"$dir/test.csv"

@@ -15,6 +15,11 @@
 #                               e.g. 20mbit)
 #   netns_faulty LOSS RATE      netns_setup, then that loss and rate limit
 #                               on both sides of the link
+#   netns_faulty_or_skip LOSS RATE
+#                               netns_faulty for a test script: exits 77
+#                               (skip) with the reason when namespaces
+#                               cannot be made, 1 when the network fails
+#                               (fault_init must have run)
 #   netns_drops                 packets the loss rules dropped so far
 #   netns_proxy NS DELAY_MS OUT LISTEN=TARGET...
 #                               runs delay_proxy.py in NS; sets PROXY_PID and
@@ -149,4 +154,17 @@ netns_teardown() {
     done
     NETNS_SRV=""
     NETNS_CLI=""
+}
+
+netns_faulty_or_skip() {
+    local why
+    if ! why=$(netns_check); then
+        echo "SKIP: $why"
+        exit 77
+    fi
+    fault_init
+    netns_faulty "$1" "$2" || {
+        echo "FAIL: cannot build the lossy, rate-limited test network" >&2
+        exit 1
+    }
 }
