@@ -11,18 +11,12 @@
 #include "consistency.h"
 #include "server.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define PS_TOKEN_MIN 16   /* characters of an HTTP bearer token */
-#define PS_TOKEN_MAX 4096
 
 typedef struct server_opts {
     const char *listen;
@@ -140,16 +134,6 @@ static void usage(FILE *out)
     ps_config_usage(out, settings, sizeof(settings) / sizeof(settings[0]));
 }
 
-static int is_loopback(const ps_http_addr *a)
-{
-    if (a->sa.ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr) >>
-                24) == 127;
-    return a->sa.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(
-               &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
-}
-
 /* The CurveZMQ flags, and the rule that plaintext stays on loopback unless
  * --insecure. Returns -1 to go on, else the exit status. */
 static int security_setup(const server_opts *o, int loopback,
@@ -193,39 +177,12 @@ static int security_setup(const server_opts *o, int loopback,
     return -1;
 }
 
-/* The HTTP bearer token: the file's content without surrounding white
- * space (as Prometheus reads credentials_file); NULL after saying why. */
 static char *read_token(const char *path)
 {
-    char err[512], *text = NULL;
-    size_t len;
-    if (ps_secret_file_read(path, PS_TOKEN_MAX, 1, &text, &len, err,
-                            sizeof(err)) != PS_OK) {
+    char err[600], *token = NULL;
+    if (ps_http_read_token(path, &token, err, sizeof(err)) != PS_OK)
         fprintf(stderr, "ps-server: --http-token-file: %s\n", err);
-        return NULL;
-    }
-    size_t a = 0, b = len;
-    while (a < b && isspace((unsigned char)text[a]))
-        a++;
-    while (b > a && isspace((unsigned char)text[b - 1]))
-        b--;
-    int bad = 0;
-    for (size_t i = a; i < b; i++)
-        bad |= text[i] < 0x21 || text[i] > 0x7e;
-    if (bad || b - a < PS_TOKEN_MIN) {
-        fprintf(stderr,
-                "ps-server: --http-token-file: %s: the token must be %d to "
-                "%d printable characters without spaces (e.g. openssl rand "
-                "-hex 32 > FILE)\n",
-                path, PS_TOKEN_MIN, PS_TOKEN_MAX);
-        ps_secret_wipe(text, len);
-        free(text);
-        return NULL;
-    }
-    memmove(text, text + a, b - a);
-    ps_secret_wipe(text + (b - a), len - (b - a));
-    text[b - a] = '\0';
-    return text;
+    return token;
 }
 
 static uint64_t physical_memory(void)
@@ -292,7 +249,7 @@ int main(int argc, char **argv)
         if (o.http_token_file != NULL && o.http_token_file[0] &&
             (token = read_token(o.http_token_file)) == NULL)
             goto usage_error;
-        if (!o.insecure && !is_loopback(&http))
+        if (!o.insecure && !ps_http_addr_is_loopback(&http))
             ps_log(PS_LOG_WARN,
                    "serving HTTP on a non-loopback address http=%s: anyone "
                    "who can reach it can read the cluster's status%s",

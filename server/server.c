@@ -42,7 +42,7 @@
 #include "dashboard.h"
 #include "dedup.h"
 #include "history.h"
-#include "http.h"
+#include "common/http.h"
 #include "metrics.h"
 #include "server_int.h"
 #include "table.h"

@@ -31,7 +31,7 @@
 #define PS_SERVER_H
 
 #include "common/curve.h"
-#include "http.h"
+#include "common/http.h"
 
 #include <signal.h>
 #include <stddef.h>

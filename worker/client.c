@@ -166,6 +166,7 @@ struct ps_client {
     int has_eval;
     double lr_scale; /* for pushes made from now on */
     uint64_t retries;
+    uint64_t timeouts;     /* a shard silent past the timeout (reconnect) */
     uint64_t disconnects;  /* connections to servers lost (see drive()) */
     size_t last_skipped;   /* ASSIGN pieces skipped by the last request */
     uint64_t replies_seen; /* for the test_drop_every hook */
@@ -722,6 +723,7 @@ static void handle_reply(ps_client *c, ps_frames *f)
  * 1) timeouts per piece. */
 static void reconnect(ps_client *c, uint32_t shard, int charge)
 {
+    c->timeouts += charge != 0;
     if (charge)
         ps_log(PS_LOG_WARN,
                "no answer from shard in time, reconnecting shard=%u "
@@ -1282,6 +1284,16 @@ ps_consistency ps_client_consistency(const ps_client *c, int *staleness)
 uint64_t ps_client_retries(const ps_client *c)
 {
     return c->retries;
+}
+
+uint64_t ps_client_requests(const ps_client *c)
+{
+    return c->next_request_id;
+}
+
+uint64_t ps_client_timeouts(const ps_client *c)
+{
+    return c->timeouts;
 }
 
 uint64_t ps_client_disconnects(const ps_client *c)

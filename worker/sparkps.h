@@ -366,6 +366,14 @@ PS_API int ps_client_send_progress(ps_client *c);
  * progress). *json is the caller's to free(). Blocks. */
 PS_API int ps_client_status_json(ps_client *c, int shard, char **json);
 
+/* Requests sent to shards so far: one per shard a call reaches (a push
+ * over 3 shards counts 3); re-sends are retries, not requests. */
+PS_API uint64_t ps_client_requests(const ps_client *c);
+
+/* Times a shard stayed silent past the timeout with requests pending (each
+ * reconnects the shard and re-sends them, or fails them after retries). */
+PS_API uint64_t ps_client_timeouts(const ps_client *c);
+
 /* Retries fired so far (pieces re-sent after a timeout). */
 PS_API uint64_t ps_client_retries(const ps_client *c);
 

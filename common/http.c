@@ -5,7 +5,7 @@
  * event loop polls, and MHD_run() does the work of one non-blocking pass.
  * Connections MHD could not finish in a pass make MHD_get_timeout() return
  * 0, which is why the loop bounds its poll timeout by it. */
-#include "http.h"
+#include "common/http.h"
 
 #include "common/log.h"
 #include "common/secret_file.h"
@@ -14,9 +14,11 @@
 #include <microhttpd.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +124,49 @@ int ps_http_parse_addr(const char *spec, ps_http_addr *out, char *err,
     memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
     out->salen = res->ai_addrlen;
     freeaddrinfo(res);
+    return PS_OK;
+}
+
+int ps_http_addr_is_loopback(const ps_http_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr) >>
+                24) == 127;
+    return a->sa.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(
+               &((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+}
+
+int ps_http_read_token(const char *path, char **token, char *err,
+                       size_t errlen)
+{
+    char *text = NULL;
+    size_t len;
+    int rc = ps_secret_file_read(path, PS_HTTP_TOKEN_MAX, 1, &text, &len, err,
+                                 errlen);
+    if (rc != PS_OK)
+        return rc;
+    size_t a = 0, b = len;
+    while (a < b && isspace((unsigned char)text[a]))
+        a++;
+    while (b > a && isspace((unsigned char)text[b - 1]))
+        b--;
+    int bad = 0;
+    for (size_t i = a; i < b; i++)
+        bad |= text[i] < 0x21 || text[i] > 0x7e;
+    if (bad || b - a < PS_HTTP_TOKEN_MIN) {
+        snprintf(err, errlen,
+                 "%s: the token must be %d to %d printable characters "
+                 "without spaces (e.g. openssl rand -hex 32 > FILE)",
+                 path, PS_HTTP_TOKEN_MIN, PS_HTTP_TOKEN_MAX);
+        ps_secret_wipe(text, len);
+        free(text);
+        return PS_EINVAL;
+    }
+    memmove(text, text + a, b - a);
+    ps_secret_wipe(text + (b - a), len - (b - a));
+    text[b - a] = '\0';
+    *token = text;
     return PS_OK;
 }
 

@@ -71,6 +71,22 @@ typedef struct ps_http ps_http;
 int ps_http_parse_addr(const char *spec, ps_http_addr *out, char *err,
                        size_t errlen);
 
+/* Whether a parsed address is a loopback one (127/8 or ::1): the programs
+ * warn before serving anywhere else. */
+int ps_http_addr_is_loopback(const ps_http_addr *a);
+
+#define PS_HTTP_TOKEN_MIN 16 /* characters of a bearer token */
+#define PS_HTTP_TOKEN_MAX 4096
+
+/* Reads a bearer token from a file (--http-token-file): its content
+ * without surrounding white space, as Prometheus reads credentials_file;
+ * the file must be private (mode 0600, as secret_file.h checks) and the
+ * token PS_HTTP_TOKEN_MIN..MAX printable characters without spaces. On
+ * success *token is the caller's (wipe with ps_secret_wipe, then free);
+ * else PS_EINVAL or PS_EIO with err saying why, *token untouched. */
+int ps_http_read_token(const char *path, char **token, char *err,
+                       size_t errlen);
+
 /* Binds and starts serving the routes. On failure (address in use, out of
  * memory) *out is untouched and err says why. */
 int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err,
