@@ -170,6 +170,30 @@ int ps_http_read_token(const char *path, char **token, char *err,
     return PS_OK;
 }
 
+int ps_http_flags(const char *spec, const char *token_file, int *on,
+                  ps_http_addr *addr, char **token, char *err, size_t errlen)
+{
+    char e[600];
+    int has_file = token_file != NULL && token_file[0] != '\0';
+    *on = spec != NULL && spec[0] != '\0';
+    *token = NULL;
+    if (!*on && has_file) {
+        snprintf(err, errlen, "--http-token-file needs --http");
+        return PS_EINVAL;
+    }
+    if (!*on)
+        return PS_OK;
+    if (ps_http_parse_addr(spec, addr, e, sizeof(e)) != PS_OK) {
+        snprintf(err, errlen, "--http: %s", e);
+        return PS_EINVAL;
+    }
+    int rc = has_file ? ps_http_read_token(token_file, token, e, sizeof(e))
+                      : PS_OK;
+    if (rc != PS_OK)
+        snprintf(err, errlen, "--http-token-file: %s", e);
+    return rc;
+}
+
 /* ---- requests ---- */
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,

@@ -87,6 +87,14 @@ int ps_http_addr_is_loopback(const ps_http_addr *a);
 int ps_http_read_token(const char *path, char **token, char *err,
                        size_t errlen);
 
+/* The --http and --http-token-file flags of a program: *on = 0 when spec
+ * is NULL or empty (then a token file is an error), else *addr parsed and
+ * *token read from token_file (NULL without one; the caller's, as
+ * ps_http_read_token). PS_EINVAL or PS_EIO with err naming the flag and
+ * the problem. */
+int ps_http_flags(const char *spec, const char *token_file, int *on,
+                  ps_http_addr *addr, char **token, char *err, size_t errlen);
+
 /* Binds and starts serving the routes. On failure (address in use, out of
  * memory) *out is untouched and err says why. */
 int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err,

@@ -177,14 +177,6 @@ static int security_setup(const server_opts *o, int loopback,
     return -1;
 }
 
-static char *read_token(const char *path)
-{
-    char err[600], *token = NULL;
-    if (ps_http_read_token(path, &token, err, sizeof(err)) != PS_OK)
-        fprintf(stderr, "ps-server: --http-token-file: %s\n", err);
-    return token;
-}
-
 static uint64_t physical_memory(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
@@ -241,14 +233,13 @@ int main(int argc, char **argv)
     }
     cfg.insecure = allow == NULL && !loopback;
     ps_http_addr http;
-    if (o.http != NULL && o.http[0] != '\0') {
-        if (ps_http_parse_addr(o.http, &http, err, sizeof(err)) != PS_OK) {
-            fprintf(stderr, "ps-server: --http: %s\n", err);
-            goto usage_error;
-        }
-        if (o.http_token_file != NULL && o.http_token_file[0] &&
-            (token = read_token(o.http_token_file)) == NULL)
-            goto usage_error;
+    int http_on;
+    if (ps_http_flags(o.http, o.http_token_file, &http_on, &http, &token, err,
+                      sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-server: %s\n", err);
+        goto usage_error;
+    }
+    if (http_on) {
         if (!o.insecure && !ps_http_addr_is_loopback(&http))
             ps_log(PS_LOG_WARN,
                    "serving HTTP on a non-loopback address http=%s: anyone "
@@ -258,9 +249,6 @@ int main(int argc, char **argv)
                          : "");
         cfg.http = &http;
         cfg.http_token = token;
-    } else if (o.http_token_file != NULL && o.http_token_file[0]) {
-        fprintf(stderr, "ps-server: --http-token-file needs --http\n");
-        goto usage_error;
     }
     cfg.listen = o.listen;
     cfg.shard = (uint32_t)o.shard;

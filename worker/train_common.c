@@ -24,6 +24,12 @@ void ps_train_emit(FILE *out, const ps_progress_line *l)
     field(out, "test_loss", l->test_loss);
     field(out, "test_accuracy", l->test_accuracy);
     field(out, "test_auc", l->test_auc);
+    if (l->phases != NULL) {
+        field(out, "compute_s", l->phases->phase_s[PS_PHASE_COMPUTE]);
+        field(out, "wait_s", l->phases->phase_s[PS_PHASE_WAIT]);
+        field(out, "input_s", l->phases->phase_s[PS_PHASE_INPUT]);
+        field(out, "wait_share", ps_worker_stats_wait_share(l->phases));
+    }
     fprintf(out, "}\n");
     fflush(out);
 }
@@ -33,6 +39,19 @@ void ps_train_send_final(ps_client *c)
     if (ps_client_send_progress(c) != PS_OK)
         ps_log(PS_LOG_WARN, "final progress not delivered: %s",
                ps_client_errmsg(c));
+}
+
+void ps_train_publish(const ps_train_cfg *cfg, ps_client *c,
+                      ps_worker_stats *s)
+{
+    if (c != NULL) {
+        s->requests = ps_client_requests(c);
+        s->retries = ps_client_retries(c);
+        s->timeouts = ps_client_timeouts(c);
+        s->disconnects = ps_client_disconnects(c);
+    }
+    if (cfg->publish != NULL)
+        cfg->publish(cfg->publish_arg, s);
 }
 
 int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,

@@ -6,6 +6,7 @@
 
 #include "sparkps.h"
 #include "trainer.h"
+#include "worker_stats.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@ typedef struct ps_progress_line {
     double loss, accuracy, samples_per_s;
     double lr; /* of the latest push */
     double test_loss, test_accuracy, test_auc;
+    /* NULL, else its step time by phase is added ("compute_s", "wait_s",
+     * "input_s" and "wait_share", the share spent waiting on the servers) */
+    const ps_worker_stats *phases;
 } ps_progress_line;
 
 /* Writes l as one JSON object on its own line and flushes. */
@@ -34,6 +38,11 @@ int ps_train_connect(const ps_train_cfg *cfg, volatile sig_atomic_t *stop,
  * servers (they would otherwise only see the previous epoch's). A failure
  * is logged, not returned: training itself is done. */
 void ps_train_send_final(ps_client *c);
+
+/* Copies the client's request counters into s, and hands s to
+ * cfg->publish when there is one. */
+void ps_train_publish(const ps_train_cfg *cfg, ps_client *c,
+                      ps_worker_stats *s);
 
 /* perm = a permutation of 0..n-1 that depends only on (seed, round), so a
  * run's order is reproducible (Fisher-Yates on a counter-based RNG). */

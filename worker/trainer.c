@@ -64,6 +64,7 @@ typedef struct trainer {
     ps_lr_schedule sched;
     double lr_factor; /* of the latest push */
     exchange ex;
+    ps_worker_stats stats; /* published after every step (--http) */
     FILE *progress;
     char *err;
     size_t errlen;
@@ -388,10 +389,37 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
                  double loss, double acc, double rate, double test_loss,
                  double test_acc)
 {
-    ps_progress_line l = {
-        event, t->cfg->worker_id,         epoch,     samples,  loss, acc,
-        rate,  t->cfg->lr * t->lr_factor, test_loss, test_acc, NAN};
+    ps_progress_line l = {event,
+                          t->cfg->worker_id,
+                          epoch,
+                          samples,
+                          loss,
+                          acc,
+                          rate,
+                          t->cfg->lr * t->lr_factor,
+                          test_loss,
+                          test_acc,
+                          NAN,
+                          strcmp(event, "done") == 0 ? &t->stats : NULL};
     ps_train_emit(t->progress, &l);
+}
+
+/* Counts one step: the time of each phase between stamps us[0..3]
+ * (start, data read, gradient taken, exchange done), then publishes. */
+static void count_step(trainer *t, const int64_t us[4], int epoch,
+                       uint64_t samples, double loss, double acc)
+{
+    ps_worker_stats *s = &t->stats;
+    s->phase_s[PS_PHASE_INPUT] += (double)(us[1] - us[0]) / 1e6;
+    s->phase_s[PS_PHASE_COMPUTE] += (double)(us[2] - us[1]) / 1e6;
+    s->phase_s[PS_PHASE_WAIT] += (double)(us[3] - us[2]) / 1e6;
+    ps_prom_hist_observe(&s->step_s, (double)(us[3] - us[0]) / 1e6);
+    s->steps++;
+    s->samples = samples;
+    s->epoch = epoch;
+    s->loss = loss;
+    s->accuracy = acc;
+    ps_train_publish(t->cfg, t->client, s);
 }
 
 /* ---- setup ---- */
@@ -555,6 +583,8 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     memset(res, 0, sizeof(*res));
     res->test_accuracy = res->test_loss = res->test_auc = NAN;
     t.lr_factor = 1.0;
+    ps_worker_stats_init(&t.stats, cfg->worker_id, cfg->attempt, cfg->device,
+                         cfg->model);
     if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1 ||
         cfg->push_every < 1)
         return fail(&t, PS_EINVAL,
@@ -602,6 +632,8 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
     double line_loss = 0, line_correct = 0, ep_loss = 0, ep_correct = 0;
     int cur = 0, group = 0; /* mini-batches accumulated for the next push */
     double loss = NAN;
+    t.stats.state = rc == PS_OK ? "training" : "failed";
+    ps_train_publish(cfg, t.client, &t.stats);
     for (int epoch = 1; rc == PS_OK && epoch <= cfg->epochs; epoch++) {
         uint64_t ep_samples = 0;
         ep_loss = ep_correct = 0;
@@ -613,9 +645,12 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                 break;
             }
             size_t n;
+            int64_t us[4]; /* phase boundaries of this step */
+            us[0] = ps_now_us();
             rc = shuffler_next(&sh, t.bx, t.by, cfg->batch, &n, err, errlen);
             if (rc != PS_OK || n == 0)
                 break;
+            us[1] = ps_now_us();
             size_t correct;
             rc = ps_model_step(t.model, t.bx, t.by, n, &loss, &correct);
             if (rc == PS_OK)
@@ -624,6 +659,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                 fail(&t, rc, "compute: %s", ps_strerror(rc));
                 break;
             }
+            us[2] = us[3] = ps_now_us();
             samples += n;
             ep_samples += n;
             line_samples += n;
@@ -645,8 +681,11 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                     break;
                 cur ^= 1;
                 group = 0;
+                us[3] = ps_now_us();
             }
-            int64_t now = ps_now_us();
+            count_step(&t, us, epoch, samples, ep_loss / (double)ep_samples,
+                       ep_correct / (double)ep_samples);
+            int64_t now = us[3];
             if ((double)(now - last_line) >= cfg->progress_every_s * 1e6) {
                 double dt = (double)(now - last_line) / 1e6;
                 emit(&t, "progress", epoch, samples,
@@ -685,6 +724,12 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         res->train_accuracy = ea;
         res->test_loss = tl;
         res->test_accuracy = ta;
+        if (eval) {
+            t.stats.eval_epoch = epoch;
+            t.stats.eval_loss = tl;
+            t.stats.eval_accuracy = ta;
+        }
+        ps_train_publish(cfg, t.client, &t.stats);
     }
     if (rc == PS_OK)
         rc = exchange_finish(&t);
@@ -696,6 +741,8 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         emit(&t, "done", cfg->epochs, samples, res->train_loss,
              res->train_accuracy, (double)samples / res->seconds,
              res->test_loss, res->test_accuracy);
+    t.stats.state = rc == PS_OK ? "done" : "failed";
+    ps_train_publish(cfg, t.client, &t.stats);
     teardown(&t);
     free(sh.x);
     free(sh.y);

@@ -15,7 +15,11 @@
  *   {"event":"progress","worker":0,"epoch":1,"samples":..,"loss":..,
  *    "accuracy":..,"samples_per_s":..,"lr":..}
  *   {"event":"epoch", ... ,"test_loss":..,"test_accuracy":..}
- *   {"event":"done", ...}
+ *   {"event":"done", ... ,"compute_s":..,"wait_s":..,"input_s":..,
+ *    "wait_share":..}
+ * (the done line says where step time went: compute, waiting on the
+ * servers, reading input; wait_share = wait / their sum; time outside
+ * steps, the evaluations and the run's last wait, is not in them)
  * and to the servers with every push (ps_client_set_progress).
  *
  * Labels are checked as the shuffle buffer fills, before any of its rows
@@ -26,6 +30,7 @@
 #define PS_TRAINER_H
 
 #include "data.h"
+#include "worker_stats.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +67,10 @@ typedef struct ps_train_cfg {
     const char *init_from;   /* safetensors file (ps-ctl export) the tables
                                 start from when no push reached them yet
                                 (ASSIGN if_untouched); NULL: their init */
+    /* NULL, else called from the training thread with the worker's
+     * figures after every step and evaluation (ps-worker --http) */
+    void (*publish)(void *arg, const ps_worker_stats *s);
+    void *publish_arg;
 } ps_train_cfg;
 
 typedef struct ps_train_result {

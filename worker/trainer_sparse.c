@@ -381,7 +381,7 @@ static void emit(strainer *t, const char *event, int epoch, uint64_t samples,
 {
     ps_progress_line l = {
         event, t->cfg->worker_id, epoch,    samples, loss, acc, rate,
-        NAN,   test_loss,         test_acc, test_auc};
+        NAN,   test_loss,         test_acc, test_auc, NULL};
     ps_train_emit(t->progress, &l);
 }
 

@@ -5,11 +5,13 @@
 #include "common/config.h"
 #include "common/curve_client.h"
 #include "common/log.h"
+#include "common/secret_file.h"
 #include "common/sparkps_err.h"
 #include "lr_schedule.h"
 #include "predict.h"
 #include "sparse_lr.h"
 #include "trainer.h"
+#include "worker_http.h"
 
 #include <errno.h>
 #include <math.h>
@@ -60,6 +62,8 @@ typedef struct worker_opts {
     int compute_only;
     const char *init_from;
     const char *curve_secret_key, *curve_server_key;
+    const char *http;
+    const char *http_token_file;
     const char *log_level;
 } worker_opts;
 
@@ -146,6 +150,14 @@ static const ps_setting settings[] = {
      "warm start: a safetensors file from ps-ctl export; applied to tables "
      "no push has reached yet"},
     PS_CURVE_CLIENT_SETTINGS(OPT(curve_secret_key), OPT(curve_server_key)),
+    {"http", PS_SET_STR, "", 0, 0, OPT(http), "HOST:PORT",
+     "serve this worker's /metrics (Prometheus) and /status (JSON): step "
+     "time by phase, samples, loss, client retries; a bare PORT or :PORT "
+     "binds 127.0.0.1; port 0 picks a free port (the URL goes to stderr "
+     "as a log line: http url=...); off when empty"},
+    {"http-token-file", PS_SET_STR, NULL, 0, 0, OPT(http_token_file), "FILE",
+     "/metrics and /status need \"Authorization: Bearer TOKEN\", TOKEN "
+     "being this file's content (mode 0600)"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",
      "error, warn, info or debug"},
 };
@@ -233,6 +245,13 @@ static void predict_usage(FILE *out)
 }
 
 static int parse_format(const char *s, ps_data_format *f);
+
+static void free_token(char *token)
+{
+    if (token != NULL)
+        ps_secret_wipe(token, strlen(token));
+    free(token);
+}
 
 static int predict_main(int argc, char **argv)
 {
@@ -421,10 +440,44 @@ int main(int argc, char **argv)
     cfg.curve_secret_key = o.curve_secret_key;
     cfg.curve_server_key = o.curve_server_key;
 
+    ps_http_addr http_addr;
+    int http_on;
+    char *token = NULL;
+    if (ps_http_flags(o.http, o.http_token_file, &http_on, &http_addr, &token,
+                      err, sizeof(err)) != PS_OK) {
+        fprintf(stderr, "ps-worker: %s\n", err);
+        return 2;
+    }
+    ps_worker_http *http = NULL;
+    if (http_on) {
+        ps_worker_stats initial;
+        ps_worker_stats_init(&initial, cfg.worker_id, cfg.attempt, cfg.device,
+                             cfg.model);
+        int hrc = ps_worker_http_new(&http, &http_addr, token, &initial, err,
+                                     sizeof(err));
+        if (hrc != PS_OK) {
+            fprintf(stderr, "ps-worker: --http: %s\n", err);
+            free_token(token);
+            return 1;
+        }
+        if (!ps_http_addr_is_loopback(&http_addr))
+            ps_log(PS_LOG_WARN,
+                   "serving HTTP on a non-loopback address http=%s: anyone "
+                   "who can reach it can read this worker's figures%s",
+                   o.http, token ? " if they have the token" : "");
+        /* stderr, not stdout: stdout is the JSON-lines progress contract
+         * the Spark connector parses. */
+        ps_log(PS_LOG_INFO, "http url=%s", ps_worker_http_url(http));
+        cfg.publish = ps_worker_http_publish_cb;
+        cfg.publish_arg = http;
+    }
+
     ps_config_stop_signals();
     ps_train_result r;
     int rc =
         ps_train_run(&cfg, stdout, &ps_stop_requested, &r, err, sizeof(err));
+    ps_worker_http_free(http);
+    free_token(token);
     if (rc == PS_ESUPERSEDED) {
         /* The servers' message names both attempts: "a newer attempt N of
          * worker W has joined; this attempt M stops". */
