@@ -33,6 +33,7 @@ struct ps_http {
     void *arg;
     const char *token; /* borrowed; NULL: none */
     char url[300];
+    char not_found[256]; /* the 404 text, naming the routes */
     char last_error[256]; /* libmicrohttpd's latest message, for start-up */
 };
 
@@ -273,8 +274,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         if (strcmp(url, h->routes[i].path) == 0)
             rt = &h->routes[i];
     if (rt == NULL)
-        return text(conn, MHD_HTTP_NOT_FOUND,
-                    "404 not found: the pages are /, /metrics and /status\n");
+        return text(conn, MHD_HTTP_NOT_FOUND, h->not_found);
     if (h->token != NULL && !rt->open && !authorized(h, conn))
         return unauthorized(conn);
     if (rt->render == NULL)
@@ -321,6 +321,13 @@ int ps_http_new(ps_http **out, const ps_http_cfg *cfg, char *err, size_t errlen)
     h->nroutes = cfg->nroutes;
     h->arg = cfg->arg;
     h->token = cfg->token;
+    size_t n = (size_t)snprintf(h->not_found, sizeof(h->not_found),
+                                "404 not found: the pages are");
+    for (size_t i = 0; i < h->nroutes && n < sizeof(h->not_found); i++)
+        n += (size_t)snprintf(h->not_found + n, sizeof(h->not_found) - n,
+                              "%s %s", i ? "," : "", h->routes[i].path);
+    if (n < sizeof(h->not_found) - 1)
+        snprintf(h->not_found + n, sizeof(h->not_found) - n, "\n");
     const ps_http_addr *a = cfg->addr;
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (a->sa.ss_family == AF_INET6)

@@ -68,13 +68,13 @@ void ps_worker_stats_prom(const ps_worker_stats *s, ps_strbuf *out)
                                   {"model", s->model},
                                   {"state", s->state},
                                   {0, 0}};
-    gauge(out, "sparkps_worker_info",
+    gauge(out, "sparkps_trainer_info",
           "this worker: its device, model and state (value 1)", info, 1);
-    counter(out, "sparkps_worker_samples_total", "training rows processed",
+    counter(out, "sparkps_trainer_samples_total", "training rows processed",
             base, s->samples);
-    counter(out, "sparkps_worker_steps_total", "mini-batch steps taken", base,
+    counter(out, "sparkps_trainer_steps_total", "mini-batch steps taken", base,
             s->steps);
-    ps_prom_family(out, "sparkps_worker_step_phase_seconds_total",
+    ps_prom_family(out, "sparkps_trainer_step_phase_seconds_total",
                    PS_PROM_COUNTER,
                    "step time by phase: compute (forward, backward), wait "
                    "(push/pull round trips to the servers) and input "
@@ -82,35 +82,35 @@ void ps_worker_stats_prom(const ps_worker_stats *s, ps_strbuf *out)
     for (int i = 0; i < PS_PHASE_COUNT; i++) {
         const ps_prom_label l[] = {
             {"worker", id}, {"attempt", att}, {"phase", phase_names[i]}, {0, 0}};
-        ps_prom_sample(out, "sparkps_worker_step_phase_seconds_total", l,
+        ps_prom_sample(out, "sparkps_trainer_step_phase_seconds_total", l,
                        s->phase_s[i]);
     }
-    ps_prom_family(out, "sparkps_worker_step_duration_seconds",
+    ps_prom_family(out, "sparkps_trainer_step_duration_seconds",
                    PS_PROM_HISTOGRAM, "duration of one training step");
-    ps_prom_hist_write(out, "sparkps_worker_step_duration_seconds", base,
+    ps_prom_hist_write(out, "sparkps_trainer_step_duration_seconds", base,
                        &s->step_s);
-    gauge(out, "sparkps_worker_epoch", "the epoch being trained (from 1)",
+    gauge(out, "sparkps_trainer_epoch", "the epoch being trained (from 1)",
           base, s->epoch);
-    gauge(out, "sparkps_worker_train_loss",
+    gauge(out, "sparkps_trainer_train_loss",
           "the current epoch's mean training loss so far", base, s->loss);
-    gauge(out, "sparkps_worker_train_accuracy",
+    gauge(out, "sparkps_trainer_train_accuracy",
           "the current epoch's training accuracy so far", base, s->accuracy);
-    gauge(out, "sparkps_worker_eval_epoch", "epoch of the latest evaluation",
+    gauge(out, "sparkps_trainer_eval_epoch", "epoch of the latest evaluation",
           base, s->eval_epoch ? (double)s->eval_epoch : NAN);
-    gauge(out, "sparkps_worker_eval_loss",
+    gauge(out, "sparkps_trainer_eval_loss",
           "loss on the held-out set at the latest evaluation", base,
           s->eval_loss);
-    gauge(out, "sparkps_worker_eval_accuracy",
+    gauge(out, "sparkps_trainer_eval_accuracy",
           "accuracy on the held-out set at the latest evaluation", base,
           s->eval_accuracy);
-    counter(out, "sparkps_worker_requests_total",
+    counter(out, "sparkps_trainer_requests_total",
             "requests sent to server shards (one per shard a call reaches)",
             base, s->requests);
-    counter(out, "sparkps_worker_retries_total",
+    counter(out, "sparkps_trainer_retries_total",
             "requests re-sent after a timeout", base, s->retries);
-    counter(out, "sparkps_worker_timeouts_total",
+    counter(out, "sparkps_trainer_timeouts_total",
             "times a shard stayed silent past the timeout", base, s->timeouts);
-    counter(out, "sparkps_worker_disconnects_total",
+    counter(out, "sparkps_trainer_disconnects_total",
             "connections to servers lost", base, s->disconnects);
 }
 

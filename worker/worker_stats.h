@@ -56,8 +56,9 @@ void ps_worker_stats_init(ps_worker_stats *s, int worker_id, int attempt,
 /* wait / (compute + wait + input); NAN before any time was counted. */
 double ps_worker_stats_wait_share(const ps_worker_stats *s);
 
-/* Prometheus text 0.0.4, every family prefixed sparkps_worker_, every
- * sample labelled worker and attempt. */
+/* Prometheus text 0.0.4, every family prefixed sparkps_trainer_ (the
+ * servers' per-worker view already holds the names sparkps_worker_*),
+ * every sample labelled worker and attempt. */
 void ps_worker_stats_prom(const ps_worker_stats *s, ps_strbuf *out);
 
 /* The /status object above, one line. */
