@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# ps-worker --http end to end: a real ps-server and a ps-worker serving its
+# own /metrics and /status (port 0, a bearer token) while it trains
+# synthetic blobs. Checked: bad --http values exit 2 with the flag named; a
+# busy port exits 1; the URL is a log line on stderr, never on stdout;
+# 401 without the token, 200 with it; samples rise between scrapes (polled,
+# no timing assumed); within one scrape the phase seconds add up to the
+# step-duration histogram's sum, its buckets are cumulative and end at its
+# count, which equals the steps; `promtool check metrics` accepts a scrape
+# (when installed); /status is the same figures as JSON; and the stdout
+# JSON lines of a run with --http have the keys of one without.
+# Usage: worker_http.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker)
+set -uo pipefail
+bin=${1:?usage: worker_http.sh BIN_DIR PS_SERVER}
+server=${2:?usage: worker_http.sh BIN_DIR PS_SERVER}
+# shellcheck source=tests/integration/proc_lib.sh
+. "$(dirname "$0")/proc_lib.sh"
+# shellcheck source=tests/integration/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+w=$bin/ps-worker
+die() {
+    echo "FAIL: $*" >&2
+    for f in server.err w.err; do
+        [ -s "$dir/$f" ] && { echo "--- $f (end):" >&2; tail -n 15 "$dir/$f" >&2; }
+    done
+    exit 1
+}
+poll() {
+    local tries=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < tries; i++)); do
+        "$@" && return 0
+        sleep 0.2
+    done
+    die "gave up waiting for $what"
+}
+# get URL [TOKEN]: prints "STATUS BODY..." (python3: no curl needed).
+get() {
+    python3 - "$@" <<'PY'
+import sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1])
+if len(sys.argv) > 2:
+    req.add_header("Authorization", "Bearer " + sys.argv[2])
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+    print(r.status, r.read().decode(), end="")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode(), end="")
+PY
+}
+
+blobs_csv 3000 1 >"$dir/train.csv"
+od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token"
+echo short >"$dir/short-token"
+chmod 600 "$dir/token" "$dir/short-token"
+token=$(cat "$dir/token")
+
+# ---- bad flags: exit 2 naming the flag ----
+s=tcp://127.0.0.1:1
+expect http-no-port 2 "--http: 'localhost' has no port" -- "$w" --servers $s --data x --http localhost
+expect http-port-range 2 "port '99999' is not a number 0..65535" -- "$w" --servers $s --data x --http 127.0.0.1:99999
+expect http-port-text 2 "--http: " -- "$w" --servers $s --data x --http :abc
+expect http-bad-host 2 "cannot resolve host" -- "$w" --servers $s --data x --http no.such.host.invalid:0
+expect http-v6-brackets 2 "in brackets" -- "$w" --servers $s --data x --http ::1:80
+expect token-needs-http 2 "--http-token-file needs --http" -- "$w" --servers $s --data x --http-token-file "$dir/token"
+expect token-short 2 "--http-token-file: $dir/short-token: the token must be" -- "$w" --servers $s --data x --http 0 --http-token-file "$dir/short-token"
+expect token-missing 2 "--http-token-file: " -- "$w" --servers $s --data x --http 0 --http-token-file "$dir/none"
+
+# ---- a server, and a worker training long enough to be scraped ----
+"$server" >"$dir/server.out" 2>"$dir/server.err" &
+pids+=($!)
+has_line() { [ -s "$1" ]; }
+poll 100 "the server's endpoint" has_line "$dir/server.out"
+endpoint=$(sed -n 1p "$dir/server.out")
+
+# A busy port is a start-up failure (1), not a usage error.
+python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)' >"$dir/busy.port" &
+pids+=($!)
+poll 100 "a busy port" has_line "$dir/busy.port"
+expect http-port-busy 1 "cannot serve HTTP on 127.0.0.1:$(cat "$dir/busy.port")" -- "$w" --servers "$endpoint" --format csv --data "$dir/train.csv" --model mlp:4-8-3 --http "$(cat "$dir/busy.port")"
+
+"$w" --servers "$endpoint" --format csv --data "$dir/train.csv" \
+    --model mlp:4-16-3 --epochs 1000000 --batch 32 --progress-every 0.5 \
+    --worker-id 2 --attempt 5 --http 0 --http-token-file "$dir/token" \
+    >"$dir/w.out" 2>"$dir/w.err" &
+pids+=($!)
+wpid=$!
+has_url() { grep -q "http url=http://127.0.0.1:" "$dir/w.err"; }
+poll 150 "the worker's URL on stderr" has_url
+url=$(sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$dir/w.err" | head -n 1)
+grep -q "http" "$dir/w.out" && die "the URL reached stdout, the JSON-lines channel"
+echo "ok   url $url (stderr)"
+
+r=$(get "$url/metrics")
+[[ $r == 401* ]] || die "/metrics without the token: ${r:0:80}"
+r=$(get "$url/status" "wrong-token-0123456789")
+[[ $r == 401* ]] || die "/status with a wrong token: ${r:0:80}"
+r=$(get "$url/metrics" "$token")
+[[ $r == 200* ]] || die "/metrics with the token: ${r:0:80}"
+echo "ok   401 without or with a wrong token, 200 with it"
+
+samples() { get "$url/metrics" "$token" | sed -n 's/^sparkps_trainer_samples_total{[^}]*} \([0-9]*\)$/\1/p'; }
+started() { [ "$(samples)" -gt 0 ] 2>/dev/null; }
+poll 300 "the first samples" started
+s1=$(samples)
+rose() { [ "$(samples)" -gt "$s1" ]; }
+poll 300 "samples to rise past $s1" rose
+echo "ok   samples rose past $s1"
+
+get "$url/metrics" "$token" | sed '1s/^200 //' >"$dir/scrape.txt"
+get "$url/status" "$token" | sed '1s/^200 //' >"$dir/status.json"
+python3 - "$dir/scrape.txt" "$dir/status.json" <<'PY' || die "the figures do not add up"
+import json, math, re, sys
+text = open(sys.argv[1]).read()
+def val(pat):
+    m = re.search(r"^" + pat + r" (\S+)$", text, re.M)
+    if not m:
+        sys.exit("no sample matching " + pat)
+    return float(m.group(1))
+lab = r'\{worker="2",attempt="5"'
+phases = [val(r"sparkps_trainer_step_phase_seconds_total" + lab + r',phase="%s"\}' % p)
+          for p in ("compute", "wait", "input")]
+hsum = val(r"sparkps_trainer_step_duration_seconds_sum" + lab + r"\}")
+count = val(r"sparkps_trainer_step_duration_seconds_count" + lab + r"\}")
+steps = val(r"sparkps_trainer_steps_total" + lab + r"\}")
+samples = val(r"sparkps_trainer_samples_total" + lab + r"\}")
+val(r'sparkps_trainer_info\{worker="2",attempt="5",device="cpu",model="mlp:4-16-3",state="training"\}')
+# every phase is a step's share, so they add up to the steps' durations
+if not all(p >= 0 for p in phases) or abs(sum(phases) - hsum) > 1e-6 * max(1, hsum):
+    sys.exit("phases %s sum %r, histogram sum %r" % (phases, sum(phases), hsum))
+buckets = [(m.group(1), float(m.group(2))) for m in re.finditer(
+    r'^sparkps_trainer_step_duration_seconds_bucket' + lab + r',le="([^"]+)"\} (\S+)$', text, re.M)]
+counts = [c for _, c in buckets]
+if len(buckets) < 2 or buckets[-1][0] != "+Inf" or counts != sorted(counts) or counts[-1] != count:
+    sys.exit("histogram not cumulative or not ending at its count: %s" % buckets)
+if count != steps or steps <= 0 or samples < steps:
+    sys.exit("steps %r, histogram count %r, samples %r" % (steps, count, samples))
+st = json.load(open(sys.argv[2]))
+if (st["worker"], st["attempt"], st["device"], st["state"]) != (2, 5, "cpu", "training"):
+    sys.exit("status identity: %s" % st)
+secs = st["seconds"]
+if abs(sum(secs.values()) - st["step_seconds"]["sum"]) > 1e-6 * max(1, st["step_seconds"]["sum"]):
+    sys.exit("status: phases %s vs step seconds %s" % (secs, st["step_seconds"]))
+share = st["wait_share"]
+if not (0 <= share <= 1) or abs(share - secs["wait"] / sum(secs.values())) > 1e-6:
+    sys.exit("status: wait_share %r of %s" % (share, secs))
+if st["samples"] < samples or st["steps"] < steps or st["client"]["requests"] < 1:
+    sys.exit("status went back: %s" % st)
+if not (0 <= st["train"]["accuracy"] <= 1) or st["epoch"] < 1:
+    sys.exit("status train figures: %s" % st)
+print("ok   %d steps: compute %.3f s, wait %.3f s, input %.3f s = histogram sum %.3f s; wait share %.2f"
+      % (steps, *phases, hsum, share))
+PY
+if command -v promtool >/dev/null; then
+    promtool check metrics <"$dir/scrape.txt" || die "promtool check metrics failed on a scrape"
+    echo "ok   promtool check metrics"
+else
+    echo "skip promtool check metrics (Debian package prometheus not installed)"
+fi
+kill "$wpid"
+wait "$wpid"
+st=$?
+[ "$st" -eq 1 ] || die "worker stopped by SIGTERM exited $st (want 1)"
+grep -q "stopped by a signal" "$dir/w.err" || die "no 'stopped by a signal' on stderr"
+
+# ---- stdout: the same JSON lines with and without --http ----
+run() {
+    "$w" --servers "$endpoint" --format csv --data "$dir/train.csv" \
+        --model mlp:4-16-3 --epochs 2 --batch 64 --progress-every 0 --job "$1" "${@:2}"
+}
+run plain >"$dir/plain.out" 2>"$dir/plain.err" || die "plain run failed"
+run served --http 127.0.0.1:0 >"$dir/served.out" 2>"$dir/served.err" || die "run with --http failed"
+python3 - "$dir/plain.out" "$dir/served.out" <<'PY' || die "stdout differs with --http"
+import json, sys
+def shape(path):
+    return [(e["event"], sorted(e)) for e in map(json.loads, open(path))]
+a, b = shape(sys.argv[1]), shape(sys.argv[2])
+if a != b:
+    sys.exit("without --http: %s\nwith: %s" % (a, b))
+done = [json.loads(l) for l in open(sys.argv[2])][-1]
+if done["event"] != "done" or not 0 <= done["wait_share"] <= 1 or \
+        abs(done["wait_share"] - done["wait_s"] / (done["compute_s"] + done["wait_s"] + done["input_s"])) > 1e-3:
+    sys.exit("done line: %s" % done)
+print("ok   stdout: %d JSON lines of the same keys with and without --http; done wait_share %.2f" % (len(b), done["wait_share"]))
+PY
+
+[ "$failures" -eq 0 ] || { echo "$failures failed" >&2; exit 1; }
+echo "all worker --http checks passed"
