@@ -252,7 +252,7 @@ def task_attempt(ctx) -> int:
     number counts retries within one stage attempt only, so it would not
     tell a retried run from the first). The stage attempt number would, but
     PySpark's TaskContext does not expose it (``stageAttemptNumber`` exists
-    only on the JVM side). The task attempt id does: Spark numbers every
+    only on the JVM side, in Spark 3.5 and 4.3 alike). The task attempt id does: Spark numbers every
     task it launches in one application from one increasing counter, so the
     tasks of a retried stage attempt, and of a fit the driver runs again,
     carry larger ids than the ones they replace, and the servers refuse the
