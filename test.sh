@@ -6,11 +6,12 @@
 # Each stage prints its
 # duration; then the Python environment (.venv), the deployment checks
 # (deploy/, every shell script) and the Spark connector's pytest suite on a
-# real local Spark.
+# real local Spark 3.5, then the same suite on Spark 4 (.venv-spark4).
 # Usage: ./test.sh [--no-sanitize] [--no-fuzz] [--no-bench] [--no-spark]
-#                  [--no-deploy]
-# (--no-spark skips the pytest suite; .venv is still set up for the deploy
-# checks unless --no-deploy is given too)
+#                  [--no-spark4] [--no-deploy]
+# (--no-spark skips the pytest suite on Spark 3.5; .venv is still set up for
+# the deploy checks unless --no-deploy is given too; --no-spark4 skips
+# .venv-spark4 and the suite on Spark 4)
 set -euo pipefail
 cd "$(dirname "$0")"
 SANITIZE=1
@@ -18,6 +19,7 @@ FUZZ=1
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 BENCH=1
 SPARK=1
+SPARK4=1
 DEPLOY=1
 for a in "$@"; do
     case "$a" in
@@ -25,6 +27,7 @@ for a in "$@"; do
     --no-fuzz) FUZZ=0 ;;
     --no-bench) BENCH=0 ;;
     --no-spark) SPARK=0 ;;
+    --no-spark4) SPARK4=0 ;;
     --no-deploy) DEPLOY=0 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
     esac
@@ -68,5 +71,11 @@ if [ $DEPLOY = 1 ]; then
 fi
 if [ $SPARK = 1 ]; then
     stage "Python/Spark tests" .venv/bin/pytest spark-connector/tests -q
+fi
+if [ $SPARK4 = 1 ]; then
+    # .venv-spark4: PySpark 4 with its pandas/pyarrow/numpy (and Spark
+    # Connect's client, for the test that refuses a Connect session)
+    stage "Python environment, Spark 4 (setup-venv.sh --spark 4)" spark-connector/setup-venv.sh --spark 4
+    stage "Python/Spark tests on Spark 4" .venv-spark4/bin/pytest spark-connector/tests -q
 fi
 echo "all tests passed"

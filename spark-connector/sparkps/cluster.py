@@ -80,6 +80,20 @@ def is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("::1", "[::1]", "localhost")
 
 
+def check_classic(session_or_df) -> None:
+    """RuntimeError when a SparkSession or DataFrame is Spark Connect's: the
+    connector runs barrier stages and reads the SparkContext (task slots,
+    stage progress, broadcasts, the driver's address), which only a classic
+    session has. Read from the object's class, so Connect's client (grpc)
+    is never imported."""
+    if type(session_or_df).__module__.startswith("pyspark.sql.connect"):
+        raise RuntimeError(
+            "sparkps needs a classic Spark session (barrier execution and the "
+            "SparkContext), and this is a Spark Connect session (.remote(...), "
+            "SPARK_REMOTE or spark.api.mode=connect): create it with "
+            "SparkSession.builder.master(...) and spark.api.mode=classic")
+
+
 def reachable_host(spark=None) -> str:
     """The address servers bind to: 127.0.0.1 under a local master,
     otherwise ``spark.driver.host`` (resolved to an IP address), which the
@@ -93,6 +107,7 @@ def reachable_host(spark=None) -> str:
             spark = None
     if spark is None:
         return "127.0.0.1"
+    check_classic(spark)
     conf = spark.sparkContext.getConf()
     if (conf.get("spark.master") or "local").startswith("local"):
         return "127.0.0.1"

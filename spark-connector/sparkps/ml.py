@@ -40,7 +40,7 @@ from . import stream as st
 from .stream import SchemaError
 from .cluster import PSCluster, normalize_consistency
 from .fit_handle import FitCancelled, PSFitHandle
-from .train import (WorkerProcess, _local_model_file, check_slots, check_spark_version,
+from .train import (WorkerProcess, _local_model_file, check_slots, check_spark,
                     model_input_dim, model_kind, resolve_features, train_dataframe, train_files)
 
 
@@ -292,7 +292,7 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
     def _dataframe_run(self, dataset):
         """Checks what can be checked before any server starts and returns
         ``run(cluster, job, init_bytes)`` for :meth:`_train`."""
-        check_spark_version()
+        check_spark(dataset)
         features = self._features()
         resolve_features(dataset, features, self.getLabelCol())  # fail before servers start
         check_slots(dataset.sparkSession.sparkContext, self.getNumWorkers())
@@ -325,13 +325,13 @@ class PSClassifier(Estimator, _PSParams, HasValidationIndicatorCol, DefaultParam
         ``numWorkers`` barrier tasks runs one ps-worker on its share
         ``--part i/numWorkers``. The column Params are not used; the other
         Params apply as in ``fit``. ``spark``: default the active session."""
-        check_spark_version()
         if spark is None:
             from pyspark.sql import SparkSession
 
             spark = SparkSession.getActiveSession()
             if spark is None:
                 raise RuntimeError("fitFiles needs a SparkSession (none is active)")
+        check_spark(spark)
         check_slots(spark.sparkContext, self.getNumWorkers())
         return self._train(spark, lambda cluster, job, init: train_files(
             spark, cluster, self.getModelSpec(), path, format=format, labels=labels,
@@ -444,7 +444,7 @@ class PSClassificationModel(Model, _PSParams, MLReadable, MLWritable):
         return self._bc[1]
 
     def _transform(self, dataset):
-        check_spark_version()
+        check_spark(dataset)
         meta = self.metadata
         spec = meta.get("model", self.getModelSpec())
         features = self._features()

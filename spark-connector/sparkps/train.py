@@ -43,7 +43,7 @@ import pyarrow as pa
 from . import find_binary
 from .curve import task_env
 from . import stream as st
-from .cluster import ClusterError, PSCluster, _kill_with_parent, tail
+from .cluster import ClusterError, PSCluster, _kill_with_parent, check_classic, tail
 from .guard import ServerGuard
 from .progress import ProgressReporter
 
@@ -71,6 +71,13 @@ def check_spark_version(version: Optional[str] = None) -> None:
         raise RuntimeError(
             f"sparkps needs Spark {MIN_SPARK[0]}.{MIN_SPARK[1]} or newer "
             f"(mapInArrow with barrier=True); this is Spark {version}")
+
+
+def check_spark(session_or_df) -> None:
+    """The Spark version and the session's mode (classic), before any
+    server starts."""
+    check_spark_version()
+    check_classic(session_or_df)
 
 
 def model_kind(spec: str) -> int:
@@ -245,7 +252,7 @@ def task_attempt(ctx) -> int:
     number counts retries within one stage attempt only, so it would not
     tell a retried run from the first). The stage attempt number would, but
     PySpark's TaskContext does not expose it (``stageAttemptNumber`` exists
-    only on the JVM side). The task attempt id does: Spark numbers every
+    only on the JVM side, in Spark 3.5 and 4.3 alike). The task attempt id does: Spark numbers every
     task it launches in one application from one increasing counter, so the
     tasks of a retried stage attempt, and of a fit the driver runs again,
     carry larger ids than the ones they replace, and the servers refuse the
@@ -465,7 +472,7 @@ def train_dataframe(df, cluster: PSCluster, model: str, features: Union[str, Seq
     do not answer or one started by ``cluster`` dies during the stage
     (the stage is then cancelled at once), and the Spark exception of the
     failed stage (carrying the worker's stderr) when a worker fails."""
-    check_spark_version()
+    check_spark(df)
     spark = df.sparkSession
     sc = spark.sparkContext
     check_slots(sc, num_workers)
@@ -611,7 +618,7 @@ def train_files(spark, cluster: PSCluster, model: str, data: str, *, format: str
     the stage with its stderr tail; ``timeout`` (seconds) kills a worker
     that runs longer. ``extra_args`` go to every ps-worker as given (e.g.
     ``["--csv-header", "--l1", "1"]``)."""
-    check_spark_version()
+    check_spark(spark)
     if format not in FILE_FORMATS:
         raise ValueError(f"format {format!r}: expected one of {', '.join(FILE_FORMATS)}")
     if not data or data == "-":

@@ -124,7 +124,8 @@ def test_spark_older_than_3_5_is_refused(spark, monkeypatch):
 
 
 @pytest.mark.parametrize("version,ok", [("3.5.0", True), ("3.5.7", True), ("4.0.1", True),
-                                        ("4.1.0.dev0", True), ("3.4.4", False),
+                                        ("4.1.0.dev0", True), ("4.3.0", True),
+                                        ("3.4.4", False),
                                         ("3.3.0", False), ("2.4.8", False)])
 def test_version_check_reads_major_minor(version, ok):
     if ok:

@@ -11,6 +11,14 @@ from conftest import FMNIST
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
+def failure(r):
+    """What a failed spark-submit said, without Spark's INFO log lines
+    (spark-submit logs at INFO on stderr, which buries a Python traceback
+    past the last 3000 characters)."""
+    err = "\n".join(x for x in r.stderr.splitlines() if " INFO " not in x)
+    return f"rc {r.returncode}\nstdout:\n{r.stdout[-2000:]}\nstderr:\n{err[-4000:]}"
+
+
 def test_fashion_mnist_example_through_spark_submit():
     if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
         pytest.skip(f"Fashion-MNIST not in {FMNIST}: apt-get install dataset-fashion-mnist")
@@ -23,7 +31,7 @@ def test_fashion_mnist_example_through_spark_submit():
          "--epochs", "3", "--model", "mlp:784-64-10", "--lr", "0.001",
          "--lr-schedule", "constant", "--target", "0.5"],
         capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, failure(r)
     lines = [json.loads(x) for x in r.stdout.strip().splitlines() if x.startswith("{")]
     last, epochs = lines[-1], lines[:-1]
     assert last["train_rows"] == 12000 and last["seconds"] > 0
@@ -48,7 +56,7 @@ def test_sparse_lr_example_through_spark_submit():
         [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false",
          os.path.join(EXAMPLES, "sparse_lr_libsvm.py"), "--rows", "20000"],
         capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, failure(r)
     last = json.loads(r.stdout.strip().splitlines()[-1])
     assert last["train_rows"] + last["test_rows"] == 20000 and last["seconds"] > 0
     assert last["test_auc"] >= SPARSE_LR_AUC_FLOOR, last

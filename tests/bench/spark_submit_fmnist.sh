@@ -8,14 +8,16 @@
 # and when it came, the final model's test accuracy (transform) and the
 # whole spark-submit's wall time; then the per-epoch lines of the last run.
 # Extra arguments go to the example. Needs the venv of
-# spark-connector/setup-venv.sh and dataset-fashion-mnist.
+# spark-connector/setup-venv.sh and dataset-fashion-mnist; SPARKPS_VENV
+# picks another one (SPARKPS_VENV=.venv-spark4: Spark 4, made by
+# setup-venv.sh --spark 4).
 # Usage: spark_submit_fmnist.sh [RUNS] [example args...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${1:-3}
 shift $(( $# >= 1 ? 1 : 0 ))
-venv=$root/.venv
-[ -x "$venv/bin/spark-submit" ] || { echo "run spark-connector/setup-venv.sh first" >&2; exit 1; }
+venv=$(cd "$root" && realpath -m "${SPARKPS_VENV:-.venv}")
+[ -x "$venv/bin/spark-submit" ] || { echo "no spark-submit in $venv: run spark-connector/setup-venv.sh first" >&2; exit 1; }
 export PYSPARK_PYTHON=$venv/bin/python PYSPARK_DRIVER_PYTHON=$venv/bin/python
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
 out=$(mktemp)
