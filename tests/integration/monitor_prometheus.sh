@@ -18,25 +18,7 @@ server=${2:?usage: monitor_prometheus.sh BIN_DIR PS_SERVER}
 # shellcheck source=tests/integration/proc_lib.sh
 . "$(dirname "$0")/proc_lib.sh"
 need_prometheus
-die() {
-    echo "FAIL: $*" >&2
-    for f in server.err prometheus.log w0.err w1.err; do
-        [ -s "$dir/$f" ] && { echo "--- $f (end):" >&2; tail -n 15 "$dir/$f" >&2; }
-    done
-    exit 1
-}
-
-# poll TRIES WHAT COMMAND...: runs COMMAND every 0.5 s until it succeeds;
-# fails naming WHAT after TRIES attempts.
-poll() {
-    local tries=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < tries; i++)); do
-        "$@" && return 0
-        sleep 0.5
-    done
-    die "gave up waiting for $what"
-}
+logs=(server.err prometheus.log w0.err w1.err)
 
 # Prometheus' HTTP API through python3 (no curl needed): prints the value
 # of an instant query's first sample, or nothing.

@@ -11,13 +11,7 @@ server=${1:?usage: prometheus_token.sh PS_SERVER}
 # shellcheck source=tests/integration/proc_lib.sh
 . "$(dirname "$0")/proc_lib.sh"
 need_prometheus
-die() {
-    echo "FAIL: $*" >&2
-    for f in server.err prometheus.log; do
-        [ -s "$dir/$f" ] && { echo "--- $f (end):" >&2; tail -n 15 "$dir/$f" >&2; }
-    done
-    exit 1
-}
+logs=(server.err prometheus.log)
 
 od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/sparkps-token"
 echo "not-the-token-0123456789" >"$dir/wrong-token"

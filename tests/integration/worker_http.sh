@@ -18,22 +18,8 @@ server=${2:?usage: worker_http.sh BIN_DIR PS_SERVER}
 # shellcheck source=tests/integration/cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 w=$bin/ps-worker
-die() {
-    echo "FAIL: $*" >&2
-    for f in server.err w.err; do
-        [ -s "$dir/$f" ] && { echo "--- $f (end):" >&2; tail -n 15 "$dir/$f" >&2; }
-    done
-    exit 1
-}
-poll() {
-    local tries=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < tries; i++)); do
-        "$@" && return 0
-        sleep 0.2
-    done
-    die "gave up waiting for $what"
-}
+logs=(server.err w.err)
+poll_interval=0.2
 # get URL [TOKEN]: prints "STATUS BODY..." (python3: no curl needed).
 get() {
     python3 - "$@" <<'PY'
