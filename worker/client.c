@@ -788,11 +788,17 @@ static void read_monitor(ps_client *c, uint32_t shard)
         s->no_detail = 0;
         ps_log(PS_LOG_WARN, "refused by the server shard=%u endpoint=%s: %s",
                shard, s->endpoint, msg);
+        int failed = 0;
         for (size_t i = 0; i < c->inflight_cap; i++) {
             piece *p = c->inflight[i];
-            if (p && p->shard == shard && !p->done)
+            if (p && p->shard == shard && !p->done) {
                 piece_finish(c, p, PS_EAUTH, msg);
+                failed = 1;
+            }
         }
+        /* Their messages never left: a fresh socket releases them. */
+        if (failed)
+            reconnect(c, shard, 0);
     }
 }
 
@@ -885,20 +891,44 @@ static int finish_request(ps_client *c, ps_request *r)
     return rc;
 }
 
+/* Fails every piece of r still pending after a transport error or a
+ * cancel, and gives each of their shards a fresh socket: libzmq would
+ * otherwise keep their zero-copy buffers queued for a server that may never
+ * answer, and finish_request() would wait on them for ever. */
+static void abandon_pending(ps_client *c, ps_request *r, int rc)
+{
+    const char *why =
+        rc == PS_ECANCELED ? "cancelled by the caller" : "transport error";
+    for (int i = 0; i < r->npieces; i++) {
+        piece *p = &r->pieces[i];
+        if (p->done)
+            continue;
+        piece_finish(c, p, rc, why);
+        reconnect(c, p->shard, 0);
+    }
+}
+
+/* Drives I/O until every piece of r is done (answered or failed), or until
+ * end_ms passes (PS_ETIMEDOUT, r still pending). */
+static int drive_until_done(ps_client *c, ps_request *r, int64_t end_ms)
+{
+    while (r->remaining > 0) {
+        int64_t now = ps_now_ms();
+        if (now >= end_ms)
+            return PS_ETIMEDOUT;
+        int slice = end_ms - now > 1000 ? 1000 : (int)(end_ms - now);
+        int rc = drive(c, slice);
+        if (rc != PS_OK && rc != PS_ETIMEDOUT)
+            abandon_pending(c, r, rc);
+    }
+    return PS_OK;
+}
+
 /* Waits for r to complete without freeing it (the caller reads its
  * results). */
 static int wait_keep(ps_client *c, ps_request *r)
 {
-    while (r->remaining > 0) {
-        int rc = drive(c, 1000);
-        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
-            for (int i = 0; i < r->npieces; i++)
-                if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc,
-                             rc == PS_ECANCELED ? "cancelled by the caller"
-                                                : "transport error");
-        }
-    }
+    drive_until_done(c, r, INT64_MAX);
     return finish_request(c, r);
 }
 
@@ -907,21 +937,8 @@ int ps_client_wait(ps_client *c, ps_request *r, int timeout_ms)
     if (r == NULL)
         return set_err(c, PS_EINVAL, "wait on a NULL request");
     int64_t end = timeout_ms < 0 ? INT64_MAX : ps_now_ms() + timeout_ms;
-    while (r->remaining > 0) {
-        int64_t now = ps_now_ms();
-        if (now >= end)
-            return PS_ETIMEDOUT;
-        int slice = end - now > 1000 ? 1000 : (int)(end - now);
-        int rc = drive(c, slice);
-        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
-            /* Transport failure: fail what is left of this request. */
-            for (int i = 0; i < r->npieces; i++)
-                if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc,
-                             rc == PS_ECANCELED ? "cancelled by the caller"
-                                                : "transport error");
-        }
-    }
+    if (drive_until_done(c, r, end) == PS_ETIMEDOUT)
+        return PS_ETIMEDOUT;
     int rc = finish_request(c, r);
     request_free(r);
     return rc;
@@ -936,17 +953,7 @@ static int run_blocking(ps_client *c, ps_request *r)
     int rc = request_start(c, r);
     if (rc != PS_OK)
         return rc;
-    while (r->remaining > 0) {
-        rc = drive(c, 1000);
-        if (rc != PS_OK && rc != PS_ETIMEDOUT) {
-            for (int i = 0; i < r->npieces; i++)
-                if (!r->pieces[i].done)
-                    piece_finish(c, &r->pieces[i], rc,
-                             rc == PS_ECANCELED ? "cancelled by the caller"
-                                                : "transport error");
-        }
-    }
-    return finish_request(c, r);
+    return wait_keep(c, r);
 }
 
 /* ---- heartbeat thread ---- */
@@ -1643,13 +1650,8 @@ int ps_client_status_json(ps_client *c, int shard, char **json)
         return PS_ENOMEM;
     r->pieces[0].shard = (uint32_t)shard;
     int rc = request_start(c, r);
-    while (rc == PS_OK && r->remaining > 0) {
-        int d = drive(c, 1000);
-        if (d != PS_OK && d != PS_ETIMEDOUT)
-            piece_finish(c, &r->pieces[0], d, "transport error");
-    }
     if (rc == PS_OK)
-        rc = finish_request(c, r);
+        rc = wait_keep(c, r);
     if (rc == PS_OK) {
         *json = r->status_json;
         r->status_json = NULL;

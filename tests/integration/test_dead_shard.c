@@ -6,6 +6,7 @@
  * per pending piece (three minutes for a 6-table MLP worker with the
  * defaults). The bound is checked by counting re-sends, not by a clock. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TABLES 8
 #define LEN 64 /* split over both shards: every push has a piece on each */
@@ -74,11 +76,57 @@ test_dead_shard_fails_every_pending_piece_in_retries_rounds(void **state)
     assert_int_equal(ps_server_stop(&cl.srv[0], 5000), 0);
 }
 
+/* A cancel (SIGTERM in ps-worker) while a push waits for a dead shard
+ * returns PS_ECANCELED at once. Regression: the push's zero-copy buffers
+ * stayed queued in libzmq for the unreachable server, and the wait spun
+ * for ever for libzmq to release them (a worker ignored SIGTERM when its
+ * server had died mid-push). The timeout is far beyond ctest's, so only the
+ * cancel can end the wait. */
+static void test_cancel_releases_a_push_queued_for_a_dead_shard(void **state)
+{
+    (void)state;
+    ps_cluster cl;
+    assert_int_equal(ps_cluster_start(&cl, 1, NULL), 0);
+    static volatile sig_atomic_t cancel;
+    cancel = 0;
+    ps_client_cfg cfg;
+    ps_client_cfg_init(&cfg);
+    cfg.servers = cl.servers;
+    cfg.timeout_ms = 600000;
+    cfg.cancel = &cancel;
+    char err[512];
+    ps_client *c = NULL;
+    assert_int_equal(ps_client_new(&c, &cfg, err, sizeof(err)), PS_OK);
+    ps_table_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.name = "w";
+    spec.kind = PS_DENSE;
+    spec.len = LEN;
+    spec.optim.kind = PS_OPT_SGD;
+    spec.optim.lr = 0.1;
+    int table;
+    assert_int_equal(ps_client_define(c, &spec, &table), PS_OK);
+    ps_server_kill(&cl.srv[0]);
+    /* libzmq sees the connection close and queues what follows for a
+     * reconnect that never succeeds. */
+    usleep(300 * 1000);
+    static float grad[LEN];
+    ps_request *req;
+    assert_int_equal(ps_client_push(c, table, 0, LEN, grad, &req), PS_OK);
+    cancel = 1;
+    assert_int_equal(ps_client_wait(c, req, -1), PS_ECANCELED);
+    assert_non_null(strstr(ps_client_errmsg(c), "cancelled"));
+    ps_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(
             test_dead_shard_fails_every_pending_piece_in_retries_rounds,
+            ps_harness_teardown),
+        cmocka_unit_test_teardown(
+            test_cancel_releases_a_push_queued_for_a_dead_shard,
             ps_harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
