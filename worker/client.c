@@ -39,6 +39,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,8 @@ typedef struct shard_conn {
     ps_monitor *monitor; /* sock's handshakes and lost connections */
     int no_detail;       /* handshakes failed without detail, in a row */
     uint32_t hello_shards;
-    int progress_due; /* the latest progress has not reached this shard */
+    int progress_due;  /* the latest progress has not reached this shard */
+    uint64_t max_keys; /* the server's --max-keys (its Hello); 0: none */
 } shard_conn;
 
 typedef struct piece {
@@ -1105,6 +1107,8 @@ static int check_hellos(ps_client *c, const Sparkps__Hello *hs)
                            "models",
                            i, ep);
     }
+    for (uint32_t i = 0; i < c->nshards; i++)
+        c->shards[i].max_keys = hs[i].has_max_keys ? hs[i].max_keys : 0;
     c->consistency = (int)hs[0].consistency;
     c->staleness = (int)hs[0].staleness;
     c->worker_timeout_ms = hs[0].worker_timeout_ms;
@@ -1908,7 +1912,16 @@ int ps_client_pushpull(ps_client *c, int table, uint64_t offset, uint64_t count,
                          req);
 }
 
-/* Groups keys by shard: each piece gets its keys, their positions in the
+/* Keys per piece for shard s: the server's --max-keys, so a large batch
+ * goes out in several pieces instead of being refused with ETOOBIG. */
+static size_t keys_per_piece(const ps_client *c, uint32_t s)
+{
+    uint64_t m = c->shards[s].max_keys;
+    return m == 0 || m > SIZE_MAX ? SIZE_MAX : (size_t)m;
+}
+
+/* Groups keys by shard, and within a shard into pieces of at most the
+ * server's --max-keys: each piece gets its keys, their positions in the
  * caller's arrays and (for pushes) the gathered gradient rows. */
 static int sparse_request(ps_client *c, int type, int table,
                           const uint64_t *keys, size_t nkeys, const float *grad,
@@ -1924,21 +1937,30 @@ static int sparse_request(ps_client *c, int type, int table,
     size_t dim = c->tables[table].dim;
     uint32_t *owner = malloc(nkeys * sizeof(*owner));
     size_t *per = calloc(c->nshards, sizeof(*per));
+    size_t *fill = calloc(c->nshards, sizeof(*fill));
     int *slot = malloc(c->nshards * sizeof(*slot));
     ps_request *r = NULL;
-    if (owner == NULL || per == NULL || slot == NULL) {
+    if (owner == NULL || per == NULL || fill == NULL || slot == NULL) {
         rc = PS_ENOMEM;
         goto out;
     }
-    int n = 0;
-    for (size_t i = 0; i < nkeys; i++) {
-        owner[i] = ps_key_shard(keys[i], c->nshards);
-        if (per[owner[i]]++ == 0)
-            n++;
+    for (size_t i = 0; i < nkeys; i++)
+        per[owner[i] = ps_key_shard(keys[i], c->nshards)]++;
+    size_t n = 0;
+    for (uint32_t s = 0; s < c->nshards; s++) {
+        size_t lim = keys_per_piece(c, s);
+        n += per[s] / lim + (per[s] % lim != 0);
     }
-    if ((rc = make_room(c, (size_t)n)) != PS_OK)
+    if (n > MAX_INFLIGHT_PIECES / 2) {
+        rc = set_err(c, PS_ETOOBIG,
+                     "%zu keys need %zu pieces of at most the servers' "
+                     "--max-keys; send smaller batches",
+                     nkeys, n);
         goto out;
-    r = request_new(c, type, table, n);
+    }
+    if ((rc = make_room(c, n)) != PS_OK)
+        goto out;
+    r = request_new(c, type, table, (int)n);
     if (r == NULL) {
         rc = PS_ENOMEM;
         goto out;
@@ -1948,25 +1970,29 @@ static int sparse_request(ps_client *c, int type, int table,
     r->user_out = out;
     int k = 0;
     for (uint32_t s = 0; s < c->nshards; s++) {
-        slot[s] = -1;
-        if (per[s] == 0)
-            continue;
-        piece *p = &r->pieces[k];
-        slot[s] = k++;
-        p->shard = s;
-        p->keys = malloc(per[s] * sizeof(*p->keys));
-        p->pos = malloc(per[s] * sizeof(*p->pos));
-        if (grad)
-            p->gbuf = malloc(per[s] * dim * sizeof(float));
-        if (out)
-            p->obuf = malloc(per[s] * dim * sizeof(float));
-        if (!p->keys || !p->pos || (grad && !p->gbuf) || (out && !p->obuf)) {
-            rc = PS_ENOMEM;
-            goto out;
+        slot[s] = k;
+        size_t lim = keys_per_piece(c, s);
+        for (size_t left = per[s]; left > 0; k++) {
+            size_t m = left < lim ? left : lim;
+            left -= m;
+            piece *p = &r->pieces[k];
+            p->shard = s;
+            p->keys = malloc(m * sizeof(*p->keys));
+            p->pos = malloc(m * sizeof(*p->pos));
+            if (grad)
+                p->gbuf = malloc(m * dim * sizeof(float));
+            if (out)
+                p->obuf = malloc(m * dim * sizeof(float));
+            if (!p->keys || !p->pos || (grad && !p->gbuf) ||
+                (out && !p->obuf)) {
+                rc = PS_ENOMEM;
+                goto out;
+            }
         }
     }
     for (size_t i = 0; i < nkeys; i++) {
-        piece *p = &r->pieces[slot[owner[i]]];
+        uint32_t s = owner[i];
+        piece *p = &r->pieces[slot[s] + fill[s]++ / keys_per_piece(c, s)];
         p->keys[p->count] = keys[i];
         p->pos[p->count] = i;
         if (grad)
@@ -1983,6 +2009,7 @@ out:
     request_free(r);
     free(owner);
     free(per);
+    free(fill);
     free(slot);
     return rc == PS_ENOMEM ? set_err(c, rc, "out of memory") : rc;
 }

@@ -274,7 +274,10 @@ PS_API int ps_client_pushpull(ps_client *c, int table, uint64_t offset,
                               ps_request **req);
 
 /* Sparse: nkeys keys, dim floats per key in key order. A key listed twice in
- * one push is applied twice. */
+ * one push is applied twice. A shard's keys go out in pieces of at most
+ * that server's --max-keys (from its Hello), so no batch is refused for its
+ * size; each piece is applied and answered on its own, so a pushpull that
+ * lists a key in two pieces may read back the value between its pushes. */
 PS_API int ps_client_push_sparse(ps_client *c, int table, const uint64_t *keys,
                                  size_t nkeys, const float *grad,
                                  ps_request **req);
@@ -291,7 +294,8 @@ PS_API int ps_client_pushpull_sparse(ps_client *c, int table,
  * never received a push there, else it acknowledges it as a no-op: a warm
  * start sent by every worker before training initialises the table once and
  * never overwrites progress. *skipped (nullable) receives the number of
- * shard pieces not applied for that reason. Values travel as float32
+ * pieces (one per shard, more where a range or key set is sent in pieces)
+ * not applied for that reason. Values travel as float32
  * whatever cfg.dtype is. Blocks until every piece is acknowledged; `values`
  * is borrowed until then. */
 #define PS_ASSIGN_IF_UNTOUCHED 1
