@@ -41,6 +41,7 @@ typedef struct train_opts {
     const char *bin_dir;
     const char *init_from;
     int curve;
+    const char *http;
 } train_opts;
 
 #define OPT(f) offsetof(train_opts, f)
@@ -90,6 +91,9 @@ static const ps_setting settings[] = {
     {"curve", PS_SET_BOOL, "false", 0, 1, OPT(curve), NULL,
      "CurveZMQ between workers and servers, with a throwaway key set made "
      "for this run (a private temporary directory, removed at exit)"},
+    {"http", PS_SET_STR, NULL, 0, 0, OPT(http), "HOST:PORT",
+     "shard 0 serves /metrics, /status and the live dashboard page here "
+     "(port 0: a free one; its URL is printed); it shows every worker"},
 };
 #undef OPT
 
@@ -413,6 +417,8 @@ int main(int argc, char **argv)
             arg(&sa, "--curve-secret-key", keys.server_key);
             arg(&sa, "--curve-allow", keys.worker_pub);
         }
+        if (i == 0)
+            arg(&sa, "--http", o.http);
         sa.v[sa.n] = NULL;
         char ep[256];
         if (spawn(&servers[nservers], sa.v) != 0)
@@ -425,6 +431,17 @@ int main(int argc, char **argv)
         }
         size_t l = strlen(list);
         snprintf(list + l, sizeof(list) - l, "%s%s", i ? "," : "", ep);
+        /* With --http the server's second line is the page's URL. */
+        char url[256];
+        if (i == 0 && o.http) {
+            if (read_line(&servers[0], url, sizeof(url), 10000) != 0) {
+                fprintf(stderr, "ps-train: server 0 did not say its HTTP "
+                                "address\n");
+                goto out;
+            }
+            fprintf(stderr, "ps-train: dashboard %s/ (metrics %s/metrics)\n",
+                    url, url);
+        }
     }
     fprintf(stderr, "ps-train: %d servers (%s), %d workers, model %s%s\n",
             nservers, list, (int)o.workers, o.model,
