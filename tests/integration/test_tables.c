@@ -42,6 +42,15 @@ static ps_table_spec dense(const char *name, uint64_t len)
     return s;
 }
 
+/* A sparse table of `dim` floats per key with SGD lr=1; callers adjust. */
+static ps_table_spec sparse(const char *name, uint32_t dim)
+{
+    ps_table_spec s = dense(name, 0);
+    s.kind = PS_SPARSE;
+    s.dim = dim;
+    return s;
+}
+
 static void pull_all(ps_client *c, int t, uint64_t off, uint64_t n, float *out)
 {
     ps_request *r;
@@ -281,11 +290,7 @@ static void test_tables_sparse_lazy_rows_seeded(void **state)
     ps_cluster cl;
     assert_int_equal(ps_cluster_start(&cl, 3, NULL), 0);
     ps_client *c = client_for(cl.servers, "sparse", PS_F32);
-    ps_table_spec s;
-    memset(&s, 0, sizeof(s));
-    s.name = "emb";
-    s.kind = PS_SPARSE;
-    s.dim = 3;
+    ps_table_spec s = sparse("emb", 3);
     s.init.kind = PS_INIT_UNIFORM;
     s.init.a = -1;
     s.init.b = 1;
@@ -337,13 +342,7 @@ static void test_tables_sparse_batch_split_under_max_keys(void **state)
     const char *extra[] = {"--max-keys", "16", NULL};
     assert_int_equal(ps_cluster_start(&cl, 2, extra), 0);
     ps_client *c = client_for(cl.servers, "split", PS_F32);
-    ps_table_spec s;
-    memset(&s, 0, sizeof(s));
-    s.name = "emb";
-    s.kind = PS_SPARSE;
-    s.dim = 2;
-    s.optim.kind = PS_OPT_SGD;
-    s.optim.lr = 1.0;
+    ps_table_spec s = sparse("emb", 2);
     int t;
     assert_int_equal(ps_client_define(c, &s, &t), PS_OK);
     static uint64_t keys[SPLIT_KEYS];
