@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Checks a Grafana dashboard against a Prometheus /metrics text.
+"""Checks a Grafana dashboard against Prometheus /metrics texts.
 
 Every metric name the dashboard's queries use (panel targets, rows' panels,
-query variables such as label_values(metric, label)) must exist in the
-metrics text: as a sample, or declared by a # TYPE line (a family with no
+query variables such as label_values(metric, label)) must exist in one of
+the metrics texts (the dashboard charts several exporters, e.g. ps-server's
+sparkps_* and ps-worker's sparkps_trainer_*): as a sample, or declared by a # TYPE line (a family with no
 series yet still counts). A histogram `h` exists as h_bucket, h_sum and
 h_count (`h` alone names no series, so a query on it is reported); a summary
 as h, h_sum and h_count; a counter declared without its _total (OpenMetrics)
 also as h_total. Panels and targets must use the dashboard's Prometheus
 datasource variable, so the dashboard imports anywhere.
 
-Usage: check_grafana.py DASHBOARD.json METRICS.txt|-   [--list]
-  e.g. curl -s http://HOST:PORT/metrics | check_grafana.py sparkps.json -
+Usage: check_grafana.py DASHBOARD.json METRICS.txt|- [METRICS.txt|- ...]
+                        [--list]
+  names are checked against the union of the files; - (stdin) at most once
+  e.g. curl -s http://SERVER/metrics | check_grafana.py sparkps.json - w.txt
 Exit status: 0 all present, 1 names missing or datasource problems (each
 named on stderr), 2 usage or unreadable input.
 """
@@ -149,23 +152,30 @@ def exposed(text):
     return names, histograms
 
 
+def read_metrics(path):
+    """A metrics file's text; - is stdin."""
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def main():
     ap = argparse.ArgumentParser(
-        description="Check that a Grafana dashboard's metrics exist in a "
-                    "/metrics text.")
+        description="Check that a Grafana dashboard's metrics exist in "
+                    "/metrics texts (their union).")
     ap.add_argument("dashboard", help="Grafana dashboard JSON")
-    ap.add_argument("metrics", help="Prometheus text format; - for stdin")
+    ap.add_argument("metrics", nargs="+",
+                    help="Prometheus text format; - for stdin (once)")
     ap.add_argument("--list", action="store_true",
                     help="print every metric name the dashboard uses")
     args = ap.parse_args()
+    if args.metrics.count("-") > 1:
+        ap.error("- (stdin) can be given once")
     try:
         with open(args.dashboard, encoding="utf-8") as f:
             dash = json.load(f)
-        if args.metrics == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.metrics, encoding="utf-8") as f:
-                text = f.read()
+        texts = [read_metrics(m) for m in args.metrics]
     except (OSError, ValueError) as e:
         print(f"check_grafana: {e}", file=sys.stderr)
         return 2
@@ -175,7 +185,12 @@ def main():
         return 2
 
     uses, problems = dashboard_uses(dash)
-    have, histograms = exposed(text)
+    have, histograms = set(), set()
+    for text in texts:
+        h, hist = exposed(text)
+        have |= h
+        histograms |= hist
+    sources = " + ".join("stdin" if m == "-" else m for m in args.metrics)
     if args.list:
         for n in sorted(uses):
             print(n)
@@ -184,7 +199,7 @@ def main():
         hint = ""
         if n in histograms:
             hint = f" ({n} is a histogram: query {n}_bucket, _sum or _count)"
-        print(f"missing from {args.metrics}: {n}{hint}; used by "
+        print(f"missing from {sources}: {n}{hint}; used by "
               + ", ".join(uses[n]), file=sys.stderr)
     for p in problems:
         print(f"{args.dashboard}: {p}", file=sys.stderr)
@@ -195,7 +210,7 @@ def main():
     if missing or problems:
         return 1
     print(f"check_grafana: the {len(uses)} metric names "
-          f"{args.dashboard} uses are all in {args.metrics}")
+          f"{args.dashboard} uses are all in {sources}")
     return 0
 
 

@@ -1,8 +1,10 @@
-"""Tests of check_grafana.py and of deploy/grafana/sparkps.json against a
-hand-written /metrics sample (sample_metrics.txt, the names mon's branch
-implements). Standard library only: `python3 -m unittest` or pytest. With
-promtool on PATH, the sample must pass `promtool check metrics` and every
-query of the dashboard must parse (`promtool check rules`)."""
+"""Tests of check_grafana.py and of deploy/grafana/sparkps.json against
+hand-written /metrics samples: a server's (sample_metrics.txt, the names
+ps-server exports) and a worker's (sample_worker_metrics.txt, ps-worker
+--http's sparkps_trainer_* names), the dashboard charting both. Standard
+library only: `python3 -m unittest` or pytest. With promtool on PATH, the
+samples must pass `promtool check metrics` and every query of the dashboard
+must parse (`promtool check rules`)."""
 import json
 import os
 import re
@@ -16,11 +18,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "sparkps.json")
 SAMPLE = os.path.join(HERE, "sample_metrics.txt")
+WORKER_SAMPLE = os.path.join(HERE, "sample_worker_metrics.txt")
 CHECK = os.path.join(HERE, "check_grafana.py")
 sys.path.insert(0, HERE)
 import check_grafana  # noqa: E402
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
+# ps-worker's figures the Training row already charts from what the servers
+# are told (sparkps_worker_epoch, _loss, _accuracy): not in the Workers row.
+TRAINING_ROW_DUPLICATES = {
+    "sparkps_trainer_epoch", "sparkps_trainer_train_loss",
+    "sparkps_trainer_train_accuracy", "sparkps_trainer_eval_epoch",
+    "sparkps_trainer_eval_loss", "sparkps_trainer_eval_accuracy"}
+WORKERS_ROW = "Workers (ps-worker --http)"
 
 
 def dashboard(*exprs, panel_ds=DS, nested=False):
@@ -37,23 +47,52 @@ def dashboard(*exprs, panel_ds=DS, nested=False):
 
 
 class Run:
-    """check_grafana.py on a dashboard object and a metrics text."""
+    """check_grafana.py on a dashboard object and metrics texts (one, or a
+    list: files m0.txt, m1.txt, ...; STDIN, if given, on stdin as -)."""
 
-    def __init__(self, dash, metrics):
+    def __init__(self, dash, metrics, stdin=None):
+        texts = [metrics] if isinstance(metrics, str) else metrics
         with tempfile.TemporaryDirectory() as d:
-            dpath, mpath = os.path.join(d, "d.json"), os.path.join(d, "m.txt")
+            dpath = os.path.join(d, "d.json")
             with open(dpath, "w") as f:
                 json.dump(dash, f) if not isinstance(dash, str) else f.write(dash)
-            with open(mpath, "w") as f:
-                f.write(metrics)
-            r = subprocess.run([sys.executable, CHECK, dpath, mpath],
-                               capture_output=True, text=True)
+            mpaths = []
+            for i, text in enumerate(texts):
+                mpaths.append(os.path.join(d, f"m{i}.txt"))
+                with open(mpaths[-1], "w") as f:
+                    f.write(text)
+            if stdin is not None:
+                mpaths.append("-")
+            r = subprocess.run([sys.executable, CHECK, dpath, *mpaths],
+                               input=stdin, capture_output=True, text=True)
         self.rc, self.out, self.err = r.returncode, r.stdout, r.stderr
 
 
 def sample():
     with open(SAMPLE) as f:
         return f.read()
+
+
+def worker_sample():
+    with open(WORKER_SAMPLE) as f:
+        return f.read()
+
+
+def samples():
+    """The server's and the worker's sample, as two files."""
+    return [sample(), worker_sample()]
+
+
+def load_dashboard():
+    with open(DASHBOARD) as f:
+        return json.load(f)
+
+
+def split_rows(d):
+    """(panels above the Workers row, the Workers row's panels)."""
+    titles = [p["title"] for p in d["panels"]]
+    i = titles.index(WORKERS_ROW)
+    return d["panels"][:i], d["panels"][i + 1:]
 
 
 def without(text, name, keep_type=False):
@@ -68,46 +107,95 @@ def without(text, name, keep_type=False):
 
 
 class TestSparkpsDashboard(unittest.TestCase):
-    def test_dashboard_metrics_all_in_sample(self):
-        with open(DASHBOARD) as f:
-            r = Run(json.load(f), sample())
+    def test_dashboard_metrics_all_in_samples(self):
+        r = Run(load_dashboard(), samples())
         self.assertEqual(r.rc, 0, r.err)
         self.assertIn("are all in", r.out)
 
+    def test_server_sample_alone_lacks_the_worker_names(self):
+        r = Run(load_dashboard(), sample())
+        self.assertEqual(r.rc, 1)
+        self.assertIn("sparkps_trainer_step_phase_seconds_total", r.err)
+        self.assertIn('panel "Network wait share per worker"', r.err)
+        self.assertNotIn("sparkps_worker_loss", r.err)
+
     def test_dashboard_uses_every_contract_metric(self):
-        with open(DASHBOARD) as f:
-            uses, problems = check_grafana.dashboard_uses(json.load(f))
+        uses, problems = check_grafana.dashboard_uses(load_dashboard())
         self.assertEqual(problems, [])
-        have, hist = check_grafana.exposed(sample())
-        contract = {n for n in have if not n.endswith(("_sum", "_count"))}
-        self.assertEqual(contract - set(uses), set())
+        for text in samples():
+            have, hist = check_grafana.exposed(text)
+            contract = {n for n in have if not n.endswith(("_sum", "_count"))}
+            self.assertEqual(contract - set(uses) - TRAINING_ROW_DUPLICATES,
+                             set())
 
     def test_dashboard_shape(self):
-        with open(DASHBOARD) as f:
-            d = json.load(f)
+        d = load_dashboard()
         names = {v["name"] for v in d["templating"]["list"]}
-        self.assertTrue({"datasource", "job", "instance"} <= names)
+        self.assertTrue({"datasource", "job", "instance", "worker_job",
+                         "worker"} <= names)
         self.assertGreaterEqual(d["schemaVersion"], 36)
-        for p in d["panels"]:
+        servers, workers = split_rows(d)
+        for p in servers:
             for t in p.get("targets", []):
                 self.assertIn('instance=~"$instance"', t["expr"], p["title"])
                 self.assertIn('job=~"$job"', t["expr"], p["title"])
-        titles = " ".join(p["title"] for p in d["panels"]).lower()
+                self.assertNotIn("sparkps_trainer_", t["expr"], p["title"])
+        # the workers are another scrape job: $job/$instance (from
+        # sparkps_shard_info) would select none of their series
+        for p in workers:
+            self.assertTrue(p.get("targets"), p["title"])
+            for t in p["targets"]:
+                self.assertIn('job=~"$worker_job"', t["expr"], p["title"])
+                self.assertIn("sparkps_trainer_", t["expr"], p["title"])
+                self.assertNotIn("$instance", t["expr"], p["title"])
+                self.assertIn("{{worker}}" if "by (phase)" not in t["expr"]
+                              else "{{phase}}", t["legendFormat"], p["title"])
+        titles = " ".join(p["title"] for p in servers).lower()
         for want in ("samples/s", "loss", "accuracy", "requests/s",
                      "latency", "bytes/s", "errors/s", "optimizer",
                      "table memory", "live workers", "staleness"):
             self.assertIn(want, titles)
+        titles = " ".join(p["title"] for p in workers).lower()
+        for want in ("network wait share", "step time by phase",
+                     "step duration", "samples/s", "retries"):
+            self.assertIn(want, titles)
+        wait = next(p for p in workers if p["title"].startswith("Network"))
+        defaults = wait["fieldConfig"]["defaults"]
+        self.assertEqual((defaults["unit"], defaults["min"], defaults["max"]),
+                         ("percentunit", 0, 1))
+
+    def test_dashboard_layout(self):
+        d = load_dashboard()
+        panels = list(d["panels"])
+        for p in d["panels"]:
+            panels += p.get("panels", [])
+        ids = [p["id"] for p in panels]
+        self.assertEqual(len(ids), len(set(ids)), "panel ids repeat")
+        cells = {}
+        for p in panels:
+            g = p["gridPos"]
+            self.assertLessEqual(g["x"] + g["w"], 24, p["title"])
+            for x in range(g["x"], g["x"] + g["w"]):
+                for y in range(g["y"], g["y"] + g["h"]):
+                    self.assertNotIn((x, y), cells,
+                                     f'{p["title"]} overlaps '
+                                     f'{cells.get((x, y))}')
+                    cells[(x, y)] = p["title"]
+        shards = next(p for p in panels if p["title"] == "Shards")
+        row = next(p for p in panels if p["title"] == WORKERS_ROW)
+        self.assertEqual(row["gridPos"]["y"],
+                         shards["gridPos"]["y"] + shards["gridPos"]["h"])
 
     @unittest.skipUnless(shutil.which("promtool"), "promtool not on PATH")
-    def test_sample_is_valid_exposition(self):
-        r = subprocess.run(["promtool", "check", "metrics"], input=sample(),
-                           capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    def test_samples_are_valid_exposition(self):
+        for text in samples():
+            r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     @unittest.skipUnless(shutil.which("promtool"), "promtool not on PATH")
     def test_dashboard_queries_parse(self):
-        with open(DASHBOARD) as f:
-            d = json.load(f)
+        d = load_dashboard()
         exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
         rules = []
         for i, e in enumerate(exprs):
@@ -124,8 +212,8 @@ class TestSparkpsDashboard(unittest.TestCase):
 
 class TestCheck(unittest.TestCase):
     def test_missing_metric_is_named_with_its_panel(self):
-        with open(DASHBOARD) as f:
-            r = Run(json.load(f), without(sample(), "sparkps_worker_loss"))
+        r = Run(load_dashboard(),
+                [without(sample(), "sparkps_worker_loss"), worker_sample()])
         self.assertEqual(r.rc, 1)
         self.assertIn("sparkps_worker_loss", r.err)
         self.assertIn('panel "Loss"', r.err)
@@ -133,8 +221,7 @@ class TestCheck(unittest.TestCase):
     def test_declared_family_without_series_counts(self):
         text = without(sample(), "sparkps_worker_loss", keep_type=True)
         self.assertIn("# TYPE sparkps_worker_loss gauge", text)
-        with open(DASHBOARD) as f:
-            self.assertEqual(Run(json.load(f), text).rc, 0)
+        self.assertEqual(Run(load_dashboard(), [text, worker_sample()]).rc, 0)
 
     def test_histogram_series_from_type_line(self):
         text = "# TYPE lat_seconds histogram\n"
@@ -176,10 +263,56 @@ class TestCheck(unittest.TestCase):
         self.assertEqual(r.rc, 1)
         self.assertIn("is not the datasource variable", r.err)
 
+    def test_name_only_in_the_second_file(self):
+        d = dashboard("rate(a_total[1m])", "b_seconds_bucket")
+        two = ["# TYPE a_total counter\na_total 1\n",
+               "# TYPE b_seconds histogram\n"]
+        r = Run(d, two)
+        self.assertEqual(r.rc, 0, r.err)
+        self.assertIn("are all in", r.out)
+        self.assertIn(" + ", r.out)  # names both files
+        r = Run(d, two[0])
+        self.assertEqual(r.rc, 1)
+        self.assertIn("b_seconds_bucket", r.err)
+
+    def test_name_in_neither_file(self):
+        r = Run(dashboard("a_total", "nowhere_total"),
+                ["a_total 1\n", "b 2\n"])
+        self.assertEqual(r.rc, 1)
+        self.assertRegex(r.err, r"missing from \S*m0\.txt \+ \S*m1\.txt: "
+                                r"nowhere_total; used by panel \"p1\"")
+        self.assertNotIn("a_total", r.err)
+
+    def test_histogram_hint_across_files(self):
+        r = Run(dashboard("lat_seconds"),
+                ["x 1\n", "# TYPE lat_seconds histogram\n"])
+        self.assertEqual(r.rc, 1)
+        self.assertIn("is a histogram", r.err)
+
+    def test_stdin_with_a_file(self):
+        r = Run(load_dashboard(), sample(), stdin=worker_sample())
+        self.assertEqual(r.rc, 0, r.err)
+        self.assertIn("+ stdin", r.out)
+
+    def test_stdin_at_most_once(self):
+        r = subprocess.run([sys.executable, CHECK, DASHBOARD, "-", "-"],
+                           input="", capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("once", r.stderr)
+
+    def test_no_metrics_file_is_usage(self):
+        r = subprocess.run([sys.executable, CHECK, DASHBOARD],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+
     def test_unreadable_input(self):
         self.assertEqual(Run("{not json", sample()).rc, 2)
         r = subprocess.run([sys.executable, CHECK, DASHBOARD, "/nonexistent"],
                            capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("/nonexistent", r.stderr)
+        r = subprocess.run([sys.executable, CHECK, DASHBOARD, SAMPLE,
+                            "/nonexistent"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("/nonexistent", r.stderr)
 

@@ -8,7 +8,10 @@
 # assumption. Checked: the target is up, every metric name of a scrape is
 # in Prometheus, a scrape passes `promtool check metrics`, samples rose,
 # staleness and parked pulls were seen, and /status over HTTP equals
-# `ps-ctl status --json` (tables, workers, the per-epoch history).
+# `ps-ctl status --json` (tables, workers, the per-epoch history). Worker 0
+# also serves its own /metrics (--http): scraped while BSP holds it, it
+# passes `promtool check metrics`, and every metric the Grafana dashboard
+# queries is in the server's scrape or the worker's.
 # Usage: monitor_prometheus.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker
 # and ps-ctl)
 # Exit 77 (skipped) when prometheus or promtool is not installed.
@@ -43,7 +46,7 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# shellcheck source=cli_lib.sh
+# shellcheck source=tests/integration/cli_lib.sh
 . "$(dirname "$0")/cli_lib.sh"
 blobs_csv 4000 1 >"$dir/train.csv"
 blobs_csv 600 2 >"$dir/test.csv"
@@ -92,14 +95,15 @@ EOF
 poll 120 "Prometheus to report the target up (scrape errors: see prometheus.log)" target_up
 echo "ok   target $target up in Prometheus at $prom"
 
-# Worker 0 alone: BSP holds its second step until worker 1 exists.
+# Worker 0 alone: BSP holds its second step until worker 1 exists. It
+# serves its own /metrics (URL on its stderr).
 worker() {
     "$bin/ps-worker" --servers "$endpoint" --worker-id "$1" --part "$1/2" \
         --format csv --data "$dir/train.csv" --eval "$dir/test.csv" \
         --model mlp:4-16-3 --epochs 2 --batch 32 --lr 0.01 --optimizer adam \
-        --progress-every 0.2
+        --progress-every 0.2 "${@:2}"
 }
-worker 0 >"$dir/w0.out" 2>"$dir/w0.err" &
+worker 0 --http 127.0.0.1:0 >"$dir/w0.out" 2>"$dir/w0.err" &
 pids+=($!)
 w0=$!
 poll 120 "Prometheus to see worker 0's first samples" prom_ge 'sparkps_worker_samples_total{worker="0"}' 1
@@ -109,6 +113,19 @@ kill -0 "$w0" 2>/dev/null || die "worker 0 finished alone: BSP did not hold it"
 prom_ge 'max_over_time(sparkps_worker_staleness{worker="0"}[10m])' 1 ||
     die "no staleness seen for the worker ahead"
 echo "ok   worker 0 at $v1 samples, parked, ahead of worker 1"
+
+# Worker 0's own /metrics while it waits: at least one step counted.
+has_url() { grep -q "http url=http://127.0.0.1:" "$dir/w0.err"; }
+poll 120 "worker 0's URL on its stderr" has_url
+wurl=$(sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$dir/w0.err" | head -n 1)
+stepped() {
+    fetch "$wurl/metrics" >"$dir/worker_scrape.txt" &&
+        grep -Eq '^sparkps_trainer_steps_total\{worker="0",attempt="[0-9]+"\} [1-9]' "$dir/worker_scrape.txt"
+}
+poll 120 "a step in worker 0's /metrics ($wurl)" stepped
+kill -0 "$w0" 2>/dev/null || die "worker 0 finished alone: BSP did not hold it"
+promtool check metrics <"$dir/worker_scrape.txt" || die "promtool check metrics failed on worker 0's scrape"
+echo "ok   worker 0's /metrics at $wurl scraped while it waits; promtool accepts it"
 
 worker 1 >"$dir/w1.out" 2>"$dir/w1.err" &
 pids+=($!)
@@ -132,10 +149,12 @@ prom_ge 'sparkps_table_values{exported_job="default",table="fc1.weight"}' 64 ||
 fetched_at=$(date +%s.%N)
 fetch "$url/metrics" >"$dir/scrape.txt"
 promtool check metrics <"$dir/scrape.txt" || die "promtool check metrics failed on a scrape"
-# Every metric the Grafana dashboard queries is in a live scrape.
+# Every metric the Grafana dashboard queries is in a live scrape: the
+# server's or the worker's (the Workers row).
 python3 "$(dirname "$0")/../deploy/check_grafana.py" \
-    "$(dirname "$0")/../../deploy/grafana/sparkps.json" "$dir/scrape.txt" ||
-    die "deploy/grafana/sparkps.json queries metrics ps-server does not export"
+    "$(dirname "$0")/../../deploy/grafana/sparkps.json" "$dir/scrape.txt" \
+    "$dir/worker_scrape.txt" ||
+    die "deploy/grafana/sparkps.json queries metrics neither ps-server nor ps-worker exports"
 poll 120 "a Prometheus scrape after ours" prom_ge 'timestamp(up)' "$fetched_at"
 python3 - "$prom" "$dir/scrape.txt" <<'EOF' || die "metric names missing in Prometheus"
 import json, re, sys, urllib.request

@@ -7,8 +7,10 @@
 # no timing assumed); within one scrape the phase seconds add up to the
 # step-duration histogram's sum, its buckets are cumulative and end at its
 # count, which equals the steps; `promtool check metrics` accepts a scrape
-# (when installed); /status is the same figures as JSON; and the stdout
-# JSON lines of a run with --http have the keys of one without.
+# (when installed); /status is the same figures as JSON; every metric the
+# Grafana dashboard queries is in the scrape or in the servers' sample
+# (tests/deploy/sample_metrics.txt); and the stdout JSON lines of a run
+# with --http have the keys of one without.
 # Usage: worker_http.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker)
 set -uo pipefail
 bin=${1:?usage: worker_http.sh BIN_DIR PS_SERVER}
@@ -143,6 +145,12 @@ if command -v promtool >/dev/null; then
 else
     echo "skip promtool check metrics (Debian package prometheus not installed)"
 fi
+# The dashboard's Workers row against this real scrape; the servers' names
+# against their sample (monitor_prometheus.sh checks both live).
+top=$(dirname "$0")/../..
+python3 "$top/tests/deploy/check_grafana.py" "$top/deploy/grafana/sparkps.json" \
+    "$top/tests/deploy/sample_metrics.txt" "$dir/scrape.txt" ||
+    die "deploy/grafana/sparkps.json queries worker metrics ps-worker does not export"
 kill "$wpid"
 wait "$wpid"
 st=$?
