@@ -232,14 +232,13 @@ static void test_device_list_open(void **state)
     assert_string_equal(ps_backend_name(bes[1]), "cpu");
     ps_device_list_close(bes, l.n);
     assert_null(bes[0]);
-#ifndef SPARKPS_HAVE_CUDA
-    assert_int_equal(ps_device_list_parse("cpu,cuda:1", &l, err, sizeof(err)),
+    /* No build, driver or machine here has a GPU 99. */
+    assert_int_equal(ps_device_list_parse("cpu,cuda:99", &l, err, sizeof(err)),
                      PS_OK);
-    assert_int_equal(ps_device_list_open(&l, bes, err, sizeof(err)),
-                     PS_ECUDA);
-    assert_non_null(strstr(err, "cuda:1"));
+    assert_int_not_equal(ps_device_list_open(&l, bes, err, sizeof(err)),
+                         PS_OK);
+    assert_non_null(strstr(err, "cuda:99"));
     assert_null(bes[0]);
-#endif
 }
 
 int main(void)
