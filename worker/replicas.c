@@ -100,8 +100,9 @@ int ps_replicas_set_params(ps_replicas *g, const float *params)
     int rc;
 
     g->have_grads = 0;
-    if ((rc = ps_model_set_params(g->models[0], params)) != PS_OK ||
-        g->n == 1)
+    /* A group of one broadcasts too: the single-rank collective path is
+     * what a one-GPU machine can test. */
+    if ((rc = ps_model_set_params(g->models[0], params)) != PS_OK)
         return rc;
     for (size_t i = 0; i < g->n; i++)
         bufs[i] = ps_model_params_buf(g->models[i]);
@@ -178,7 +179,7 @@ int ps_replicas_get_grads(ps_replicas *g, float *grads)
 
     if (grads == NULL || !g->have_grads)
         return PS_EINVAL;
-    if (!g->reduced && g->n > 1) {
+    if (!g->reduced) {
         for (size_t i = 0; rc == PS_OK && i < g->n; i++) {
             rc = weigh(g, i, count);
             bufs[i] = ps_model_grads_buf(g->models[i]);
