@@ -20,7 +20,26 @@ if(NOT _ps_cuda STREQUAL "OFF")
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
-    set(SPARKPS_HAVE_CUDA ON)
+    # NCCL sums a device group's gradients (--device cuda:0,cuda:1, see
+    # gpu/nccl_comm.cu); it ships beside the toolkit (or as libnccl-dev).
+    get_filename_component(_ps_cuda_root "${CMAKE_CUDA_COMPILER}" DIRECTORY)
+    get_filename_component(_ps_cuda_root "${_ps_cuda_root}" DIRECTORY)
+    find_path(SPARKPS_NCCL_INCLUDE_DIR nccl.h
+              HINTS ${_ps_cuda_root}/include /usr/local/cuda/include)
+    find_library(SPARKPS_NCCL_LIBRARY nccl
+                 HINTS ${_ps_cuda_root}/lib64 /usr/local/cuda/lib64)
+    if(SPARKPS_NCCL_INCLUDE_DIR AND SPARKPS_NCCL_LIBRARY)
+      set(SPARKPS_HAVE_CUDA ON)
+    elseif(_ps_cuda STREQUAL "ON")
+      message(FATAL_ERROR
+        "SPARKPS_CUDA=ON but NCCL (nccl.h and libnccl) was not found under "
+        "${_ps_cuda_root}, /usr/local/cuda or the system paths: install "
+        "NCCL (NVIDIA's repository: libnccl-dev), pass "
+        "-DSPARKPS_NCCL_INCLUDE_DIR=... -DSPARKPS_NCCL_LIBRARY=..., or "
+        "configure with -DSPARKPS_CUDA=OFF")
+    else()
+      message(STATUS "sparkps: nvcc found but no NCCL, building without CUDA")
+    endif()
   elseif(_ps_cuda STREQUAL "ON")
     message(FATAL_ERROR
       "SPARKPS_CUDA=ON but no working CUDA compiler (nvcc) was found on PATH "
@@ -48,15 +67,5 @@ if(SPARKPS_HAVE_CUDA)
   find_package(CUDAToolkit REQUIRED)
   message(STATUS "sparkps: CUDA backend on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
                  "architectures ${CMAKE_CUDA_ARCHITECTURES})")
-  # NCCL (several GPUs in one worker) comes in a later slice; noted here so
-  # configure output says whether it would be found.
-  find_path(SPARKPS_NCCL_INCLUDE_DIR nccl.h
-            HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
-  find_library(SPARKPS_NCCL_LIBRARY nccl
-               HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
-  if(SPARKPS_NCCL_INCLUDE_DIR AND SPARKPS_NCCL_LIBRARY)
-    message(STATUS "sparkps: NCCL found (${SPARKPS_NCCL_LIBRARY}), not used yet")
-  else()
-    message(STATUS "sparkps: NCCL not found (not used yet)")
-  endif()
+  message(STATUS "sparkps: NCCL ${SPARKPS_NCCL_LIBRARY}")
 endif()

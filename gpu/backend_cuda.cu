@@ -544,6 +544,18 @@ extern "C" int ps_cuda_device_count(int *count, char *err, size_t errlen)
     return PS_OK;
 }
 
+extern "C" int ps_backend_cuda_stream(ps_backend *be, int *device,
+                                      void **stream)
+{
+    if (be == NULL || be->ops != &cuda_ops)
+        return PS_EINVAL;
+    if (device != NULL)
+        *device = ctx_of(be)->device;
+    if (stream != NULL)
+        *stream = (void *)ctx_of(be)->stream;
+    return PS_OK;
+}
+
 extern "C" int ps_backend_cuda_new(int device, ps_backend **out, char *err,
                                    size_t errlen)
 {

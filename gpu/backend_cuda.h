@@ -40,6 +40,12 @@ extern "C" {
  * text. Tests call it to decide whether to skip. */
 int ps_cuda_device_count(int *count, char *err, size_t errlen);
 
+/* A CUDA backend's GPU number and stream (a cudaStream_t), for the NCCL
+ * communicator (gpu/nccl_comm.cu), which enqueues on the same stream so
+ * its collectives follow the backend's work in order. PS_EINVAL when be
+ * is not a CUDA backend (how callers tell); either pointer may be NULL. */
+int ps_backend_cuda_stream(ps_backend *be, int *device, void **stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,39 +49,56 @@ static int open_cuda(long device, ps_backend **out, char *err, size_t errlen)
 #endif
 }
 
-int ps_backend_open(const char *device, ps_backend **out, char *err,
-                    size_t errlen)
+int ps_backend_parse_device(const char *device, ps_device_kind *kind,
+                            int *num, char *err, size_t errlen)
 {
-    long v = 0;
+    long v = 1;
 
-    if (out == NULL) {
-        ps_errf(err, errlen, PS_OK, "ps_backend_open: out is NULL");
-        return PS_EINVAL;
-    }
-    if (device == NULL || device[0] == '\0' || strcmp(device, "cpu") == 0)
-        return ps_backend_cpu_new(1, out, err, errlen);
-    if (strncmp(device, "cpu:", 4) == 0) {
+    if (device == NULL || device[0] == '\0' || strcmp(device, "cpu") == 0) {
+        *kind = PS_DEVICE_CPU;
+    } else if (strncmp(device, "cpu:", 4) == 0) {
         if (parse_int(device + 4, 1, PS_BACKEND_MAX_THREADS, &v) != PS_OK) {
             ps_errf(err, errlen, PS_OK,
                     "device \"%s\": want cpu:T with T threads in 1..%d", device,
                     PS_BACKEND_MAX_THREADS);
             return PS_EINVAL;
         }
-        return ps_backend_cpu_new((int)v, out, err, errlen);
-    }
-    if (strcmp(device, "cuda") == 0)
-        return open_cuda(0, out, err, errlen);
-    if (strncmp(device, "cuda:", 5) == 0) {
+        *kind = PS_DEVICE_CPU;
+    } else if (strcmp(device, "cuda") == 0) {
+        *kind = PS_DEVICE_CUDA;
+        v = 0;
+    } else if (strncmp(device, "cuda:", 5) == 0) {
         if (parse_int(device + 5, 0, INT_MAX, &v) != PS_OK) {
             ps_errf(err, errlen, PS_OK, "device \"%s\": want cuda:N, N >= 0",
                     device);
             return PS_EINVAL;
         }
-        return open_cuda(v, out, err, errlen);
+        *kind = PS_DEVICE_CUDA;
+    } else {
+        ps_errf(err, errlen, PS_OK,
+                "unknown device \"%s\" (want cpu, cpu:T or cuda:N)", device);
+        return PS_EINVAL;
     }
-    ps_errf(err, errlen, PS_OK,
-            "unknown device \"%s\" (want cpu, cpu:T or cuda:N)", device);
-    return PS_EINVAL;
+    *num = (int)v;
+    return PS_OK;
+}
+
+int ps_backend_open(const char *device, ps_backend **out, char *err,
+                    size_t errlen)
+{
+    ps_device_kind kind;
+    int num, rc;
+
+    if (out == NULL) {
+        ps_errf(err, errlen, PS_OK, "ps_backend_open: out is NULL");
+        return PS_EINVAL;
+    }
+    if ((rc = ps_backend_parse_device(device, &kind, &num, err, errlen)) !=
+        PS_OK)
+        return rc;
+    if (kind == PS_DEVICE_CPU)
+        return ps_backend_cpu_new(num, out, err, errlen);
+    return open_cuda(num, out, err, errlen);
 }
 
 void ps_backend_free(ps_backend *be)

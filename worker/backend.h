@@ -60,6 +60,14 @@ typedef struct ps_backend_ops ps_backend_ops;
 int ps_backend_open(const char *device, ps_backend **out, char *err,
                     size_t errlen);
 
+typedef enum ps_device_kind { PS_DEVICE_CPU, PS_DEVICE_CUDA } ps_device_kind;
+
+/* Checks a device string's syntax without opening anything: *kind and
+ * *num (threads for the CPU, the GPU number for CUDA) on PS_OK; PS_EINVAL
+ * with err naming the string otherwise. NULL or "" is "cpu". */
+int ps_backend_parse_device(const char *device, ps_device_kind *kind,
+                            int *num, char *err, size_t errlen);
+
 /* Frees the backend; every buffer must have been freed first. Waits for
  * outstanding work. Accepts NULL. */
 void ps_backend_free(ps_backend *be);

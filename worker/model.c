@@ -369,8 +369,7 @@ static int forward(ps_model *m, const float *x, const float *y, size_t n)
     return PS_OK;
 }
 
-int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
-                  double *loss, size_t *correct)
+int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n)
 {
     ps_backend *be = m->be;
     size_t classes = ps_model_classes(m), cur = 0;
@@ -407,11 +406,40 @@ int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
             return drain(m, rc);
         cur = 1 - cur;
     }
-    if ((rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
-        PS_OK)
+    return PS_OK;
+}
+
+int ps_model_step_end(ps_model *m, double *loss, size_t *correct)
+{
+    int rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct);
+
+    if (rc != PS_OK)
         return drain(m, rc);
     m->have_grads = 1;
     return PS_OK;
+}
+
+int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
+                  double *loss, size_t *correct)
+{
+    int rc = ps_model_step_begin(m, x, y, n);
+
+    return rc == PS_OK ? ps_model_step_end(m, loss, correct) : rc;
+}
+
+ps_buf *ps_model_params_buf(ps_model *m)
+{
+    return m->params;
+}
+
+ps_buf *ps_model_grads_buf(ps_model *m)
+{
+    return m->grads;
+}
+
+ps_backend *ps_model_backend(ps_model *m)
+{
+    return m->be;
 }
 
 int ps_model_get_grads(ps_model *m, float *grads)

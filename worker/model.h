@@ -60,6 +60,22 @@ int ps_model_set_params(ps_model *m, const float *params);
 int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
                   double *loss, size_t *correct);
 
+/* ps_model_step in two halves, so several models on several devices can
+ * compute at once (worker/replicas.c): begin issues the step and returns
+ * without waiting (x and y must stay unchanged until end returns; on an
+ * error it has waited already and end must not be called); end waits and
+ * fetches the loss and correct count. */
+int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n);
+int ps_model_step_end(ps_model *m, double *loss, size_t *correct);
+
+/* The device buffers of the flat parameters and of the last step's
+ * gradient (ps_model_num_params floats each), and the backend they live
+ * on, for collective operations across models (worker/replicas.c). A
+ * write to the parameter buffer takes effect at the next step. */
+ps_buf *ps_model_params_buf(ps_model *m);
+ps_buf *ps_model_grads_buf(ps_model *m);
+ps_backend *ps_model_backend(ps_model *m);
+
 /* Copies the gradient of the last step out (ps_model_num_params floats). */
 int ps_model_get_grads(ps_model *m, float *grads);
 

@@ -93,6 +93,11 @@ int ps_predict_run(const ps_predict_cfg *cfg, FILE *out, ps_predict_result *res,
                      cfg->data.path, dim, path, input_dim);
         goto out;
     }
+    if (cfg->device != NULL && strchr(cfg->device, ',') != NULL) {
+        rc = ps_errf(err, errlen, PS_EINVAL,
+                     "--device %s: predict runs on one device", cfg->device);
+        goto out;
+    }
     if ((rc = ps_backend_open(cfg->device, &be, err, errlen)) != PS_OK ||
         (rc = ps_model_new(&m, spec, dim, classes, be, cfg->batch, err,
                            errlen)) != PS_OK)

@@ -12,9 +12,11 @@
 #include "common/log.h"
 #include "common/rng.h"
 #include "common/timeutil.h"
+#include "device_list.h"
 #include "lr_schedule.h"
 #include "model.h"
 #include "model_file.h"
+#include "replicas.h"
 #include "sparkps.h"
 #include "sparse_lr.h"
 #include "train_common.h"
@@ -52,8 +54,10 @@ typedef struct trainer {
     const ps_train_cfg *cfg;
     volatile sig_atomic_t *stop; /* raised by SIGTERM/SIGINT */
     ps_client *client;
-    ps_backend *be;
-    ps_model *model;
+    ps_backend *bes[PS_COMM_MAX_RANKS]; /* one per --device entry */
+    size_t nbes;
+    ps_replicas *group; /* several devices: the replicas; else NULL */
+    ps_model *model;    /* the one model, or the group's replica 0 */
     int *tables; /* client handles, one per model table */
     size_t ntables;
     uint64_t nparams;
@@ -80,6 +84,58 @@ static int fail(trainer *t, int rc, const char *fmt, ...)
     ps_verrf(t->err, t->errlen, rc, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+/* ---- the model: one device's, or the device group's ---- */
+
+static int net_set_params(trainer *t, const float *params)
+{
+    return t->group ? ps_replicas_set_params(t->group, params)
+                    : ps_model_set_params(t->model, params);
+}
+
+static int net_step(trainer *t, size_t n, double *loss, size_t *correct)
+{
+    return t->group ? ps_replicas_step(t->group, t->bx, t->by, n, loss, correct)
+                    : ps_model_step(t->model, t->bx, t->by, n, loss, correct);
+}
+
+static int net_get_grads(trainer *t, float *grads)
+{
+    return t->group ? ps_replicas_get_grads(t->group, grads)
+                    : ps_model_get_grads(t->model, grads);
+}
+
+static int net_eval(trainer *t, const ps_batch *b, double *loss,
+                    size_t *correct)
+{
+    return t->group ? ps_replicas_eval(t->group, b->x, b->y, b->n, loss, correct)
+                    : ps_model_eval(t->model, b->x, b->y, b->n, loss, correct);
+}
+
+/* Opens --device: one backend and its model, or a group of replicas. */
+static int open_model(trainer *t, size_t dim)
+{
+    const ps_train_cfg *cfg = t->cfg;
+    ps_device_list l;
+    int rc = ps_device_list_parse(cfg->device, &l, t->err, t->errlen);
+
+    if (rc == PS_OK)
+        rc = ps_device_list_open(&l, t->bes, t->err, t->errlen);
+    if (rc != PS_OK)
+        return rc;
+    t->nbes = l.n;
+    if (l.n == 1)
+        return ps_model_new(&t->model, cfg->model, dim, cfg->classes,
+                            t->bes[0], cfg->batch, t->err, t->errlen);
+    rc = ps_replicas_new(&t->group, cfg->model, dim, cfg->classes, t->bes,
+                         l.n, cfg->batch, t->err, t->errlen);
+    if (rc != PS_OK)
+        return rc;
+    t->model = ps_replicas_at(t->group, 0);
+    ps_log(PS_LOG_INFO, "device group devices=%s replicas=%zu comm=%s",
+           cfg->device, l.n, ps_replicas_comm_kind(t->group));
+    return PS_OK;
 }
 
 /* ---- data ---- */
@@ -317,7 +373,7 @@ static int exchange_finish(trainer *t)
     float *tmp = t->params;
     t->params = t->next;
     t->next = tmp;
-    return ps_model_set_params(t->model, t->params);
+    return net_set_params(t, t->params);
 }
 
 static int pull_all(trainer *t)
@@ -334,7 +390,7 @@ static int pull_all(trainer *t)
         if (rc != PS_OK)
             return fail(t, rc, "pull: %s", ps_client_errmsg(t->client));
     }
-    return rc == PS_OK ? ps_model_set_params(t->model, t->params) : rc;
+    return rc == PS_OK ? net_set_params(t, t->params) : rc;
 }
 
 /* ---- evaluation and progress ---- */
@@ -355,7 +411,7 @@ static int evaluate(trainer *t, ps_dataset *eval, double *loss, double *acc)
             break;
         double l;
         size_t c;
-        rc = ps_model_eval(t->model, b.x, b.y, b.n, &l, &c);
+        rc = net_eval(t, &b, &l, &c);
         sum += l * (double)b.n;
         correct += c;
         n += b.n;
@@ -429,18 +485,14 @@ static int setup_buffers(trainer *t, size_t dim);
 static int setup(trainer *t, ps_dataset *data)
 {
     const ps_train_cfg *cfg = t->cfg;
-    int rc = ps_backend_open(cfg->device, &t->be, t->err, t->errlen);
-    if (rc != PS_OK)
-        return rc;
+    int rc;
     size_t dim = ps_data_dim(data);
     if (dim == 0 || ps_data_sparse(data))
         return fail(t, PS_EINVAL,
                     "%s: only dense data (idx, csv, stream) trains these "
                     "models",
                     cfg->data.path);
-    rc = ps_model_new(&t->model, cfg->model, dim, cfg->classes, t->be,
-                      cfg->batch, t->err, t->errlen);
-    if (rc != PS_OK)
+    if ((rc = open_model(t, dim)) != PS_OK)
         return rc;
     if (cfg->init_from != NULL && (rc = load_init(t)) != PS_OK)
         return rc;
@@ -484,7 +536,7 @@ static int setup_buffers(trainer *t, size_t dim)
     else
         for (size_t i = 0; i < p; i++)
             t->params[i] = (float)(ps_rng_unit(cfg->seed, 0, i) - 0.5) * 0.1f;
-    return ps_model_set_params(t->model, t->params);
+    return net_set_params(t, t->params);
 }
 
 static void teardown(trainer *t)
@@ -492,8 +544,11 @@ static void teardown(trainer *t)
     if (t->ex.active)
         exchange_finish(t);
     ps_client_free(t->client);
-    ps_model_free(t->model);
-    ps_backend_free(t->be);
+    if (t->group != NULL)
+        ps_replicas_free(t->group);
+    else
+        ps_model_free(t->model);
+    ps_device_list_close(t->bes, t->nbes);
     free(t->tables);
     free(t->ex.req);
     free(t->params);
@@ -536,8 +591,8 @@ static int exchange_step(trainer *t, int cur, uint64_t push, int epoch,
 static int take_grads(trainer *t, int cur, int k)
 {
     if (k == 0)
-        return ps_model_get_grads(t->model, t->grads[cur]);
-    int rc = ps_model_get_grads(t->model, t->stage);
+        return net_get_grads(t, t->grads[cur]);
+    int rc = net_get_grads(t, t->stage);
     float *g = t->grads[cur];
     for (uint64_t i = 0; rc == PS_OK && i < t->nparams; i++)
         g[i] += t->stage[i];
@@ -652,7 +707,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                 break;
             us[1] = ps_now_us();
             size_t correct;
-            rc = ps_model_step(t.model, t.bx, t.by, n, &loss, &correct);
+            rc = net_step(&t, n, &loss, &correct);
             if (rc == PS_OK)
                 rc = take_grads(&t, cur, group++);
             if (rc != PS_OK) {

@@ -406,6 +406,11 @@ static int setup(strainer *t)
     if ((rc = check_format(t, &cfg->data)) != PS_OK ||
         (cfg->eval.path && (rc = check_format(t, &cfg->eval)) != PS_OK))
         return rc;
+    if (cfg->device != NULL && strchr(cfg->device, ',') != NULL)
+        return fail(t, PS_EINVAL,
+                    "--device %s: several devices train the dense models "
+                    "(softmax, mlp) only; logreg runs on one",
+                    cfg->device);
     if ((rc = ps_backend_open(cfg->device, &t->be, t->err, t->errlen)) !=
             PS_OK ||
         (rc = ps_logreg_new(&t->model, cfg->model, t->be, cfg->batch, t->err,

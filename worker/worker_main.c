@@ -87,7 +87,10 @@ static const ps_setting settings[] = {
     {"classes", PS_SET_INT, "10", 1, 1e6, OPT(classes), "C",
      "label classes (softmax; an mlp takes them from its spec)"},
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
-     "cpu, cpu:THREADS or cuda:N"},
+     "cpu, cpu:THREADS or cuda:N; or a comma-separated list of up to 16 "
+     "(cuda:0,cuda:1): one model replica per device, each batch split "
+     "between them, gradients summed (NCCL on GPUs), one push (softmax and "
+     "mlp models)"},
     {"data", PS_SET_STR, NULL, 0, 0, OPT(data), "PATH",
      "training data (idx: the images file; stream: - is stdin) (required)"},
     {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",

@@ -21,7 +21,8 @@ stage over ``num_workers`` placeholder rows; each task starts ``ps-worker
 can read. No rows pass through Spark.
 
 Both share :func:`run_task_worker`: it binds the GPU Spark assigned to the
-task (``CUDA_VISIBLE_DEVICES`` + ``--device cuda:0``; CPU when none), fails
+task (``CUDA_VISIBLE_DEVICES`` + ``--device cuda:0``, or a device group
+``cuda:0,cuda:1,...`` when Spark gives a task several; CPU when none), fails
 the task with the worker's exit status and stderr tail, and builds the
 summary row. The worker gets SIGKILL when the Python task process dies, so
 a killed task leaves no ps-worker behind.
@@ -208,15 +209,17 @@ def _widen_pipe(f) -> None:
 
 
 def task_device(resources: Dict, env: Dict[str, str], device: str = "auto") -> str:
-    """The ps-worker ``--device`` for a task. ``auto``: the first GPU Spark
-    assigned (visible as the only device, cuda:0), else the CPU."""
+    """The ps-worker ``--device`` for a task. ``auto``: the GPUs Spark
+    assigned, made the only visible ones (``CUDA_VISIBLE_DEVICES``) and
+    numbered from 0: ``cuda:0`` for one, ``cuda:0,cuda:1,...`` (a device
+    group: one worker, one push per step) for several; else the CPU."""
     if device != "auto":
         return device
     gpu = resources.get("gpu") if resources else None
     addrs = list(getattr(gpu, "addresses", []) or []) if gpu is not None else []
     if addrs:
-        env["CUDA_VISIBLE_DEVICES"] = str(addrs[0])
-        return "cuda:0"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(a) for a in addrs)
+        return ",".join(f"cuda:{i}" for i in range(len(addrs)))
     return "cpu"
 
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from sparkps.train import PIPE_BYTES, WorkerError, WorkerProcess
+from sparkps.train import PIPE_BYTES, WorkerError, WorkerProcess, task_device
 
 
 def max_pipe():
@@ -36,3 +36,20 @@ def test_events_are_stamped_and_failures_carry_stderr():
         assert w.lines[0]["epoch"] == 1 and w.lines[0]["time"] > 0
     finally:
         w.close()
+
+
+class _Gpu:
+    def __init__(self, addresses):
+        self.addresses = addresses
+
+
+def test_task_device_maps_spark_gpus_to_visible_devices():
+    env = {}
+    assert task_device({}, env) == "cpu" and "CUDA_VISIBLE_DEVICES" not in env
+    assert task_device({"gpu": _Gpu(["3"])}, env) == "cuda:0"
+    assert env["CUDA_VISIBLE_DEVICES"] == "3"
+    # Several GPUs for one task: one worker with a device group over them.
+    assert task_device({"gpu": _Gpu(["1", "5"])}, env) == "cuda:0,cuda:1"
+    assert env["CUDA_VISIBLE_DEVICES"] == "1,5"
+    env = {}
+    assert task_device({"gpu": _Gpu(["2"])}, env, "cpu:4") == "cpu:4" and not env

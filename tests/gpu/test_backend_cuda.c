@@ -2,7 +2,10 @@
  * against the CPU backend on the same random inputs, each with its stated
  * tolerance; errors a kernel finds (index, label, CSR structure) reported
  * by sync; the MLP and sparse logistic regression forward/backward on both
- * backends; and short training runs on the GPU reaching the CPU's accuracy.
+ * backends; short training runs on the GPU reaching the CPU's accuracy;
+ * and device groups (worker/replicas.h): one GPU through NCCL with a
+ * single rank, and every visible GPU when there are two or more, against
+ * one model on the CPU.
  *
  * Without a usable device (no driver, none visible) it prints what is
  * missing and exits 77, which ctest counts as skipped.
@@ -19,6 +22,7 @@
 #include "common/sparkps_err.h"
 #include "gpu/backend_cuda.h"
 #include "unit/ps_test.h"
+#include "unit/replicas_check.h"
 #include "worker/backend.h"
 #include "worker/data.h"
 #include "worker/model.h"
@@ -1031,6 +1035,79 @@ static void test_cuda_mlp_trains_blobs_like_cpu(void **state)
     free(x);
 }
 
+/* ---- device groups (NCCL) ---- */
+
+/* Group tolerance: the CPU's 1e-5 (replicas_check.h) widened for cuBLAS
+ * against OpenBLAS on these small layers (at most 7 terms per sum). */
+#define GROUP_TOL 1e-4
+
+/* Groups over bes[0..n-1] against one model on the CPU: a batch split
+ * unevenly, one smaller than the group, and one row. */
+static void group_matches_cpu(fixture *f, ps_backend *const *bes, size_t n,
+                              const char *kind)
+{
+    const size_t batches[] = {9, n > 1 ? n - 1 : 1, 1, 8};
+    ps_replicas *g = NULL;
+    ps_model *one = model_on(f->be[CPU], "mlp:5-7-3", 5, 0, 9);
+    char err[256] = "";
+
+    if (ps_replicas_new(&g, "mlp:5-7-3", 5, 0, bes, n, 9, err, sizeof(err)) !=
+        PS_OK)
+        print_error("ps_replicas_new: %s\n", err);
+    assert_non_null(g);
+    assert_string_equal(ps_replicas_comm_kind(g), kind);
+    for (size_t i = 0; i < 4; i++)
+        rc_compare(g, one, batches[i], GROUP_TOL);
+    ps_replicas_free(g);
+    ps_model_free(one);
+}
+
+/* One GPU: NCCL with a single rank (what a one-GPU machine can run). */
+static void test_cuda_group_of_one_nccl_matches_cpu(void **state)
+{
+    fixture *f = *state;
+    const char *kind = is_gpu(f) ? "nccl" : "host";
+
+    rc_check_comm(&f->be[DEV], 1, kind);
+    group_matches_cpu(f, &f->be[DEV], 1, kind);
+}
+
+/* Every visible GPU (up to 3 for the communicator check, 16 for the
+ * group); skipped with fewer than two. With SPARKPS_TEST_GPU_DEVICE=cpu
+ * two CPU backends stand in (the host communicator). */
+static void test_cuda_group_all_devices_matches_cpu(void **state)
+{
+    fixture *f = *state;
+    ps_backend *bes[PS_COMM_MAX_RANKS] = {NULL};
+    char name[32], err[256] = "";
+    int count = 2;
+
+    if (is_gpu(f)) {
+        assert_int_equal(ps_cuda_device_count(&count, err, sizeof(err)),
+                         PS_OK);
+        if (count < 2) {
+            print_message("group of all GPUs: skipped, %d GPU visible "
+                          "(UNVERIFIED until a machine with two is used)\n",
+                          count);
+            skip();
+        }
+        if (count > PS_COMM_MAX_RANKS)
+            count = PS_COMM_MAX_RANKS;
+    }
+    for (int i = 0; i < count; i++) {
+        snprintf(name, sizeof(name), "cuda:%d", i);
+        if (ps_backend_open(is_gpu(f) ? name : "cpu", &bes[i], err,
+                            sizeof(err)) != PS_OK)
+            print_error("%s: %s\n", name, err);
+        assert_non_null(bes[i]);
+    }
+    rc_check_comm(bes, count < 3 ? (size_t)count : 3,
+                  is_gpu(f) ? "nccl" : "host");
+    group_matches_cpu(f, bes, (size_t)count, is_gpu(f) ? "nccl" : "host");
+    for (int i = 0; i < count; i++)
+        ps_backend_free(bes[i]);
+}
+
 int main(void)
 {
     const char *dev = getenv("SPARKPS_TEST_GPU_DEVICE");
@@ -1063,6 +1140,8 @@ int main(void)
         T(test_cuda_mlp_step_matches_cpu),
         T(test_cuda_logreg_step_matches_cpu),
         T(test_cuda_mlp_trains_blobs_like_cpu),
+        T(test_cuda_group_of_one_nccl_matches_cpu),
+        T(test_cuda_group_all_devices_matches_cpu),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
 # End to end on real processes: ps-train starts 2 servers and 2 workers that
 # learn a synthetic 3-class problem (Gaussian blobs, 4 features, CSV) with an
 # MLP; the test accuracy reported by the workers must reach 0.95, with the
-# default cadence and with gradient accumulation and a step schedule.
+# default cadence, with two devices per worker (--device cpu,cpu), and
+# with gradient accumulation and a step schedule.
 # Usage: train_synthetic.sh PS_TRAIN_BINARY
 set -euo pipefail
 train=${1:?usage: train_synthetic.sh PS_TRAIN}
@@ -26,6 +27,8 @@ train() {
     echo "synthetic ($*): test accuracy $acc >= 0.95"
 }
 train --epochs 6 --lr 0.01
+# Each worker a group of two CPU replicas (ps-train passes --device on).
+train --epochs 6 --lr 0.01 --workers 2 --device cpu,cpu
 # Gradient accumulation, sparser pulls, a step schedule with warm-up.
 train --epochs 6 --lr 0.02 --push-every 2 --pull-every 2 \
     --lr-schedule step:2:0.5 --warmup-steps 20

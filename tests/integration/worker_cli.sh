@@ -31,6 +31,16 @@ expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --form
 # build (without CUDA), the driver or the device (CUDA build, no GPU), or
 # the device number (cuda:99 on a machine with GPUs).
 expect_re cuda-unusable 1 "device cuda:99: (sparkps was built without CUDA|no CUDA driver|no CUDA device visible|CUDA unavailable)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:99
+# --device lists (a device group): each entry checked, a GPU listed twice
+# refused, a GPU that cannot be used named (cuda:0 first: the list opens in
+# order), and only the dense models train on several devices.
+expect device-list-twice 1 "--device cuda:0,cuda:0: cuda:0 is listed twice (entries 1 and 2)" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0,cuda:0
+expect device-list-cuda-alias 1 "cuda:0 is listed twice" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda,cuda:0
+expect_re device-list-cuda-unusable 1 "device cuda:(0|99): (sparkps was built without CUDA|no CUDA driver|no CUDA device visible|CUDA unavailable)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0,cuda:99
+expect device-list-empty-entry 1 "--device cpu,,cpu: entry 2 is empty" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cpu,,cpu
+expect device-list-bad-entry 1 "entry 2: unknown device \"gpu0\"" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cpu,gpu0
+expect device-list-too-many 1 "more than 16 devices" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu
+expect device-list-logreg 1 "several devices train the dense models (softmax, mlp) only" -- "$w" --servers tcp://127.0.0.1:1 --model logreg --format libsvm --data "$dir/good.csv" --device cpu,cpu
 expect bad-model 1 "cnn" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model cnn
 expect label-out-of-range 1 "row 1 of this worker's share: label 5" -- "$t" --format csv --data "$dir/label5.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
 expect bad-number 1 "badnum.csv:2" -- "$t" --format csv --data "$dir/badnum.csv" --eval "" --model mlp:4-8-3 --epochs 1 --workers 1 --shards 1
@@ -104,6 +114,30 @@ printf '1,2,3,4,0\n' >"$dir/one.csv"
 for _ in $(seq 3000); do printf '1,2,3,4,0\n'; done >>"$dir/one.csv"
 printf '1,2,3,4,9\n' >>"$dir/one.csv"
 expect worker-failure-stops-job 1 "a worker failed" -- "$t" --format csv --data "$dir/one.csv" --eval "" --model mlp:4-8-3 --epochs 3 --workers 2 --shards 1
+
+# A device group trains as one worker against a real server: two CPU
+# replicas (the host communicator) on the synthetic blobs reach the test
+# accuracy floor of train_synthetic.sh (0.95).
+blobs_csv 6000 1 >"$dir/blobs.csv"
+blobs_csv 1500 2 >"$dir/blobs_test.csv"
+"$server" --listen tcp://127.0.0.1:0 >"$dir/srv2.out" 2>/dev/null &
+srv=$!
+for _ in $(seq 500); do [ -s "$dir/srv2.out" ] && break; sleep 0.01; done
+"$w" --servers "$(head -n1 "$dir/srv2.out")" --format csv --data "$dir/blobs.csv" \
+    --eval "$dir/blobs_test.csv" --model mlp:4-16-3 --batch 32 --epochs 6 \
+    --lr 0.01 --device cpu,cpu >"$dir/group.out" 2>"$dir/group.err"
+st=$?
+kill "$srv"
+wait "$srv" 2>/dev/null
+acc=$(tail -n1 "$dir/group.out" | sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p')
+if [ "$st" -ne 0 ] || ! grep -q "device group devices=cpu,cpu replicas=2 comm=host" "$dir/group.err" ||
+    ! awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.95) }'; then
+    echo "FAIL device-group-trains: exit $st, test accuracy '${acc}' (want >= 0.95)" >&2
+    cat "$dir/group.err" >&2
+    failures=$((failures + 1))
+else
+    echo "ok   device-group-trains (--device cpu,cpu: test accuracy $acc)"
+fi
 
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "all worker CLI cases passed"
