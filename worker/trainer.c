@@ -4,7 +4,10 @@
  * buffers: `params` holds the weights the model computes with, `next`
  * receives the weights a pushpull brings back, and two gradient buffers
  * alternate so the one being sent (borrowed by the client until its
- * request completes) is never overwritten by the next step. */
+ * request completes) is never overwritten by the next step. These and the
+ * batch buffers come from the backend's host memory (pinned on a GPU); the
+ * model and the replicas sync before handing them back, so each may be
+ * reused as soon as the call that used it returns. */
 #include "trainer.h"
 
 #include "backend.h"
@@ -509,6 +512,20 @@ static int setup(trainer *t, ps_dataset *data)
     return rc == PS_OK ? pull_all(t) : rc;
 }
 
+/* Host memory the device copies from and into: pinned on a GPU (device
+ * 0's backend for a group: the batch, pulled weights and the gradient
+ * travel through it), so copies do not make the host wait. */
+static float *host_alloc(trainer *t, size_t floats)
+{
+    return ps_backend_host_alloc(t->bes[0], floats * sizeof(float));
+}
+
+static void host_free(trainer *t, float *p)
+{
+    if (t->nbes > 0)
+        ps_backend_host_free(t->bes[0], p);
+}
+
 /* Host buffers; without servers the weights start as small seeded values
  * (the compute-only baseline measures speed, not learning). */
 static int setup_buffers(trainer *t, size_t dim)
@@ -519,13 +536,13 @@ static int setup_buffers(trainer *t, size_t dim)
     size_t p = (size_t)t->nparams;
     t->tables = calloc(t->ntables, sizeof(*t->tables));
     t->ex.req = calloc(t->ntables, sizeof(*t->ex.req));
-    t->params = malloc(p * sizeof(float));
-    t->next = malloc(p * sizeof(float));
-    t->grads[0] = malloc(p * sizeof(float));
-    t->grads[1] = malloc(p * sizeof(float));
-    t->stage = cfg->push_every > 1 ? malloc(p * sizeof(float)) : NULL;
-    t->bx = malloc(cfg->batch * dim * sizeof(float));
-    t->by = malloc(cfg->batch * sizeof(float));
+    t->params = host_alloc(t, p);
+    t->next = host_alloc(t, p);
+    t->grads[0] = host_alloc(t, p);
+    t->grads[1] = host_alloc(t, p);
+    t->stage = cfg->push_every > 1 ? host_alloc(t, p) : NULL;
+    t->bx = host_alloc(t, cfg->batch * dim);
+    t->by = host_alloc(t, cfg->batch);
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
         !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx || !t->by)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
@@ -548,16 +565,16 @@ static void teardown(trainer *t)
         ps_replicas_free(t->group);
     else
         ps_model_free(t->model);
+    host_free(t, t->params);
+    host_free(t, t->next);
+    host_free(t, t->grads[0]);
+    host_free(t, t->grads[1]);
+    host_free(t, t->stage);
+    host_free(t, t->bx);
+    host_free(t, t->by);
     ps_device_list_close(t->bes, t->nbes);
     free(t->tables);
     free(t->ex.req);
-    free(t->params);
-    free(t->next);
-    free(t->grads[0]);
-    free(t->grads[1]);
-    free(t->stage);
-    free(t->bx);
-    free(t->by);
     free(t->init_params);
 }
 
