@@ -3,7 +3,9 @@
  * its host array only at sync, operations run in issue order, errors come
  * back from sync), its host memory starts as NaN, the device string is
  * parsed and malformed ones refused, and a model gives bit-identical
- * step / gradient / eval / predict results on "cpu" and "cpu-deferred". */
+ * step / gradient / eval / predict results on "cpu" and "cpu-deferred",
+ * also through the trainer's one-wait calls (set_params_async,
+ * step_grads). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,14 +163,17 @@ typedef struct run {
 
 /* Three steps of plain SGD on the host weights, then eval and predict. The
  * host arrays are rewritten right after each call returns, as the trainer
- * does, so a model that returned before its copies ran would differ. */
-static void train_on(const char *device, run *r)
+ * does, so a model that returned before its copies ran would differ.
+ * `fused`: the trainer's calls, set_params_async (the weights rewritten
+ * only after the step) and step_grads (one wait), instead of set_params,
+ * step and get_grads. */
+static void train_on(const char *device, int fused, run *r)
 {
     ps_backend *be = open_dev(device);
     ps_model *m = NULL;
     char err[256] = "";
     size_t np;
-    float *p, x[ROWS * IN], y[ROWS];
+    float *p, *g, x[ROWS * IN], y[ROWS];
 
     assert_int_equal(ps_model_new(&m, "mlp:6-5-4", IN, CLASSES, be, ROWS, err,
                                   sizeof(err)),
@@ -176,7 +181,9 @@ static void train_on(const char *device, run *r)
     np = (size_t)ps_model_num_params(m);
     assert_int_equal(np, sizeof(r->grads[0]) / sizeof(float));
     p = ps_backend_host_alloc(be, np * sizeof(float));
+    g = ps_backend_host_alloc(be, np * sizeof(float));
     assert_non_null(p);
+    assert_non_null(g);
     for (size_t i = 0; i < np; i++)
         p[i] = (float)((int)(i * 37 % 23) - 11) / 20.0f;
     for (size_t s = 0; s < 3; s++) {
@@ -184,13 +191,26 @@ static void train_on(const char *device, run *r)
             x[i] = (float)((int)((i + s) * 53 % 19) - 9) / 9.0f;
         for (size_t i = 0; i < ROWS; i++)
             y[i] = (float)((i + s) % CLASSES);
-        assert_int_equal(ps_model_set_params(m, p), PS_OK);
-        memset(p, 0xff, np * sizeof(float)); /* reuse at once */
-        assert_int_equal(
-            ps_model_step(m, x, y, ROWS, &r->loss[s], &r->correct[s]), PS_OK);
+        if (fused) {
+            assert_int_equal(ps_model_set_params_async(m, p), PS_OK);
+            assert_int_equal(ps_model_step_grads(m, x, y, ROWS, g,
+                                                 &r->loss[s], &r->correct[s]),
+                             PS_OK);
+            /* read at once: the gradient must be there on return */
+            memcpy(r->grads[s], g, np * sizeof(float));
+            memset(g, 0xff, np * sizeof(float));
+            memset(p, 0xff, np * sizeof(float));
+        } else {
+            assert_int_equal(ps_model_set_params(m, p), PS_OK);
+            memset(p, 0xff, np * sizeof(float)); /* reuse at once */
+            assert_int_equal(
+                ps_model_step(m, x, y, ROWS, &r->loss[s], &r->correct[s]),
+                PS_OK);
+        }
         memset(x, 0xff, sizeof(x));
         memset(y, 0xff, sizeof(y));
-        assert_int_equal(ps_model_get_grads(m, r->grads[s]), PS_OK);
+        if (!fused)
+            assert_int_equal(ps_model_get_grads(m, r->grads[s]), PS_OK);
         assert_int_equal(ps_model_get_grads(m, p), PS_OK);
         for (size_t i = 0; i < np; i++) /* p = 0.1 * (-g) + old: rebuild */
             p[i] = (float)((int)(i * 37 % 23) - 11) / 20.0f - 0.1f * p[i];
@@ -204,19 +224,13 @@ static void train_on(const char *device, run *r)
         ps_model_eval(m, x, y, ROWS, &r->eval_loss, &r->eval_correct), PS_OK);
     assert_int_equal(ps_model_predict(m, x, ROWS, r->probs), PS_OK);
     ps_backend_host_free(be, p);
+    ps_backend_host_free(be, g);
     ps_model_free(m);
     ps_backend_free(be);
 }
 
-static void test_deferred_model_matches_cpu_bitwise(void **state)
+static void same_run(const run *a, const run *b)
 {
-    run *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-
-    (void)state;
-    assert_non_null(a);
-    assert_non_null(b);
-    train_on("cpu", a);
-    train_on("cpu-deferred", b);
     for (size_t s = 0; s < 3; s++) {
         if (!(a->loss[s] == b->loss[s] && isfinite(a->loss[s])))
             fail_msg("step %zu: loss %.9g on cpu, %.9g deferred", s,
@@ -227,8 +241,48 @@ static void test_deferred_model_matches_cpu_bitwise(void **state)
     assert_true(a->eval_loss == b->eval_loss && isfinite(a->eval_loss));
     assert_int_equal(a->eval_correct, b->eval_correct);
     assert_memory_equal(a->probs, b->probs, sizeof(a->probs));
+}
+
+static void test_deferred_model_matches_cpu_bitwise(void **state)
+{
+    run *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+
+    (void)state;
+    assert_non_null(a);
+    assert_non_null(b);
+    train_on("cpu", 0, a);
+    train_on("cpu-deferred", 0, b);
+    same_run(a, b);
+    memset(b, 0, sizeof(*b));
+    train_on("cpu-deferred", 1, b); /* the trainer's one-wait calls */
+    same_run(a, b);
+    memset(b, 0, sizeof(*b));
+    train_on("cpu", 1, b);
+    same_run(a, b);
     free(a);
     free(b);
+}
+
+/* Malformed input to the one-wait calls. */
+static void test_model_fused_calls_refuse_bad_input(void **state)
+{
+    ps_backend *be = open_dev("cpu-deferred");
+    ps_model *m = NULL;
+    float x[IN] = {0}, y[1] = {5}, g[64];
+    double l;
+    size_t c;
+
+    (void)state;
+    assert_int_equal(ps_model_new(&m, "softmax", IN, CLASSES, be, 1, NULL, 0),
+                     PS_OK);
+    assert_int_equal(ps_model_set_params_async(m, NULL), PS_EINVAL);
+    assert_int_equal(ps_model_step_grads(m, x, y, 1, NULL, &l, &c), PS_EINVAL);
+    assert_int_equal(ps_model_step_grads(m, x, y, 1, g, &l, &c), PS_EINVAL);
+    y[0] = 1;
+    assert_int_equal(ps_model_step_grads(m, x, y, 2, g, &l, &c), PS_EINVAL);
+    assert_int_equal(ps_model_step_grads(m, NULL, y, 1, g, &l, &c), PS_EINVAL);
+    ps_model_free(m);
+    ps_backend_free(be);
 }
 
 int main(void)
@@ -240,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_deferred_error_at_sync),
         cmocka_unit_test(test_deferred_host_alloc_is_nan),
         cmocka_unit_test(test_deferred_model_matches_cpu_bitwise),
+        cmocka_unit_test(test_model_fused_calls_refuse_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
