@@ -56,6 +56,8 @@ int ps_backend_parse_device(const char *device, ps_device_kind *kind,
 
     if (device == NULL || device[0] == '\0' || strcmp(device, "cpu") == 0) {
         *kind = PS_DEVICE_CPU;
+    } else if (strcmp(device, "cpu-deferred") == 0) {
+        *kind = PS_DEVICE_CPU_DEFERRED;
     } else if (strncmp(device, "cpu:", 4) == 0) {
         if (parse_int(device + 4, 1, PS_BACKEND_MAX_THREADS, &v) != PS_OK) {
             ps_errf(err, errlen, PS_OK,
@@ -76,7 +78,8 @@ int ps_backend_parse_device(const char *device, ps_device_kind *kind,
         *kind = PS_DEVICE_CUDA;
     } else {
         ps_errf(err, errlen, PS_OK,
-                "unknown device \"%s\" (want cpu, cpu:T or cuda:N)", device);
+                "unknown device \"%s\" (want cpu, cpu:T, cpu-deferred or "
+                "cuda:N)", device);
         return PS_EINVAL;
     }
     *num = (int)v;
@@ -98,6 +101,8 @@ int ps_backend_open(const char *device, ps_backend **out, char *err,
         return rc;
     if (kind == PS_DEVICE_CPU)
         return ps_backend_cpu_new(num, out, err, errlen);
+    if (kind == PS_DEVICE_CPU_DEFERRED)
+        return ps_backend_cpu_deferred_new(out, err, errlen);
     return open_cuda(num, out, err, errlen);
 }
 

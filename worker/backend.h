@@ -8,7 +8,8 @@
  * writes host memory except those two copies.
  *
  * Asynchrony: every operation may merely enqueue its work and return (the
- * CUDA backend does, on one stream; the CPU backend runs it at once). Work
+ * CUDA backend does, on one stream; the CPU backend runs it at once, its
+ * "cpu-deferred" mode only at sync, so tests catch contract breaches). Work
  * runs in the order it was issued. A host array given to upload must stay
  * valid and unchanged, and one given to download must not be read, until
  * ps_backend_sync() returns. Errors an operation can only detect while
@@ -52,7 +53,9 @@ typedef struct ps_backend_ops ps_backend_ops;
 /* ---- Registry ---- */
 
 /* Opens the backend for `device`: "cpu" (OpenBLAS with 1 thread), "cpu:T"
- * (T OpenBLAS threads, 1..256), "cuda" / "cuda:N" (GPU N; PS_ECUDA when
+ * (T OpenBLAS threads, 1..256), "cpu-deferred" (a testing device: the CPU
+ * backend run like a GPU stream, every copy and operation queued until
+ * sync; see backend_deferred.c), "cuda" / "cuda:N" (GPU N; PS_ECUDA when
  * sparkps was built without CUDA or the GPU cannot be used). NULL or ""
  * means "cpu". On failure *out is untouched and err (when not NULL) holds
  * the reason. Not thread-safe against other opens ("cpu:T" changes a
@@ -60,10 +63,15 @@ typedef struct ps_backend_ops ps_backend_ops;
 int ps_backend_open(const char *device, ps_backend **out, char *err,
                     size_t errlen);
 
-typedef enum ps_device_kind { PS_DEVICE_CPU, PS_DEVICE_CUDA } ps_device_kind;
+typedef enum ps_device_kind {
+    PS_DEVICE_CPU,
+    PS_DEVICE_CPU_DEFERRED,
+    PS_DEVICE_CUDA
+} ps_device_kind;
 
 /* Checks a device string's syntax without opening anything: *kind and
- * *num (threads for the CPU, the GPU number for CUDA) on PS_OK; PS_EINVAL
+ * *num (threads for the CPU, 1 for cpu-deferred, the GPU number for CUDA)
+ * on PS_OK; PS_EINVAL
  * with err naming the string otherwise. NULL or "" is "cpu". */
 int ps_backend_parse_device(const char *device, ps_device_kind *kind,
                             int *num, char *err, size_t errlen);
@@ -303,6 +311,8 @@ struct ps_backend {
 
 /* Constructors the registry calls. `threads` >= 1. */
 int ps_backend_cpu_new(int threads, ps_backend **out, char *err, size_t errlen);
+/* The deferred CPU backend ("cpu-deferred", one OpenBLAS thread). */
+int ps_backend_cpu_deferred_new(ps_backend **out, char *err, size_t errlen);
 /* Provided by gpu/ only when sparkps is built with CUDA. */
 int ps_backend_cuda_new(int device, ps_backend **out, char *err, size_t errlen);
 

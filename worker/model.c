@@ -294,18 +294,21 @@ size_t ps_model_classes(const ps_model *m)
     return m->widths[m->nlayers];
 }
 
-int ps_model_set_params(ps_model *m, const float *params)
+int ps_model_set_params_async(ps_model *m, const float *params)
 {
-    int rc;
-
     if (params == NULL)
         return PS_EINVAL;
     m->have_grads = 0;
-    if ((rc = ps_backend_upload(m->be, m->params, 0, params,
-                                m->nparams * sizeof(float))) != PS_OK)
-        return rc;
+    return ps_backend_upload(m->be, m->params, 0, params,
+                             m->nparams * sizeof(float));
+}
+
+int ps_model_set_params(ps_model *m, const float *params)
+{
+    int rc = ps_model_set_params_async(m, params);
+
     /* params may be reused by the caller as soon as we return. */
-    return ps_backend_sync(m->be);
+    return rc == PS_OK ? ps_backend_sync(m->be) : rc;
 }
 
 /* Error exit once work may be in flight: the caller's x and y must not be
@@ -425,6 +428,22 @@ int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
     int rc = ps_model_step_begin(m, x, y, n);
 
     return rc == PS_OK ? ps_model_step_end(m, loss, correct) : rc;
+}
+
+int ps_model_step_grads(ps_model *m, const float *x, const float *y, size_t n,
+                        float *grads, double *loss, size_t *correct)
+{
+    int rc;
+
+    if (grads == NULL)
+        return PS_EINVAL;
+    if ((rc = ps_model_step_begin(m, x, y, n)) != PS_OK)
+        return rc;
+    /* Queued before step_end's sync: one wait covers both. */
+    if ((rc = ps_backend_download(m->be, m->grads, 0, grads,
+                                  m->nparams * sizeof(float))) != PS_OK)
+        return drain(m, rc);
+    return ps_model_step_end(m, loss, correct);
 }
 
 ps_buf *ps_model_params_buf(ps_model *m)

@@ -52,6 +52,10 @@ size_t ps_model_classes(const ps_model *m);
 
 /* Copies the flat parameter vector (ps_model_num_params floats) in. */
 int ps_model_set_params(ps_model *m, const float *params);
+/* The same without waiting: params must stay unchanged until the next
+ * call that waits on this model's backend returns (a step, eval, predict,
+ * get_grads, or ps_backend_sync). Saves a synchronisation per step. */
+int ps_model_set_params_async(ps_model *m, const float *params);
 
 /* Forward and backward on n <= max_batch rows: x is n*input_dim floats
  * row-major, y n labels (integers as floats). Gradients of the MEAN loss
@@ -59,6 +63,11 @@ int ps_model_set_params(ps_model *m, const float *params);
  * cross-entropy, *correct the rows whose argmax equals the label. */
 int ps_model_step(ps_model *m, const float *x, const float *y, size_t n,
                   double *loss, size_t *correct);
+
+/* ps_model_step followed by ps_model_get_grads(m, grads), with a single
+ * wait for both. */
+int ps_model_step_grads(ps_model *m, const float *x, const float *y, size_t n,
+                        float *grads, double *loss, size_t *correct);
 
 /* ps_model_step in two halves, so several models on several devices can
  * compute at once (worker/replicas.c): begin issues the step and returns

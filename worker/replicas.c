@@ -94,7 +94,8 @@ ps_model *ps_replicas_at(ps_replicas *g, size_t i)
     return i < g->n ? g->models[i] : NULL;
 }
 
-int ps_replicas_set_params(ps_replicas *g, const float *params)
+/* Uploads to replica 0 (waiting when `wait`) and broadcasts from it. */
+static int set_params(ps_replicas *g, const float *params, int wait)
 {
     ps_buf *bufs[PS_COMM_MAX_RANKS];
     int rc;
@@ -102,12 +103,24 @@ int ps_replicas_set_params(ps_replicas *g, const float *params)
     g->have_grads = 0;
     /* A group of one broadcasts too: the single-rank collective path is
      * what a one-GPU machine can test. */
-    if ((rc = ps_model_set_params(g->models[0], params)) != PS_OK)
+    rc = wait ? ps_model_set_params(g->models[0], params)
+              : ps_model_set_params_async(g->models[0], params);
+    if (rc != PS_OK)
         return rc;
     for (size_t i = 0; i < g->n; i++)
         bufs[i] = ps_model_params_buf(g->models[i]);
     return ps_comm_broadcast(g->comm, bufs,
                              ps_model_num_params(g->models[0]));
+}
+
+int ps_replicas_set_params(ps_replicas *g, const float *params)
+{
+    return set_params(g, params, 1);
+}
+
+int ps_replicas_set_params_async(ps_replicas *g, const float *params)
+{
+    return set_params(g, params, 0);
 }
 
 int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,

@@ -45,6 +45,9 @@ ps_model *ps_replicas_at(ps_replicas *g, size_t i);
 
 /* As the ps_model_* functions of the same names, over the whole group. */
 int ps_replicas_set_params(ps_replicas *g, const float *params);
+/* params unchanged until the next call that waits on device 0's backend
+ * (a step, eval, predict, get_grads, ps_backend_sync). */
+int ps_replicas_set_params_async(ps_replicas *g, const float *params);
 int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,
                      double *loss, size_t *correct);
 int ps_replicas_get_grads(ps_replicas *g, float *grads);

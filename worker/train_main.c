@@ -81,7 +81,7 @@ static const ps_setting settings[] = {
      "asp, ssp:S or bsp"},
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
      "each worker's compute device (ps-worker --device: cpu, cpu:T, "
-     "cuda:N or a list like cuda:0,cuda:1)"},
+     "cpu-deferred, cuda:N or a list like cuda:0,cuda:1)"},
     {"seed", PS_SET_INT, "1", 0, 9e18, OPT(seed), "S", "seed"},
     {"json", PS_SET_BOOL, "false", 0, 1, OPT(json), NULL,
      "print the summary as one JSON line on stdout"},

@@ -4,7 +4,10 @@
  * buffers: `params` holds the weights the model computes with, `next`
  * receives the weights a pushpull brings back, and two gradient buffers
  * alternate so the one being sent (borrowed by the client until its
- * request completes) is never overwritten by the next step. */
+ * request completes) is never overwritten by the next step. These and the
+ * batch buffers come from the backend's host memory (pinned on a GPU); the
+ * model and the replicas sync before handing them back, so each may be
+ * reused as soon as the call that used it returns. */
 #include "trainer.h"
 
 #include "backend.h"
@@ -94,16 +97,36 @@ static int net_set_params(trainer *t, const float *params)
                     : ps_model_set_params(t->model, params);
 }
 
-static int net_step(trainer *t, size_t n, double *loss, size_t *correct)
+/* The weights a pull brought: uploaded without waiting, the next step's
+ * wait covers it (t->params is not written before, see net_wait). */
+static int net_set_params_async(trainer *t, const float *params)
 {
-    return t->group ? ps_replicas_step(t->group, t->bx, t->by, n, loss, correct)
-                    : ps_model_step(t->model, t->bx, t->by, n, loss, correct);
+    return t->group ? ps_replicas_set_params_async(t->group, params)
+                    : ps_model_set_params_async(t->model, params);
 }
 
-static int net_get_grads(trainer *t, float *grads)
+/* Waits for every device, so host buffers given to copies are free. */
+static int net_wait(trainer *t)
 {
-    return t->group ? ps_replicas_get_grads(t->group, grads)
-                    : ps_model_get_grads(t->model, grads);
+    int first = PS_OK;
+    for (size_t i = 0; i < t->nbes; i++) {
+        int rc = ps_backend_sync(t->bes[i]);
+        if (first == PS_OK)
+            first = rc;
+    }
+    return first;
+}
+
+/* One step on the batch in bx/by; its gradient lands in `grads`. One
+ * model waits once for both (the group's communicator adds its own). */
+static int net_step_grads(trainer *t, size_t n, float *grads, double *loss,
+                          size_t *correct)
+{
+    if (t->group == NULL)
+        return ps_model_step_grads(t->model, t->bx, t->by, n, grads, loss,
+                                   correct);
+    int rc = ps_replicas_step(t->group, t->bx, t->by, n, loss, correct);
+    return rc == PS_OK ? ps_replicas_get_grads(t->group, grads) : rc;
 }
 
 static int net_eval(trainer *t, const ps_batch *b, double *loss,
@@ -373,7 +396,7 @@ static int exchange_finish(trainer *t)
     float *tmp = t->params;
     t->params = t->next;
     t->next = tmp;
-    return net_set_params(t, t->params);
+    return net_set_params_async(t, t->params);
 }
 
 static int pull_all(trainer *t)
@@ -381,6 +404,8 @@ static int pull_all(trainer *t)
     if (t->client == NULL) /* compute-only: the local weights are current */
         return PS_OK;
     int rc = exchange_finish(t);
+    if (rc == PS_OK) /* its upload may still read t->params */
+        rc = net_wait(t);
     for (size_t i = 0; rc == PS_OK && i < t->ntables; i++) {
         const ps_model_table *mt = ps_model_table_at(t->model, i);
         rc = ps_client_pull(t->client, t->tables[i], 0, mt->len,
@@ -390,7 +415,7 @@ static int pull_all(trainer *t)
         if (rc != PS_OK)
             return fail(t, rc, "pull: %s", ps_client_errmsg(t->client));
     }
-    return rc == PS_OK ? net_set_params(t, t->params) : rc;
+    return rc == PS_OK ? net_set_params_async(t, t->params) : rc;
 }
 
 /* ---- evaluation and progress ---- */
@@ -509,6 +534,20 @@ static int setup(trainer *t, ps_dataset *data)
     return rc == PS_OK ? pull_all(t) : rc;
 }
 
+/* Host memory the device copies from and into: pinned on a GPU (device
+ * 0's backend for a group: the batch, pulled weights and the gradient
+ * travel through it), so copies do not make the host wait. */
+static float *host_alloc(trainer *t, size_t floats)
+{
+    return ps_backend_host_alloc(t->bes[0], floats * sizeof(float));
+}
+
+static void host_free(trainer *t, float *p)
+{
+    if (t->nbes > 0)
+        ps_backend_host_free(t->bes[0], p);
+}
+
 /* Host buffers; without servers the weights start as small seeded values
  * (the compute-only baseline measures speed, not learning). */
 static int setup_buffers(trainer *t, size_t dim)
@@ -519,13 +558,13 @@ static int setup_buffers(trainer *t, size_t dim)
     size_t p = (size_t)t->nparams;
     t->tables = calloc(t->ntables, sizeof(*t->tables));
     t->ex.req = calloc(t->ntables, sizeof(*t->ex.req));
-    t->params = malloc(p * sizeof(float));
-    t->next = malloc(p * sizeof(float));
-    t->grads[0] = malloc(p * sizeof(float));
-    t->grads[1] = malloc(p * sizeof(float));
-    t->stage = cfg->push_every > 1 ? malloc(p * sizeof(float)) : NULL;
-    t->bx = malloc(cfg->batch * dim * sizeof(float));
-    t->by = malloc(cfg->batch * sizeof(float));
+    t->params = host_alloc(t, p);
+    t->next = host_alloc(t, p);
+    t->grads[0] = host_alloc(t, p);
+    t->grads[1] = host_alloc(t, p);
+    t->stage = cfg->push_every > 1 ? host_alloc(t, p) : NULL;
+    t->bx = host_alloc(t, cfg->batch * dim);
+    t->by = host_alloc(t, cfg->batch);
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
         !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx || !t->by)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
@@ -543,21 +582,22 @@ static void teardown(trainer *t)
 {
     if (t->ex.active)
         exchange_finish(t);
+    (void)net_wait(t); /* no copy may use the host buffers freed below */
     ps_client_free(t->client);
     if (t->group != NULL)
         ps_replicas_free(t->group);
     else
         ps_model_free(t->model);
+    host_free(t, t->params);
+    host_free(t, t->next);
+    host_free(t, t->grads[0]);
+    host_free(t, t->grads[1]);
+    host_free(t, t->stage);
+    host_free(t, t->bx);
+    host_free(t, t->by);
     ps_device_list_close(t->bes, t->nbes);
     free(t->tables);
     free(t->ex.req);
-    free(t->params);
-    free(t->next);
-    free(t->grads[0]);
-    free(t->grads[1]);
-    free(t->stage);
-    free(t->bx);
-    free(t->by);
     free(t->init_params);
 }
 
@@ -586,13 +626,14 @@ static int exchange_step(trainer *t, int cur, uint64_t push, int epoch,
     return rc;
 }
 
-/* Takes the last step's gradient into grads[cur]: as is, or added to the
+/* One step whose gradient goes into grads[cur]: as is, or added to the
  * group being accumulated (member `k` of it, from 0). */
-static int take_grads(trainer *t, int cur, int k)
+static int step_grads(trainer *t, size_t n, int cur, int k, double *loss,
+                      size_t *correct)
 {
     if (k == 0)
-        return net_get_grads(t, t->grads[cur]);
-    int rc = net_get_grads(t, t->stage);
+        return net_step_grads(t, n, t->grads[cur], loss, correct);
+    int rc = net_step_grads(t, n, t->stage, loss, correct);
     float *g = t->grads[cur];
     for (uint64_t i = 0; rc == PS_OK && i < t->nparams; i++)
         g[i] += t->stage[i];
@@ -707,9 +748,7 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                 break;
             us[1] = ps_now_us();
             size_t correct;
-            rc = net_step(&t, n, &loss, &correct);
-            if (rc == PS_OK)
-                rc = take_grads(&t, cur, group++);
+            rc = step_grads(&t, n, cur, group++, &loss, &correct);
             if (rc != PS_OK) {
                 fail(&t, rc, "compute: %s", ps_strerror(rc));
                 break;

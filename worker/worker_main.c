@@ -90,7 +90,8 @@ static const ps_setting settings[] = {
      "cpu, cpu:THREADS or cuda:N; or a comma-separated list of up to 16 "
      "(cuda:0,cuda:1): one model replica per device, each batch split "
      "between them, gradients summed (NCCL on GPUs), one push (softmax and "
-     "mlp models)"},
+     "mlp models); cpu-deferred is a testing device (the CPU run like a GPU "
+     "stream: copies and operations wait for the sync point)"},
     {"data", PS_SET_STR, NULL, 0, 0, OPT(data), "PATH",
      "training data (idx: the images file; stream: - is stdin) (required)"},
     {"labels", PS_SET_STR, NULL, 0, 0, OPT(labels), "PATH",
@@ -200,7 +201,7 @@ static const ps_setting predict_settings[] = {
     {"out", PS_SET_STR, "-", 0, 0, OPT(out), "FILE",
      "where the predictions go (-: stdout)"},
     {"device", PS_SET_STR, "cpu", 0, 0, OPT(device), "DEV",
-     "cpu, cpu:THREADS or cuda:N"},
+     "cpu, cpu:THREADS, cpu-deferred (testing) or cuda:N"},
     {"batch", PS_SET_INT, "256", 1, 1e6, OPT(batch), "B",
      "rows per forward pass"},
     {"log-level", PS_SET_STR, "info", 0, 0, OPT(log_level), "LEVEL",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Bad input at the worker's entry points (flags, data files, data that does
 # not fit the model) gets a clear error and a non-zero exit, never a crash.
+# Also: a device group and the cpu-deferred testing device train against a
+# real server (the latter to exactly the figures of cpu).
 # Usage: worker_cli.sh BIN_DIR PS_SERVER  (BIN_DIR holds ps-worker, ps-train)
 set -uo pipefail
 bin=${1:?usage: worker_cli.sh BIN_DIR PS_SERVER}
@@ -138,6 +140,56 @@ if [ "$st" -ne 0 ] || ! grep -q "device group devices=cpu,cpu replicas=2 comm=ho
 else
     echo "ok   device-group-trains (--device cpu,cpu: test accuracy $acc)"
 fi
+
+# The host-memory contract (backend.h: an uploaded array unchanged and a
+# downloaded one unread until sync) is what a GPU with pinned buffers
+# needs. cpu-deferred runs the CPU arithmetic only at sync, like a GPU
+# stream, so a breach changes the numbers: the same seed must give exactly
+# the figures of cpu (and of cpu,cpu for the group), with overlap and
+# accumulation too, and with --compute-only.
+figures() { # the done line's loss/accuracy fields
+    tail -n1 "$1" | grep -o '"\(loss\|accuracy\|test_loss\|test_accuracy\)":[^,]*' | tr '\n' ' '
+}
+train_figures() { # NAME DEVICE EXTRA...: one server, one worker, 2 epochs
+    local name=$1 dev=$2 st
+    shift 2
+    "$server" --listen tcp://127.0.0.1:0 >"$dir/srv-$name.out" 2>/dev/null &
+    local s=$!
+    for _ in $(seq 500); do [ -s "$dir/srv-$name.out" ] && break; sleep 0.01; done
+    "$w" --servers "$(head -n1 "$dir/srv-$name.out")" --format csv --data "$dir/blobs.csv" \
+        --eval "$dir/blobs_test.csv" --model mlp:4-16-3 --batch 32 --epochs 2 \
+        --lr 0.01 --seed 7 --device "$dev" "$@" >"$dir/$name.out" 2>"$dir/$name.err"
+    st=$?
+    kill "$s"
+    wait "$s" 2>/dev/null
+    [ "$st" -eq 0 ] || { cat "$dir/$name.err" >&2; return 1; }
+}
+same_figures() { # CASE A B: the runs A and B reported identical figures
+    local fa fb
+    fa=$(figures "$dir/$2.out")
+    fb=$(figures "$dir/$3.out")
+    if [ -z "$fa" ] || [ "$fa" != "$fb" ]; then
+        fail "$1: $2 reported '$fa', $3 '$fb'"
+    else
+        echo "ok   $1 ($fa)"
+    fi
+}
+for extra in "" "--overlap --push-every 2"; do
+    tag=${extra:+-overlap}
+    for dev in cpu cpu-deferred cpu,cpu cpu-deferred,cpu-deferred; do
+        # shellcheck disable=SC2086
+        train_figures "dev-$dev$tag" "$dev" $extra || fail "deferred-device $dev $extra: training failed"
+    done
+    same_figures "deferred-same-figures$tag" "dev-cpu$tag" "dev-cpu-deferred$tag"
+    same_figures "deferred-group-same-figures$tag" "dev-cpu,cpu$tag" "dev-cpu-deferred,cpu-deferred$tag"
+done
+for dev in cpu cpu-deferred cpu-deferred,cpu-deferred; do
+    "$w" --compute-only --format csv --data "$dir/blobs.csv" --eval "$dir/blobs_test.csv" \
+        --model mlp:4-16-3 --batch 32 --epochs 1 --seed 7 --device "$dev" \
+        >"$dir/co-$dev.out" 2>"$dir/co-$dev.err" || fail "compute-only $dev: exit $?"
+done
+same_figures deferred-compute-only co-cpu co-cpu-deferred
+same_figures deferred-group-compute-only co-cpu co-cpu-deferred,cpu-deferred
 
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed" >&2; exit 1; }
 echo "all worker CLI cases passed"

@@ -20,6 +20,9 @@
 #include <string.h>
 
 static uint64_t rng_state;
+/* The device under test: argv[1] ("cpu" by default; ctest also runs the
+ * file on "cpu-deferred", where every copy waits for sync). */
+static const char *device = "cpu";
 
 /* Uniform in [-1, 1). */
 static double urand(void)
@@ -35,7 +38,7 @@ static int setup(void **state)
     ps_backend *be = NULL;
 
     rng_state = 0x2545f4914f6cdd1dULL;
-    if (ps_backend_open("cpu", &be, NULL, 0) != PS_OK)
+    if (ps_backend_open(device, &be, NULL, 0) != PS_OK)
         return -1;
     *state = be;
     return 0;
@@ -379,8 +382,10 @@ static void test_model_sgd_mlp_fits_separable(void **state)
     fit_separable(*state, "mlp:3-16-8-4");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        device = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model_new_softmax_tables, setup,
                                         teardown),

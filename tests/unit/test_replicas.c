@@ -21,6 +21,10 @@
 
 #define MAX_BATCH 9
 
+/* The group's devices: argv[1] ("cpu" by default; ctest also runs the file
+ * on "cpu-deferred"); the single model it is compared with is on "cpu". */
+static const char *device = "cpu";
+
 typedef struct fixture {
     ps_backend *bes[4]; /* bes[3]: the single model's */
 } fixture;
@@ -31,7 +35,8 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     for (size_t i = 0; i < 4; i++)
-        if (ps_backend_open("cpu", &f->bes[i], NULL, 0) != PS_OK)
+        if (ps_backend_open(i < 3 ? device : "cpu", &f->bes[i], NULL, 0) !=
+            PS_OK)
             return -1;
     *state = f;
     return 0;
@@ -174,6 +179,7 @@ static void test_device_list_parse(void **state)
     expect_list("cuda:0,cuda:1", 2, "cuda:1");
     expect_list("cpu,cpu,cpu:2", 3, "cpu:2");
     expect_list("cuda:1,cpu,cuda:0", 3, "cuda:0");
+    expect_list("cpu-deferred,cpu-deferred", 2, "cpu-deferred");
     expect_list("cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,cpu,"
                 "cpu,cpu",
                 16, "cpu");
@@ -184,6 +190,7 @@ static void test_device_list_parse(void **state)
     expect_bad_list("cpu,", "entry 2 is empty");
     expect_bad_list(",cpu", "entry 1 is empty");
     expect_bad_list("cpu,,cpu", "entry 2 is empty");
+    expect_bad_list("cpu,cpu-deferred:2", "entry 2: unknown device");
     expect_bad_list("cpu,gpu:1", "entry 2: unknown device \"gpu:1\"");
     expect_bad_list("cuda:0,cuda:x", "entry 2: device \"cuda:x\"");
     expect_bad_list("cuda:-1", "want cuda:N");
@@ -218,8 +225,10 @@ static void test_device_list_open(void **state)
     assert_null(bes[0]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        device = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_group_of_two_matches_one, setup,
                                         teardown),
