@@ -52,6 +52,15 @@ typedef struct slot {
     ps_request *pull, *push; /* in flight, or NULL */
 } slot;
 
+/* A step's time by phase (--http pages, the done line): round trips and
+ * compute are timed where they happen; the rest of the step's interval is
+ * input (reading, parsing, building the batch), so the phases add up to
+ * the step's duration. */
+typedef struct step_clock {
+    int64_t mark; /* when the current step's interval began, us */
+    int64_t wait_us, compute_us;
+} step_clock;
+
 typedef struct strainer {
     const ps_train_cfg *cfg;
     volatile sig_atomic_t *stop; /* raised by SIGTERM/SIGINT */
@@ -69,6 +78,8 @@ typedef struct strainer {
     FILE *progress;
     char *err;
     size_t errlen;
+    ps_worker_stats stats; /* published after every step (--http) */
+    step_clock clk;
 } strainer;
 
 static int fail(strainer *t, int rc, const char *fmt, ...)
@@ -272,7 +283,9 @@ static int wait_req(strainer *t, ps_request **req, const char *what)
 {
     if (*req == NULL)
         return PS_OK;
+    int64_t t0 = ps_now_us();
     int rc = ps_client_wait(t->client, *req, -1);
+    t->clk.wait_us += ps_now_us() - t0;
     *req = NULL;
     if (rc != PS_OK)
         return fail(t, rc, "%s: %s", what, ps_client_errmsg(t->client));
@@ -379,9 +392,18 @@ static void emit(strainer *t, const char *event, int epoch, uint64_t samples,
                  double loss, double acc, double rate, double test_loss,
                  double test_acc, double test_auc)
 {
-    ps_progress_line l = {
-        event, t->cfg->worker_id, epoch,    samples, loss, acc, rate,
-        NAN,   test_loss,         test_acc, test_auc, NULL};
+    ps_progress_line l = {event,
+                          t->cfg->worker_id,
+                          epoch,
+                          samples,
+                          loss,
+                          acc,
+                          rate,
+                          NAN,
+                          test_loss,
+                          test_acc,
+                          test_auc,
+                          strcmp(event, "done") == 0 ? &t->stats : NULL};
     ps_train_emit(t->progress, &l);
 }
 
@@ -503,7 +525,9 @@ static int step(strainer *t, slot *s, int epoch, tally *k)
         return rc;
     double loss;
     size_t correct;
+    int64_t t0 = ps_now_us();
     rc = ps_logreg_step(t->model, &s->lb, s->w, s->grad, &loss, &correct);
+    t->clk.compute_us += ps_now_us() - t0;
     if (rc != PS_OK)
         return fail(t, rc, "compute: %s", ps_strerror(rc));
     size_t n = s->lb.n;
@@ -533,9 +557,41 @@ static int step(strainer *t, slot *s, int epoch, tally *k)
         return fail(t, rc, "push: %s", ps_client_errmsg(t->client));
     if (!t->cfg->overlap && (rc = wait_req(t, &s->push, "push")) != PS_OK)
         return rc;
-    if (t->cons != PS_ASP && (rc = ps_client_clock(t->client)) != PS_OK)
-        return fail(t, rc, "clock: %s", ps_client_errmsg(t->client));
+    if (t->cons != PS_ASP) {
+        int64_t c0 = ps_now_us();
+        rc = ps_client_clock(t->client);
+        t->clk.wait_us += ps_now_us() - c0;
+        if (rc != PS_OK)
+            return fail(t, rc, "clock: %s", ps_client_errmsg(t->client));
+    }
     return PS_OK;
+}
+
+/* Starts a step interval (each epoch's first: evaluation and draining
+ * between epochs belong to no step). */
+static void clock_reset(strainer *t)
+{
+    t->clk = (step_clock){ps_now_us(), 0, 0};
+}
+
+/* Counts the step that just ended and publishes the figures. */
+static void count_step(strainer *t, int epoch, const tally *k)
+{
+    ps_worker_stats *st = &t->stats;
+    int64_t dur = ps_now_us() - t->clk.mark;
+    int64_t timed = t->clk.wait_us + t->clk.compute_us;
+    int64_t input = dur > timed ? dur - timed : 0;
+    st->phase_s[PS_PHASE_WAIT] += (double)t->clk.wait_us / 1e6;
+    st->phase_s[PS_PHASE_COMPUTE] += (double)t->clk.compute_us / 1e6;
+    st->phase_s[PS_PHASE_INPUT] += (double)input / 1e6;
+    ps_prom_hist_observe(&st->step_s, (double)(timed + input) / 1e6);
+    st->steps++;
+    st->samples = k->samples;
+    st->epoch = epoch;
+    st->loss = k->ep_loss / (double)k->ep_samples;
+    st->accuracy = k->ep_correct / (double)k->ep_samples;
+    ps_train_publish(t->cfg, t->client, st);
+    clock_reset(t);
 }
 
 static void maybe_line(strainer *t, int epoch, tally *k)
@@ -571,6 +627,7 @@ static int epoch_run(strainer *t, int epoch, volatile sig_atomic_t *stop,
             break;
         if ((rc = step(t, &t->s[cur], epoch, k)) != PS_OK)
             break;
+        count_step(t, epoch, k);
         if (!overlap && (rc = prefetch(t, next, &got)) != PS_OK)
             break;
         maybe_line(t, epoch, k);
@@ -593,6 +650,8 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
     t.errlen = errlen;
     memset(res, 0, sizeof(*res));
     res->test_accuracy = res->test_loss = res->test_auc = NAN;
+    ps_worker_stats_init(&t.stats, cfg->worker_id, cfg->attempt, cfg->device,
+                         cfg->model);
     if (cfg->batch == 0 || cfg->epochs < 1 || cfg->pull_every < 1)
         return fail(&t, PS_EINVAL,
                     "--batch, --epochs and --pull-every must be positive");
@@ -629,7 +688,10 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
     memset(&k, 0, sizeof(k));
     int64_t start = ps_now_us();
     k.last_line = start;
+    t.stats.state = rc == PS_OK ? "training" : "failed";
+    ps_train_publish(cfg, t.client, &t.stats);
     for (int epoch = 1; rc == PS_OK && epoch <= cfg->epochs; epoch++) {
+        clock_reset(&t);
         k.ep_samples = 0;
         k.ep_loss = k.ep_correct = 0;
         if (epoch > 1 && (rc = sh_rewind(&t.sh, err, errlen)) != PS_OK)
@@ -650,6 +712,12 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
                                    ea);
             ps_client_set_eval(t.client, &ev);
         }
+        if (eval) {
+            t.stats.eval_epoch = epoch;
+            t.stats.eval_loss = tl;
+            t.stats.eval_accuracy = ta;
+        }
+        ps_train_publish(cfg, t.client, &t.stats);
         res->train_loss = el;
         res->train_accuracy = ea;
         res->test_loss = tl;
@@ -660,6 +728,8 @@ int ps_train_sparse_run(const ps_train_cfg *cfg, FILE *progress,
     res->seconds = (double)(ps_now_us() - start) / 1e6;
     if (rc == PS_OK && t.client != NULL)
         ps_train_send_final(t.client);
+    t.stats.state = rc == PS_OK ? "done" : "failed";
+    ps_train_publish(cfg, t.client, &t.stats);
     if (rc == PS_OK)
         emit(&t, "done", cfg->epochs, k.samples, res->train_loss,
              res->train_accuracy, (double)k.samples / res->seconds,

@@ -37,6 +37,57 @@ except urllib.error.HTTPError as e:
 PY
 }
 
+# check_figures SCRAPE STATUS WORKER ATTEMPT MODEL: a worker's /metrics and
+# /status while it trains: its identity, phases adding up to the step
+# histogram's sum, a cumulative histogram, counters that agree.
+check_figures() {
+    python3 - "$@" <<'PY'
+import json, math, re, sys
+text = open(sys.argv[1]).read()
+wid, att, model = sys.argv[3], sys.argv[4], sys.argv[5]
+def val(pat):
+    m = re.search(r"^" + pat + r" (\S+)$", text, re.M)
+    if not m:
+        sys.exit("no sample matching " + pat)
+    return float(m.group(1))
+lab = r'\{worker="%s",attempt="%s"' % (wid, att)
+phases = [val(r"sparkps_trainer_step_phase_seconds_total" + lab + r',phase="%s"\}' % p)
+          for p in ("compute", "wait", "input")]
+hsum = val(r"sparkps_trainer_step_duration_seconds_sum" + lab + r"\}")
+count = val(r"sparkps_trainer_step_duration_seconds_count" + lab + r"\}")
+steps = val(r"sparkps_trainer_steps_total" + lab + r"\}")
+samples = val(r"sparkps_trainer_samples_total" + lab + r"\}")
+val(r'sparkps_trainer_info\{worker="%s",attempt="%s",device="cpu",model="%s",state="training"\}'
+    % (wid, att, re.escape(model)))
+# every phase is a step's share, so they add up to the steps' durations
+if not all(p >= 0 for p in phases) or abs(sum(phases) - hsum) > 1e-6 * max(1, hsum):
+    sys.exit("phases %s sum %r, histogram sum %r" % (phases, sum(phases), hsum))
+buckets = [(m.group(1), float(m.group(2))) for m in re.finditer(
+    r'^sparkps_trainer_step_duration_seconds_bucket' + lab + r',le="([^"]+)"\} (\S+)$', text, re.M)]
+counts = [c for _, c in buckets]
+if len(buckets) < 2 or buckets[-1][0] != "+Inf" or counts != sorted(counts) or counts[-1] != count:
+    sys.exit("histogram not cumulative or not ending at its count: %s" % buckets)
+if count != steps or steps <= 0 or samples < steps:
+    sys.exit("steps %r, histogram count %r, samples %r" % (steps, count, samples))
+st = json.load(open(sys.argv[2]))
+if (st["worker"], st["attempt"], st["device"], st["model"], st["state"]) != (
+        int(wid), int(att), "cpu", model, "training"):
+    sys.exit("status identity: %s" % st)
+secs = st["seconds"]
+if abs(sum(secs.values()) - st["step_seconds"]["sum"]) > 1e-6 * max(1, st["step_seconds"]["sum"]):
+    sys.exit("status: phases %s vs step seconds %s" % (secs, st["step_seconds"]))
+share = st["wait_share"]
+if not (0 <= share <= 1) or abs(share - secs["wait"] / sum(secs.values())) > 1e-6:
+    sys.exit("status: wait_share %r of %s" % (share, secs))
+if st["samples"] < samples or st["steps"] < steps or st["client"]["requests"] < 1:
+    sys.exit("status went back: %s" % st)
+if not (0 <= st["train"]["accuracy"] <= 1) or st["epoch"] < 1:
+    sys.exit("status train figures: %s" % st)
+print("ok   %s: %d steps: compute %.3f s, wait %.3f s, input %.3f s = histogram sum %.3f s; wait share %.2f"
+      % (model, steps, *phases, hsum, share))
+PY
+}
+
 blobs_csv 3000 1 >"$dir/train.csv"
 od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/token"
 echo short >"$dir/short-token"
@@ -97,48 +148,8 @@ echo "ok   samples rose past $s1"
 
 get "$url/metrics" "$token" | sed '1s/^200 //' >"$dir/scrape.txt"
 get "$url/status" "$token" | sed '1s/^200 //' >"$dir/status.json"
-python3 - "$dir/scrape.txt" "$dir/status.json" <<'PY' || die "the figures do not add up"
-import json, math, re, sys
-text = open(sys.argv[1]).read()
-def val(pat):
-    m = re.search(r"^" + pat + r" (\S+)$", text, re.M)
-    if not m:
-        sys.exit("no sample matching " + pat)
-    return float(m.group(1))
-lab = r'\{worker="2",attempt="5"'
-phases = [val(r"sparkps_trainer_step_phase_seconds_total" + lab + r',phase="%s"\}' % p)
-          for p in ("compute", "wait", "input")]
-hsum = val(r"sparkps_trainer_step_duration_seconds_sum" + lab + r"\}")
-count = val(r"sparkps_trainer_step_duration_seconds_count" + lab + r"\}")
-steps = val(r"sparkps_trainer_steps_total" + lab + r"\}")
-samples = val(r"sparkps_trainer_samples_total" + lab + r"\}")
-val(r'sparkps_trainer_info\{worker="2",attempt="5",device="cpu",model="mlp:4-16-3",state="training"\}')
-# every phase is a step's share, so they add up to the steps' durations
-if not all(p >= 0 for p in phases) or abs(sum(phases) - hsum) > 1e-6 * max(1, hsum):
-    sys.exit("phases %s sum %r, histogram sum %r" % (phases, sum(phases), hsum))
-buckets = [(m.group(1), float(m.group(2))) for m in re.finditer(
-    r'^sparkps_trainer_step_duration_seconds_bucket' + lab + r',le="([^"]+)"\} (\S+)$', text, re.M)]
-counts = [c for _, c in buckets]
-if len(buckets) < 2 or buckets[-1][0] != "+Inf" or counts != sorted(counts) or counts[-1] != count:
-    sys.exit("histogram not cumulative or not ending at its count: %s" % buckets)
-if count != steps or steps <= 0 or samples < steps:
-    sys.exit("steps %r, histogram count %r, samples %r" % (steps, count, samples))
-st = json.load(open(sys.argv[2]))
-if (st["worker"], st["attempt"], st["device"], st["state"]) != (2, 5, "cpu", "training"):
-    sys.exit("status identity: %s" % st)
-secs = st["seconds"]
-if abs(sum(secs.values()) - st["step_seconds"]["sum"]) > 1e-6 * max(1, st["step_seconds"]["sum"]):
-    sys.exit("status: phases %s vs step seconds %s" % (secs, st["step_seconds"]))
-share = st["wait_share"]
-if not (0 <= share <= 1) or abs(share - secs["wait"] / sum(secs.values())) > 1e-6:
-    sys.exit("status: wait_share %r of %s" % (share, secs))
-if st["samples"] < samples or st["steps"] < steps or st["client"]["requests"] < 1:
-    sys.exit("status went back: %s" % st)
-if not (0 <= st["train"]["accuracy"] <= 1) or st["epoch"] < 1:
-    sys.exit("status train figures: %s" % st)
-print("ok   %d steps: compute %.3f s, wait %.3f s, input %.3f s = histogram sum %.3f s; wait share %.2f"
-      % (steps, *phases, hsum, share))
-PY
+check_figures "$dir/scrape.txt" "$dir/status.json" 2 5 mlp:4-16-3 ||
+    die "the figures do not add up"
 if command -v promtool >/dev/null; then
     promtool check metrics <"$dir/scrape.txt" || die "promtool check metrics failed on a scrape"
     echo "ok   promtool check metrics"
@@ -156,6 +167,42 @@ wait "$wpid"
 st=$?
 [ "$st" -eq 1 ] || die "worker stopped by SIGTERM exited $st (want 1)"
 grep -q "stopped by a signal" "$dir/w.err" || die "no 'stopped by a signal' on stderr"
+
+# ---- a logreg worker (the sparse trainer) fills the same figures ----
+awk 'BEGIN { srand(7); for (i = 0; i < 3000; i++) { y = i % 2; printf "%d", y
+    for (j = 0; j < 5; j++) printf " %d:1", y * 50 + j * 10 + int(rand() * 10) + 1
+    print "" } }' >"$dir/train.svm"
+"$w" --servers "$endpoint" --model logreg --format libsvm --data "$dir/train.svm" \
+    --epochs 1000000 --batch 64 --progress-every 0.5 --worker-id 3 --attempt 1 \
+    --job lr --http 0 >"$dir/lr.out" 2>"$dir/lr.err" &
+pids+=($!)
+lpid=$!
+lr_url() { sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$dir/lr.err" | head -n 1; }
+has_lr_url() { [ -n "$(lr_url)" ]; }
+poll 150 "the logreg worker's URL on stderr" has_lr_url
+lurl=$(lr_url)
+lr_samples() { get "$lurl/metrics" | sed -n 's/^sparkps_trainer_samples_total{[^}]*} \([0-9]*\)$/\1/p'; }
+lr_started() { [ "$(lr_samples)" -gt 0 ] 2>/dev/null; }
+poll 300 "the logreg worker's first samples" lr_started
+get "$lurl/metrics" | sed '1s/^200 //' >"$dir/lr-scrape.txt"
+get "$lurl/status" | sed '1s/^200 //' >"$dir/lr-status.json"
+check_figures "$dir/lr-scrape.txt" "$dir/lr-status.json" 3 1 logreg ||
+    die "the logreg worker's figures do not add up"
+kill "$lpid"
+wait "$lpid" && die "the logreg worker ignored SIGTERM"
+"$w" --servers "$endpoint" --model logreg --format libsvm --data "$dir/train.svm" \
+    --epochs 2 --progress-every 0 --job lr2 >"$dir/lr-done.out" 2>"$dir/lr-done.err" ||
+    die "logreg run failed: $(tail -n1 "$dir/lr-done.err")"
+python3 - "$dir/lr-done.out" <<'PY' || die "logreg done line"
+import json, sys
+d = [json.loads(l) for l in open(sys.argv[1])][-1]
+total = d["compute_s"] + d["wait_s"] + d["input_s"]
+if d["event"] != "done" or d["compute_s"] <= 0 or d["wait_s"] <= 0 or \
+        abs(d["wait_share"] - d["wait_s"] / total) > 1e-3:
+    sys.exit("done line: %s" % d)
+print("ok   logreg done line: compute %.3f s, wait %.3f s, input %.3f s, wait share %.2f"
+      % (d["compute_s"], d["wait_s"], d["input_s"], d["wait_share"]))
+PY
 
 # ---- stdout: the same JSON lines with and without --http ----
 run() {
