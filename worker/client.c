@@ -901,13 +901,22 @@ static void abandon_pending(ps_client *c, ps_request *r, int rc)
 {
     const char *why =
         rc == PS_ECANCELED ? "cancelled by the caller" : "transport error";
+    int *failed = calloc(c->nshards, sizeof(*failed));
     for (int i = 0; i < r->npieces; i++) {
         piece *p = &r->pieces[i];
         if (p->done)
             continue;
         piece_finish(c, p, rc, why);
-        reconnect(c, p->shard, 0);
+        if (failed != NULL)
+            failed[p->shard] = 1;
     }
+    /* After every piece is finished, so none of r's is re-sent; once per
+     * shard (a range may have several pieces on one). Without memory,
+     * every shard. */
+    for (uint32_t s = 0; s < c->nshards; s++)
+        if (failed == NULL || failed[s])
+            reconnect(c, s, 0);
+    free(failed);
 }
 
 /* Drives I/O until every piece of r is done (answered or failed), or until

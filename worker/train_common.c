@@ -6,6 +6,7 @@
 #include "common/rng.h"
 
 #include <math.h>
+#include <string.h>
 
 static void field(FILE *out, const char *name, double v)
 {
@@ -24,7 +25,7 @@ void ps_train_emit(FILE *out, const ps_progress_line *l)
     field(out, "test_loss", l->test_loss);
     field(out, "test_accuracy", l->test_accuracy);
     field(out, "test_auc", l->test_auc);
-    if (l->phases != NULL) {
+    if (l->phases != NULL && strcmp(l->event, "done") == 0) {
         field(out, "compute_s", l->phases->phase_s[PS_PHASE_COMPUTE]);
         field(out, "wait_s", l->phases->phase_s[PS_PHASE_WAIT]);
         field(out, "input_s", l->phases->phase_s[PS_PHASE_INPUT]);

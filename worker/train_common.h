@@ -19,8 +19,9 @@ typedef struct ps_progress_line {
     double loss, accuracy, samples_per_s;
     double lr; /* of the latest push */
     double test_loss, test_accuracy, test_auc;
-    /* NULL, else its step time by phase is added ("compute_s", "wait_s",
-     * "input_s" and "wait_share", the share spent waiting on the servers) */
+    /* The worker's figures; the "done" line adds their step time by phase
+     * ("compute_s", "wait_s", "input_s" and "wait_share", the share spent
+     * waiting on the servers). NULL: none. */
     const ps_worker_stats *phases;
 } ps_progress_line;
 

@@ -481,7 +481,7 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
                           test_loss,
                           test_acc,
                           NAN,
-                          strcmp(event, "done") == 0 ? &t->stats : NULL};
+                          &t->stats};
     ps_train_emit(t->progress, &l);
 }
 

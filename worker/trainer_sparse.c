@@ -403,7 +403,7 @@ static void emit(strainer *t, const char *event, int epoch, uint64_t samples,
                           test_loss,
                           test_acc,
                           test_auc,
-                          strcmp(event, "done") == 0 ? &t->stats : NULL};
+                          &t->stats};
     ps_train_emit(t->progress, &l);
 }
 

@@ -124,9 +124,15 @@ expect http-port-busy 1 "cannot serve HTTP on 127.0.0.1:$(cat "$dir/busy.port")"
     >"$dir/w.out" 2>"$dir/w.err" &
 pids+=($!)
 wpid=$!
-has_url() { grep -q "http url=http://127.0.0.1:" "$dir/w.err"; }
-poll 150 "the worker's URL on stderr" has_url
-url=$(sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$dir/w.err" | head -n 1)
+# url_in LOG: the URL a worker logged on stderr; has_url LOG: it did.
+url_in() { sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$1" | head -n 1; }
+has_url() { [ -n "$(url_in "$1")" ]; }
+# samples_at URL [TOKEN]: the worker's sparkps_trainer_samples_total;
+# started_at: above 0.
+samples_at() { get "$1/metrics" "${@:2}" | sed -n 's/^sparkps_trainer_samples_total{[^}]*} \([0-9]*\)$/\1/p'; }
+started_at() { [ "$(samples_at "$@")" -gt 0 ] 2>/dev/null; }
+poll 150 "the worker's URL on stderr" has_url "$dir/w.err"
+url=$(url_in "$dir/w.err")
 grep -q "http" "$dir/w.out" && die "the URL reached stdout, the JSON-lines channel"
 echo "ok   url $url (stderr)"
 
@@ -138,11 +144,9 @@ r=$(get "$url/metrics" "$token")
 [[ $r == 200* ]] || die "/metrics with the token: ${r:0:80}"
 echo "ok   401 without or with a wrong token, 200 with it"
 
-samples() { get "$url/metrics" "$token" | sed -n 's/^sparkps_trainer_samples_total{[^}]*} \([0-9]*\)$/\1/p'; }
-started() { [ "$(samples)" -gt 0 ] 2>/dev/null; }
-poll 300 "the first samples" started
-s1=$(samples)
-rose() { [ "$(samples)" -gt "$s1" ]; }
+poll 300 "the first samples" started_at "$url" "$token"
+s1=$(samples_at "$url" "$token")
+rose() { [ "$(samples_at "$url" "$token")" -gt "$s1" ]; }
 poll 300 "samples to rise past $s1" rose
 echo "ok   samples rose past $s1"
 
@@ -177,13 +181,9 @@ awk 'BEGIN { srand(7); for (i = 0; i < 3000; i++) { y = i % 2; printf "%d", y
     --job lr --http 0 >"$dir/lr.out" 2>"$dir/lr.err" &
 pids+=($!)
 lpid=$!
-lr_url() { sed -n 's/.*http url=\(http:[^ ]*\).*/\1/p' "$dir/lr.err" | head -n 1; }
-has_lr_url() { [ -n "$(lr_url)" ]; }
-poll 150 "the logreg worker's URL on stderr" has_lr_url
-lurl=$(lr_url)
-lr_samples() { get "$lurl/metrics" | sed -n 's/^sparkps_trainer_samples_total{[^}]*} \([0-9]*\)$/\1/p'; }
-lr_started() { [ "$(lr_samples)" -gt 0 ] 2>/dev/null; }
-poll 300 "the logreg worker's first samples" lr_started
+poll 150 "the logreg worker's URL on stderr" has_url "$dir/lr.err"
+lurl=$(url_in "$dir/lr.err")
+poll 300 "the logreg worker's first samples" started_at "$lurl"
 get "$lurl/metrics" | sed '1s/^200 //' >"$dir/lr-scrape.txt"
 get "$lurl/status" | sed '1s/^200 //' >"$dir/lr-status.json"
 check_figures "$dir/lr-scrape.txt" "$dir/lr-status.json" 3 1 logreg ||
