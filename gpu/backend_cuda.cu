@@ -5,8 +5,11 @@
  * Threading: a backend is used by one host thread at a time, but not
  * always the same one, and a thread may drive backends on several GPUs, so
  * every entry point first makes the backend's device current. All work
- * goes to the backend's one non-blocking stream, in issue order; sync waits
- * for it. Errors of kernels are a device int (the first ps_err a kernel
+ * goes to the backend's compute stream, in issue order, but for the copy
+ * stream's (upload_ahead, download_ahead), which events order against it:
+ * a fence makes the compute stream wait for the copies issued so far, and
+ * a download_ahead makes the copy stream wait for the compute issued so
+ * far. Both are non-blocking streams; sync waits for both. Errors of kernels are a device int (the first ps_err a kernel
  * raised) that sync copies back, reports and clears; errors of CUDA calls
  * are returned at once and logged with CUDA's text, because the ps_err code
  * alone would lose it. */
@@ -29,7 +32,10 @@ namespace
 
 struct cuda_ctx {
     int device;
-    cudaStream_t stream;
+    cudaStream_t stream; /* compute, and the in-order copies */
+    cudaStream_t copy;   /* upload_ahead and download_ahead */
+    cudaEvent_t copied;  /* recorded on copy by a fence */
+    cudaEvent_t issued;  /* recorded on stream by a download_ahead */
     cublasHandle_t blas;
     int *flag;       /* device: first ps_err a kernel raised, 0 if none */
     int *flag_host;  /* pinned: where sync copies flag to */
@@ -96,13 +102,33 @@ void keep_first(cuda_ctx *c, int rc)
         c->pending = rc;
 }
 
+/* Waits for both streams; the first failure wins. */
+int wait_streams(cuda_ctx *c)
+{
+    int rc = PS_OK, r;
+
+    if (c->stream != NULL)
+        rc = check(cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+    if (c->copy != NULL &&
+        (r = check(cudaStreamSynchronize(c->copy),
+                   "cudaStreamSynchronize(copy)")) != PS_OK &&
+        rc == PS_OK)
+        rc = r;
+    return rc;
+}
+
 /* Frees what ctx holds; each field may be unset (a half-built backend). */
 void release(cuda_ctx *c)
 {
-    if (c->stream != NULL)
-        (void)check(cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+    (void)wait_streams(c);
     if (c->blas != NULL)
         (void)check_blas(cublasDestroy(c->blas), "cublasDestroy");
+    if (c->copied != NULL)
+        (void)check(cudaEventDestroy(c->copied), "cudaEventDestroy");
+    if (c->issued != NULL)
+        (void)check(cudaEventDestroy(c->issued), "cudaEventDestroy");
+    if (c->copy != NULL)
+        (void)check(cudaStreamDestroy(c->copy), "cudaStreamDestroy");
     if (c->stream != NULL)
         (void)check(cudaStreamDestroy(c->stream), "cudaStreamDestroy");
     if (c->flag != NULL)
@@ -145,14 +171,14 @@ int cuda_buf_alloc(ps_backend *be, size_t bytes, ps_buf **out)
     return PS_OK;
 }
 
-/* Waits for the stream first: queued work may still use the buffer. */
+/* Waits for the streams first: queued work may still use the buffer. */
 void cuda_buf_free(ps_backend *be, ps_buf *buf)
 {
     cuda_ctx *c = ctx_of(be);
     int rc = enter(be);
 
     if (rc == PS_OK)
-        rc = check(cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+        rc = wait_streams(c);
     keep_first(c, rc);
     keep_first(c, check(cudaFree(buf->data), "cudaFree"));
     free(buf);
@@ -180,6 +206,49 @@ int cuda_download(ps_backend *be, const ps_buf *src, size_t src_off, void *dst,
     return check(cudaMemcpyAsync(dst, (const char *)src->data + src_off, bytes,
                                  cudaMemcpyDeviceToHost, stream_of(be)),
                  "cudaMemcpyAsync(download)");
+}
+
+int cuda_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
+                      const void *src, size_t bytes)
+{
+    int rc = enter(be);
+
+    if (rc != PS_OK)
+        return rc;
+    return check(cudaMemcpyAsync((char *)dst->data + dst_off, src, bytes,
+                                 cudaMemcpyHostToDevice, ctx_of(be)->copy),
+                 "cudaMemcpyAsync(upload_ahead)");
+}
+
+int cuda_copy_fence(ps_backend *be)
+{
+    cuda_ctx *c = ctx_of(be);
+    int rc = enter(be);
+
+    if (rc == PS_OK)
+        rc = check(cudaEventRecord(c->copied, c->copy), "cudaEventRecord");
+    if (rc == PS_OK)
+        rc = check(cudaStreamWaitEvent(c->stream, c->copied, 0),
+                   "cudaStreamWaitEvent");
+    return rc;
+}
+
+int cuda_download_ahead(ps_backend *be, const ps_buf *src, size_t src_off,
+                        void *dst, size_t bytes)
+{
+    cuda_ctx *c = ctx_of(be);
+    int rc = enter(be);
+
+    if (rc == PS_OK)
+        rc = check(cudaEventRecord(c->issued, c->stream), "cudaEventRecord");
+    if (rc == PS_OK)
+        rc = check(cudaStreamWaitEvent(c->copy, c->issued, 0),
+                   "cudaStreamWaitEvent");
+    if (rc == PS_OK)
+        rc = check(cudaMemcpyAsync(dst, (const char *)src->data + src_off,
+                                   bytes, cudaMemcpyDeviceToHost, c->copy),
+                   "cudaMemcpyAsync(download_ahead)");
+    return rc;
 }
 
 void *cuda_host_alloc(ps_backend *be, size_t bytes)
@@ -211,7 +280,7 @@ int cuda_sync(ps_backend *be)
     copy_rc = check(cudaMemcpyAsync(c->flag_host, c->flag, sizeof(int),
                                     cudaMemcpyDeviceToHost, c->stream),
                     "cudaMemcpyAsync(flag)");
-    wait_rc = check(cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+    wait_rc = wait_streams(c);
     rc = c->pending;
     c->pending = PS_OK;
     if (rc == PS_OK)
@@ -480,6 +549,9 @@ ps_backend_ops make_ops()
     o.csr_mm_t = cuda_csr_mm_t;
     o.sigmoid_xent = cuda_sigmoid_xent;
     o.sigmoid = cuda_sigmoid;
+    o.upload_ahead = cuda_upload_ahead;
+    o.copy_fence = cuda_copy_fence;
+    o.download_ahead = cuda_download_ahead;
     o.host_alloc = cuda_host_alloc;
     o.host_free = cuda_host_free;
     return o;
@@ -592,8 +664,18 @@ extern "C" int ps_backend_cuda_new(int device, ps_backend **out, char *err,
         goto out;
     }
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) !=
-        cudaSuccess) {
+            cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking)) !=
+            cudaSuccess) {
         call = "cudaStreamCreateWithFlags";
+        goto out;
+    }
+    /* Ordering only: no timing, which keeps record and wait cheap. */
+    if ((e = cudaEventCreateWithFlags(&c->copied, cudaEventDisableTiming)) !=
+            cudaSuccess ||
+        (e = cudaEventCreateWithFlags(&c->issued, cudaEventDisableTiming)) !=
+            cudaSuccess) {
+        call = "cudaEventCreateWithFlags";
         goto out;
     }
     if ((e = cudaMalloc((void **)&c->flag, sizeof(int))) != cudaSuccess ||

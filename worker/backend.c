@@ -178,28 +178,63 @@ size_t ps_backend_buf_size(const ps_buf *buf)
     return buf->bytes;
 }
 
+/* The checks every copy shares; 1 when there is nothing to copy. */
+static int copy_args(const ps_buf *buf, size_t off, const void *host,
+                     size_t bytes, int *rc)
+{
+    *rc = PS_OK;
+    if (bytes == 0)
+        return 1;
+    if (host == NULL)
+        *rc = PS_EINVAL;
+    else if (!fits(buf, off, bytes, 1))
+        *rc = PS_ERANGE;
+    return *rc != PS_OK;
+}
+
 int ps_backend_upload(ps_backend *be, ps_buf *dst, size_t dst_off,
                       const void *src, size_t bytes)
 {
-    if (bytes == 0)
-        return PS_OK;
-    if (src == NULL)
-        return PS_EINVAL;
-    if (!fits(dst, dst_off, bytes, 1))
-        return PS_ERANGE;
+    int rc;
+    if (copy_args(dst, dst_off, src, bytes, &rc))
+        return rc;
     return be->ops->upload(be, dst, dst_off, src, bytes);
 }
 
 int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
                         void *dst, size_t bytes)
 {
-    if (bytes == 0)
-        return PS_OK;
-    if (dst == NULL)
-        return PS_EINVAL;
-    if (!fits(src, src_off, bytes, 1))
-        return PS_ERANGE;
+    int rc;
+    if (copy_args(src, src_off, dst, bytes, &rc))
+        return rc;
     return be->ops->download(be, src, src_off, dst, bytes);
+}
+
+int ps_backend_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
+                            const void *src, size_t bytes)
+{
+    int rc;
+    if (be->ops->upload_ahead == NULL)
+        return ps_backend_upload(be, dst, dst_off, src, bytes);
+    if (copy_args(dst, dst_off, src, bytes, &rc))
+        return rc;
+    return be->ops->upload_ahead(be, dst, dst_off, src, bytes);
+}
+
+int ps_backend_copy_fence(ps_backend *be)
+{
+    return be->ops->copy_fence == NULL ? PS_OK : be->ops->copy_fence(be);
+}
+
+int ps_backend_download_ahead(ps_backend *be, const ps_buf *src,
+                              size_t src_off, void *dst, size_t bytes)
+{
+    int rc;
+    if (be->ops->download_ahead == NULL)
+        return ps_backend_download(be, src, src_off, dst, bytes);
+    if (copy_args(src, src_off, dst, bytes, &rc))
+        return rc;
+    return be->ops->download_ahead(be, src, src_off, dst, bytes);
 }
 
 int ps_backend_sync(ps_backend *be)

@@ -99,6 +99,30 @@ int ps_backend_upload(ps_backend *be, ps_buf *dst, size_t dst_off,
 int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
                         void *dst, size_t bytes);
 
+/* ---- The copy stream ----
+ *
+ * Copies that run beside compute, the way a GPU's second stream does: the
+ * next batch goes up while this one computes, and a layer's gradient comes
+ * down while the layers below it still run backwards. Rules:
+ *   upload_ahead   may write dst at any moment from this call until the
+ *                  next copy_fence, so no operation issued before that
+ *                  fence may read or write the range (double-buffer the
+ *                  input); src must stay unchanged until the next sync.
+ *   copy_fence     operations issued after it see every upload_ahead
+ *                  issued before it.
+ *   download_ahead copies the range as the operations issued before it
+ *                  left it, while later ones run: those must not write the
+ *                  range, and dst must not be read, until the next sync.
+ * Sync waits for the copy stream too. Backends without one (the CPU) make
+ * these plain in-order copies; "cpu-deferred" runs them at the latest
+ * moment allowed and fills an upload_ahead's range with NaN at once, so a
+ * breach of the rules shows in its results. */
+int ps_backend_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
+                            const void *src, size_t bytes);
+int ps_backend_copy_fence(ps_backend *be);
+int ps_backend_download_ahead(ps_backend *be, const ps_buf *src,
+                              size_t src_off, void *dst, size_t bytes);
+
 /* Waits until all issued work is done; returns its first error. */
 int ps_backend_sync(ps_backend *be);
 
@@ -298,6 +322,13 @@ struct ps_backend_ops {
                         size_t out_off);
     int (*sigmoid)(ps_backend *be, const ps_buf *x, size_t x_off, ps_buf *y,
                    size_t y_off, size_t n);
+    /* Optional (NULL: upload/download in order, fence a no-op): the copy
+     * stream. */
+    int (*upload_ahead)(ps_backend *be, ps_buf *dst, size_t dst_off,
+                        const void *src, size_t bytes);
+    int (*copy_fence)(ps_backend *be);
+    int (*download_ahead)(ps_backend *be, const ps_buf *src, size_t src_off,
+                          void *dst, size_t bytes);
     /* Optional (NULL: malloc/free): host memory for fast copies. */
     void *(*host_alloc)(ps_backend *be, size_t bytes);
     void (*host_free)(ps_backend *be, void *p);

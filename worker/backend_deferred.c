@@ -9,7 +9,14 @@
  * downloaded one, before sync) gets wrong numbers here instead of only on a
  * GPU. Host memory from host_alloc starts as all-ones bytes (a float NaN),
  * so reading a never-written staging buffer shows too. The arithmetic is
- * the CPU backend's (it runs inside), so results match "cpu" bit for bit. */
+ * the CPU backend's (it runs inside), so results match "cpu" bit for bit.
+ *
+ * The copy stream: upload_ahead fills its device range with NaN at once
+ * (the earliest moment a real copy stream may write it) and reads its host
+ * array only when the next fence runs (the latest); download_ahead runs
+ * there too, or at the end of sync. An operation that reads a staged range
+ * too early, or a caller that refills a staged host array too soon, gets
+ * wrong numbers. */
 #include "backend.h"
 
 #include "common/errmsg.h"
@@ -36,6 +43,7 @@ typedef enum op_kind {
     OP_CSR_MM_T,
     OP_SIGMOID_XENT,
     OP_SIGMOID,
+    OP_FENCE, /* runs the copy stream's calls issued before it */
 } op_kind;
 
 /* One queued call: the union of every operation's arguments; which fields
@@ -52,11 +60,17 @@ typedef struct call {
     void *dst;
 } call;
 
-typedef struct deferred {
-    ps_backend *cpu; /* does the arithmetic */
+typedef struct queue {
     call *q;
     size_t n, cap;
-    int err; /* first error of work run outside sync (buf_free) */
+} queue;
+
+typedef struct deferred {
+    ps_backend *cpu; /* does the arithmetic */
+    queue main;      /* the compute stream */
+    queue side;      /* the copy stream */
+    size_t side_run; /* side calls already run */
+    int err;         /* first error of work run outside sync (buf_free) */
 } deferred;
 
 static deferred *ctx_of(ps_backend *be)
@@ -71,20 +85,23 @@ static ps_buf *mut(const ps_buf *b)
     return (ps_buf *)(uintptr_t)b;
 }
 
-static int push(ps_backend *be, const call *c)
+static int push_to(queue *qu, const call *c)
 {
-    deferred *d = ctx_of(be);
-
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? 2 * d->cap : 64;
-        call *q = realloc(d->q, cap * sizeof(*q));
+    if (qu->n == qu->cap) {
+        size_t cap = qu->cap ? 2 * qu->cap : 64;
+        call *q = realloc(qu->q, cap * sizeof(*q));
         if (q == NULL)
             return PS_ENOMEM;
-        d->q = q;
-        d->cap = cap;
+        qu->q = q;
+        qu->cap = cap;
     }
-    d->q[d->n++] = *c;
+    qu->q[qu->n++] = *c;
     return PS_OK;
+}
+
+static int push(ps_backend *be, const call *c)
+{
+    return push_to(&ctx_of(be)->main, c);
 }
 
 static int run_call(ps_backend *cpu, const call *c)
@@ -135,23 +152,42 @@ static int run_call(ps_backend *cpu, const call *c)
                                b[3], z[4]);
     case OP_SIGMOID:
         return o->sigmoid(cpu, b[0], z[0], b[1], z[1], z[2]);
+    case OP_FENCE: /* run by run_queue */
+        break;
     }
     return PS_EINVAL;
 }
 
-/* Runs the queue in order; the first error wins, later work still runs
- * (as on a stream, where a failed kernel does not stop the next one). */
+static void keep_first(int *first, int rc)
+{
+    if (rc != PS_OK && *first == PS_OK)
+        *first = rc;
+}
+
+/* Runs the copy stream's calls up to (not including) call `upto`. */
+static void run_side(deferred *d, size_t upto, int *first)
+{
+    for (; d->side_run < upto; d->side_run++)
+        keep_first(first, run_call(d->cpu, &d->side.q[d->side_run]));
+}
+
+/* Runs the compute queue in order, the copy stream at its fences and
+ * then the rest of it; the first error wins, later work still runs (as on
+ * a stream, where a failed kernel does not stop the next one). */
 static int def_sync(ps_backend *be)
 {
     deferred *d = ctx_of(be);
     int first = d->err;
 
-    for (size_t i = 0; i < d->n; i++) {
-        int rc = run_call(d->cpu, &d->q[i]);
-        if (rc != PS_OK && first == PS_OK)
-            first = rc;
+    for (size_t i = 0; i < d->main.n; i++) {
+        const call *c = &d->main.q[i];
+        if (c->op == OP_FENCE)
+            run_side(d, c->z[0], &first);
+        else
+            keep_first(&first, run_call(d->cpu, c));
     }
-    d->n = 0;
+    run_side(d, d->side.n, &first);
+    d->main.n = d->side.n = d->side_run = 0;
     d->err = PS_OK;
     return first;
 }
@@ -162,7 +198,8 @@ static void def_destroy(ps_backend *be)
 
     (void)def_sync(be);
     ps_backend_free(d->cpu);
-    free(d->q);
+    free(d->main.q);
+    free(d->side.q);
     free(d);
     free(be);
 }
@@ -213,6 +250,31 @@ static int def_download(ps_backend *be, const ps_buf *src, size_t src_off,
     call c = {
         .op = OP_DOWNLOAD, .b = {mut(src)}, .z = {src_off, bytes}, .dst = dst};
     return push(be, &c);
+}
+
+static int def_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
+                            const void *src, size_t bytes)
+{
+    call c = {.op = OP_UPLOAD, .b = {dst}, .z = {dst_off, bytes}, .src = src};
+    int rc = push_to(&ctx_of(be)->side, &c);
+
+    if (rc == PS_OK) /* a CPU buffer's data is host memory */
+        memset((char *)dst->data + dst_off, 0xff, bytes);
+    return rc;
+}
+
+static int def_copy_fence(ps_backend *be)
+{
+    call c = {.op = OP_FENCE, .z = {ctx_of(be)->side.n}};
+    return push(be, &c);
+}
+
+static int def_download_ahead(ps_backend *be, const ps_buf *src,
+                              size_t src_off, void *dst, size_t bytes)
+{
+    call c = {
+        .op = OP_DOWNLOAD, .b = {mut(src)}, .z = {src_off, bytes}, .dst = dst};
+    return push_to(&ctx_of(be)->side, &c);
 }
 
 static int def_sgemm(ps_backend *be, int trans_a, int trans_b, size_t m,
@@ -381,6 +443,9 @@ static const ps_backend_ops deferred_ops = {
     .csr_mm_t = def_csr_mm_t,
     .sigmoid_xent = def_sigmoid_xent,
     .sigmoid = def_sigmoid,
+    .upload_ahead = def_upload_ahead,
+    .copy_fence = def_copy_fence,
+    .download_ahead = def_download_ahead,
     .host_alloc = def_host_alloc,
     .host_free = def_host_free,
 };

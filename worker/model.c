@@ -7,7 +7,15 @@
  * tables), the input and labels, every layer's output (kept for backward:
  * ReLU's mask is read from its output) and two ping-pong buffers for the
  * gradients flowing backwards. The host only uploads a batch and
- * downloads two floats (loss, correct) per step. One thread per model. */
+ * downloads the gradient and two floats (loss, correct) per step. One
+ * thread per model.
+ *
+ * Input slots: the batch buffers come twice, so the next batch can go up
+ * on the backend's copy stream while a step computes on the other slot
+ * (ps_model_stage). Every step and evaluation goes through a slot: the
+ * one-call forms stage into slot 0 and start at once. The gradient comes
+ * down layer by layer on the copy stream as the backward pass finishes
+ * each, beside the layers still computing. */
 #include "model.h"
 #include "sparkps.h"
 
@@ -32,8 +40,10 @@ struct ps_model {
     size_t max_batch;
     size_t max_out; /* widest layer output: sizes the delta buffers */
     ps_buf *params, *grads;
-    ps_buf *x;                        /* [max_batch, widths[0]] */
-    ps_buf *labels;                   /* max_batch floats */
+    ps_buf *x[2];                     /* per slot: [max_batch, widths[0]] */
+    ps_buf *labels[2];                /* per slot: max_batch floats */
+    size_t staged[2];                 /* rows staged in a slot, not taken */
+    int busy[2];                      /* a step on the slot has not ended */
     ps_buf *act[PS_MODEL_MAX_LAYERS]; /* layer l's output, after ReLU */
     ps_buf *delta[2];                 /* [max_batch, max_out] */
     ps_buf *stats;                    /* loss, correct */
@@ -227,8 +237,10 @@ int ps_model_new(ps_model **out, const char *spec, size_t input_dim,
 
     if ((rc = alloc_floats(be, m->nparams, &m->params)) != PS_OK ||
         (rc = alloc_floats(be, m->nparams, &m->grads)) != PS_OK ||
-        (rc = alloc_floats(be, max_batch * m->widths[0], &m->x)) != PS_OK ||
-        (rc = alloc_floats(be, max_batch, &m->labels)) != PS_OK ||
+        (rc = alloc_floats(be, max_batch * m->widths[0], &m->x[0])) != PS_OK ||
+        (rc = alloc_floats(be, max_batch * m->widths[0], &m->x[1])) != PS_OK ||
+        (rc = alloc_floats(be, max_batch, &m->labels[0])) != PS_OK ||
+        (rc = alloc_floats(be, max_batch, &m->labels[1])) != PS_OK ||
         (rc = alloc_floats(be, max_batch * m->max_out, &m->delta[0])) !=
             PS_OK ||
         (rc = alloc_floats(be, max_batch * m->max_out, &m->delta[1])) !=
@@ -259,8 +271,10 @@ void ps_model_free(ps_model *m)
         return;
     ps_backend_buf_free(m->be, m->params);
     ps_backend_buf_free(m->be, m->grads);
-    ps_backend_buf_free(m->be, m->x);
-    ps_backend_buf_free(m->be, m->labels);
+    for (int i = 0; i < 2; i++) {
+        ps_backend_buf_free(m->be, m->x[i]);
+        ps_backend_buf_free(m->be, m->labels[i]);
+    }
     ps_backend_buf_free(m->be, m->delta[0]);
     ps_backend_buf_free(m->be, m->delta[1]);
     ps_backend_buf_free(m->be, m->stats);
@@ -316,6 +330,7 @@ int ps_model_set_params(ps_model *m, const float *params)
 static int drain(ps_model *m, int rc)
 {
     (void)ps_backend_sync(m->be);
+    m->busy[0] = m->busy[1] = 0;
     return rc;
 }
 
@@ -332,30 +347,69 @@ static ps_mat act_mat(ps_buf *buf, size_t cols)
     return r;
 }
 
-/* Uploads x (and y when given) and runs the layers; act[nlayers-1] holds
- * the logits. */
-static int forward(ps_model *m, const float *x, const float *y, size_t n)
+/* Checks a batch and sends it up to `slot` on the copy stream; y may be
+ * NULL (predict). */
+static int load(ps_model *m, int slot, const float *x, const float *y,
+                size_t n)
 {
     ps_backend *be = m->be;
     int rc;
 
-    if (x == NULL || n < 1 || n > m->max_batch)
+    if (slot < 0 || slot > 1 || x == NULL || n < 1 || n > m->max_batch ||
+        m->staged[slot] != 0 || m->busy[slot])
         return PS_EINVAL;
     if (y != NULL) {
         float classes = (float)ps_model_classes(m);
         for (size_t i = 0; i < n; i++)
             if (!(y[i] >= 0.0f && y[i] < classes && y[i] == (float)(long)y[i]))
                 return PS_EINVAL;
-        if ((rc = ps_backend_upload(be, m->labels, 0, y, n * sizeof(float))) !=
-            PS_OK)
-            return rc;
+        if ((rc = ps_backend_upload_ahead(be, m->labels[slot], 0, y,
+                                          n * sizeof(float))) != PS_OK)
+            return drain(m, rc);
     }
-    if ((rc = ps_backend_upload(be, m->x, 0, x,
-                                n * m->widths[0] * sizeof(float))) != PS_OK)
-        return rc;
+    if ((rc = ps_backend_upload_ahead(be, m->x[slot], 0, x,
+                                      n * m->widths[0] * sizeof(float))) !=
+        PS_OK)
+        return drain(m, rc); /* the caller may free y once we return */
+    m->staged[slot] = n;
+    return PS_OK;
+}
+
+int ps_model_stage(ps_model *m, int slot, const float *x, const float *y,
+                   size_t n)
+{
+    return y == NULL ? PS_EINVAL : load(m, slot, x, y, n);
+}
+
+void ps_model_unstage(ps_model *m, int slot)
+{
+    if ((slot == 0 || slot == 1) && m->staged[slot] != 0) {
+        m->staged[slot] = 0;
+        (void)drain(m, PS_OK); /* its upload may still read the host rows */
+    }
+}
+
+/* Takes the batch staged in `slot`: *n its rows, 0 when none; operations
+ * issued from here on see it. */
+static int take(ps_model *m, int slot, size_t *n)
+{
+    *n = slot == 0 || slot == 1 ? m->staged[slot] : 0;
+    if (*n == 0)
+        return PS_EINVAL;
+    m->staged[slot] = 0;
+    return ps_backend_copy_fence(m->be);
+}
+
+/* Runs the layers on the n rows in `slot`; act[nlayers-1] holds the
+ * logits. */
+static int forward(ps_model *m, int slot, size_t n)
+{
+    ps_backend *be = m->be;
+    int rc;
+
     for (size_t l = 0; l < m->nlayers; l++) {
         size_t in = m->widths[l], outw = m->widths[l + 1];
-        ps_mat a = act_mat(l == 0 ? m->x : m->act[l - 1], in);
+        ps_mat a = act_mat(l == 0 ? m->x[slot] : m->act[l - 1], in);
         ps_mat z = act_mat(m->act[l], outw);
 
         if ((rc = ps_backend_sgemm(be, 0, 0, n, outw, in, 1.0f, a,
@@ -372,30 +426,44 @@ static int forward(ps_model *m, const float *x, const float *y, size_t n)
     return PS_OK;
 }
 
-int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n)
+/* Layer l's weight and bias gradient (adjacent in the flat layout) down
+ * to grads on the copy stream, while the layers below still compute. */
+static int download_layer(ps_model *m, size_t l, float *grads)
+{
+    const ps_model_table *w = &m->tables[2 * l];
+    size_t floats = (size_t)(w->len + m->tables[2 * l + 1].len);
+
+    return ps_backend_download_ahead(m->be, m->grads, w->offset * sizeof(float),
+                                     grads + w->offset,
+                                     floats * sizeof(float));
+}
+
+int ps_model_step_staged_begin(ps_model *m, int slot, float *grads)
 {
     ps_backend *be = m->be;
-    size_t classes = ps_model_classes(m), cur = 0;
+    size_t classes = ps_model_classes(m), cur = 0, n;
     int rc;
 
-    if (y == NULL)
-        return PS_EINVAL;
+    if ((rc = take(m, slot, &n)) != PS_OK)
+        return rc;
     m->have_grads = 0;
-    if ((rc = forward(m, x, y, n)) != PS_OK ||
-        (rc = ps_backend_softmax_xent(be, m->act[m->nlayers - 1], 0, m->labels,
-                                      0, n, classes, m->delta[0], 0, m->stats,
-                                      0)) != PS_OK)
+    m->busy[slot] = 1;
+    if ((rc = forward(m, slot, n)) != PS_OK ||
+        (rc = ps_backend_softmax_xent(be, m->act[m->nlayers - 1], 0,
+                                      m->labels[slot], 0, n, classes,
+                                      m->delta[0], 0, m->stats, 0)) != PS_OK)
         return drain(m, rc);
     /* delta[cur] holds dLoss/dz of layer l, [n, widths[l+1]]. */
     for (size_t l = m->nlayers; l-- > 0;) {
         size_t in = m->widths[l], outw = m->widths[l + 1];
-        ps_mat a = act_mat(l == 0 ? m->x : m->act[l - 1], in);
+        ps_mat a = act_mat(l == 0 ? m->x[slot] : m->act[l - 1], in);
         ps_mat d = act_mat(m->delta[cur], outw);
 
         if ((rc = ps_backend_sgemm(be, 1, 0, in, outw, n, 1.0f, a, d, 0.0f,
                                    param_mat(m, m->grads, 2 * l))) != PS_OK ||
             (rc = ps_backend_col_sum(be, d, n, outw, 0.0f, m->grads,
-                                     m->tables[2 * l + 1].offset)) != PS_OK)
+                                     m->tables[2 * l + 1].offset)) != PS_OK ||
+            (grads != NULL && (rc = download_layer(m, l, grads)) != PS_OK))
             return drain(m, rc);
         if (l == 0)
             break;
@@ -412,12 +480,20 @@ int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n)
     return PS_OK;
 }
 
+int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n)
+{
+    int rc = y == NULL ? PS_EINVAL : load(m, 0, x, y, n);
+
+    return rc == PS_OK ? ps_model_step_staged_begin(m, 0, NULL) : rc;
+}
+
 int ps_model_step_end(ps_model *m, double *loss, size_t *correct)
 {
     int rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct);
 
     if (rc != PS_OK)
         return drain(m, rc);
+    m->busy[0] = m->busy[1] = 0;
     m->have_grads = 1;
     return PS_OK;
 }
@@ -435,14 +511,12 @@ int ps_model_step_grads(ps_model *m, const float *x, const float *y, size_t n,
 {
     int rc;
 
-    if (grads == NULL)
+    if (grads == NULL || y == NULL)
         return PS_EINVAL;
-    if ((rc = ps_model_step_begin(m, x, y, n)) != PS_OK)
+    /* The gradient comes down during the step: step_end's wait covers it. */
+    if ((rc = load(m, 0, x, y, n)) != PS_OK ||
+        (rc = ps_model_step_staged_begin(m, 0, grads)) != PS_OK)
         return rc;
-    /* Queued before step_end's sync: one wait covers both. */
-    if ((rc = ps_backend_download(m->be, m->grads, 0, grads,
-                                  m->nparams * sizeof(float))) != PS_OK)
-        return drain(m, rc);
     return ps_model_step_end(m, loss, correct);
 }
 
@@ -480,9 +554,11 @@ int ps_model_eval(ps_model *m, const float *x, const float *y, size_t n,
 
     if (y == NULL)
         return PS_EINVAL;
-    if ((rc = forward(m, x, y, n)) != PS_OK ||
+    if ((rc = load(m, 0, x, y, n)) != PS_OK)
+        return rc;
+    if ((rc = take(m, 0, &n)) != PS_OK || (rc = forward(m, 0, n)) != PS_OK ||
         (rc = ps_backend_softmax_xent(m->be, m->act[m->nlayers - 1], 0,
-                                      m->labels, 0, n, ps_model_classes(m),
+                                      m->labels[0], 0, n, ps_model_classes(m),
                                       NULL, 0, m->stats, 0)) != PS_OK ||
         (rc = ps_backend_fetch_stats(m->be, m->stats, 0, loss, correct)) !=
             PS_OK)
@@ -497,7 +573,9 @@ int ps_model_predict(ps_model *m, const float *x, size_t n, float *probs)
 
     if (probs == NULL)
         return PS_EINVAL;
-    if ((rc = forward(m, x, NULL, n)) != PS_OK ||
+    if ((rc = load(m, 0, x, NULL, n)) != PS_OK)
+        return rc;
+    if ((rc = take(m, 0, &n)) != PS_OK || (rc = forward(m, 0, n)) != PS_OK ||
         (rc = ps_backend_softmax(m->be, m->act[m->nlayers - 1], 0, m->delta[0],
                                  0, n, classes)) != PS_OK ||
         (rc = ps_backend_download(m->be, m->delta[0], 0, probs,

@@ -77,6 +77,31 @@ int ps_model_step_grads(ps_model *m, const float *x, const float *y, size_t n,
 int ps_model_step_begin(ps_model *m, const float *x, const float *y, size_t n);
 int ps_model_step_end(ps_model *m, double *loss, size_t *correct);
 
+/* Pipelined steps: the next batch goes up on the backend's copy stream
+ * while this one computes (see "The copy stream" in backend.h).
+ *
+ * ps_model_stage checks a batch (as ps_model_step does) and issues its
+ * upload into input slot `slot` (0 or 1) without waiting; x and y must stay
+ * unchanged until the next call that waits on this model's backend
+ * returns. PS_EINVAL when the slot already holds a staged batch or a step
+ * begun on it has not ended.
+ *
+ * ps_model_step_staged_begin issues a step on the batch staged in `slot`
+ * (PS_EINVAL when none) and returns without waiting; when grads is not
+ * NULL the gradient comes down into it layer by layer as the backward pass
+ * produces each (do not read it before ps_model_step_end returns). Finish
+ * with ps_model_step_end. The usual loop: stage slot 0; then per step
+ * begin(s), prepare the next batch and stage it into 1 - s, end.
+ *
+ * The one-call forms (step, step_grads, step_begin, eval, predict) use
+ * slot 0: not while a batch is staged there. */
+int ps_model_stage(ps_model *m, int slot, const float *x, const float *y,
+                   size_t n);
+int ps_model_step_staged_begin(ps_model *m, int slot, float *grads);
+/* Drops the batch staged in `slot` (none: nothing happens), waiting for its
+ * upload, so the slot is free and the host rows may be reused. */
+void ps_model_unstage(ps_model *m, int slot);
+
 /* The device buffers of the flat parameters and of the last step's
  * gradient (ps_model_num_params floats each), and the backend they live
  * on, for collective operations across models (worker/replicas.c). A

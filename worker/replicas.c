@@ -16,6 +16,8 @@ struct ps_replicas {
     ps_comm *comm;
     size_t max_batch; /* of the whole group */
     size_t rows;      /* of the last step */
+    size_t staged[2]; /* rows staged in each input slot, not yet taken */
+    size_t begun;     /* replicas whose step is issued, not ended */
     int have_grads;   /* a step has run since set_params */
     int reduced;      /* its gradient sits summed in replica 0 */
 };
@@ -123,48 +125,97 @@ int ps_replicas_set_params_async(ps_replicas *g, const float *params)
     return set_params(g, params, 0);
 }
 
-int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,
-                     double *loss, size_t *correct)
+int ps_replicas_stage(ps_replicas *g, int slot, const float *x, const float *y,
+                      size_t n)
 {
-    size_t dim = ps_model_input_dim(g->models[0]), begun = 0, right = 0;
-    double sum = 0;
+    size_t dim = ps_model_input_dim(g->models[0]);
+
+    if (x == NULL || y == NULL || n < 1 || n > g->max_batch || slot < 0 ||
+        slot > 1 || g->staged[slot] != 0)
+        return PS_EINVAL;
+    for (size_t i = 0; i < g->n; i++) {
+        size_t off, len;
+        int rc;
+
+        slice(g, n, i, &off, &len);
+        if (len == 0)
+            break; /* later slices are empty too */
+        if ((rc = ps_model_stage(g->models[i], slot, x + off * dim, y + off,
+                                 len)) != PS_OK) {
+            while (i-- > 0) /* all or nothing: the slot stays usable */
+                ps_model_unstage(g->models[i], slot);
+            return rc;
+        }
+    }
+    g->staged[slot] = n;
+    return PS_OK;
+}
+
+int ps_replicas_step_begin(ps_replicas *g, int slot)
+{
     int rc = PS_OK;
 
     g->have_grads = 0;
-    if (x == NULL || y == NULL || n < 1 || n > g->max_batch)
+    if (slot < 0 || slot > 1 || g->staged[slot] == 0)
         return PS_EINVAL;
+    g->rows = g->staged[slot];
+    g->staged[slot] = 0;
     /* Issue every replica's step before waiting for any: the devices
      * compute at once. */
-    for (; begun < g->n; begun++) {
+    for (g->begun = 0; g->begun < g->n; g->begun++) {
         size_t off, len;
-        slice(g, n, begun, &off, &len);
-        if (len == 0)
-            break; /* later slices are empty too */
-        if ((rc = ps_model_step_begin(g->models[begun], x + off * dim, y + off,
-                                      len)) != PS_OK)
+        slice(g, g->rows, g->begun, &off, &len);
+        if (len == 0 || (rc = ps_model_step_staged_begin(
+                             g->models[g->begun], slot, NULL)) != PS_OK)
             break;
     }
-    for (size_t i = 0; i < begun; i++) {
+    if (rc != PS_OK) { /* the failed one has waited already */
+        for (size_t i = g->begun + 1; i < g->n; i++)
+            ps_model_unstage(g->models[i], slot);
+        (void)ps_replicas_step_end(g, NULL, NULL);
+    }
+    return rc;
+}
+
+int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
+{
+    size_t right = 0;
+    double sum = 0;
+    int rc = PS_OK;
+
+    for (size_t i = 0; i < g->begun; i++) {
         size_t off, len, c = 0;
         double l = 0;
         int r = ps_model_step_end(g->models[i], &l, &c);
 
-        slice(g, n, i, &off, &len);
+        slice(g, g->rows, i, &off, &len);
         if (rc == PS_OK)
             rc = r;
         sum += l * (double)len;
         right += c;
     }
+    if (g->begun == 0)
+        rc = PS_EINVAL; /* no step begun */
+    g->begun = 0;
     if (rc != PS_OK)
         return rc;
     if (loss != NULL)
-        *loss = sum / (double)n;
+        *loss = sum / (double)g->rows;
     if (correct != NULL)
         *correct = right;
-    g->rows = n;
     g->have_grads = 1;
     g->reduced = 0;
     return PS_OK;
+}
+
+int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,
+                     double *loss, size_t *correct)
+{
+    int rc = ps_replicas_stage(g, 0, x, y, n);
+
+    if (rc == PS_OK)
+        rc = ps_replicas_step_begin(g, 0);
+    return rc == PS_OK ? ps_replicas_step_end(g, loss, correct) : rc;
 }
 
 /* Replica i's gradient weighted by its share of the rows (0 for a replica

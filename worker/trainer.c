@@ -7,7 +7,13 @@
  * request completes) is never overwritten by the next step. These and the
  * batch buffers come from the backend's host memory (pinned on a GPU); the
  * model and the replicas sync before handing them back, so each may be
- * reused as soon as the call that used it returns. */
+ * reused as soon as the call that used it returns.
+ *
+ * Pipelining: the batch buffers come twice, matching the model's two
+ * input slots. While the device computes a step on one slot, the host
+ * reads the next batch into the other and stages it (its upload runs on
+ * the device's copy stream), and the gradient comes down layer by layer;
+ * the step's end is its one wait. */
 #include "trainer.h"
 
 #include "backend.h"
@@ -66,7 +72,7 @@ typedef struct trainer {
     uint64_t nparams;
     float *params, *next, *grads[2];
     float *stage;       /* push_every > 1: one mini-batch's gradient */
-    float *bx, *by;     /* one batch, contiguous */
+    float *bx[2], *by[2]; /* a batch per input slot, contiguous */
     float *init_params; /* --init-from: the file's weights, checked */
     ps_lr_schedule sched;
     double lr_factor; /* of the latest push */
@@ -117,15 +123,30 @@ static int net_wait(trainer *t)
     return first;
 }
 
-/* One step on the batch in bx/by; its gradient lands in `grads`. One
- * model waits once for both (the group's communicator adds its own). */
-static int net_step_grads(trainer *t, size_t n, float *grads, double *loss,
-                          size_t *correct)
+/* Issues the upload of the n rows in host slot `slot` to that input
+ * slot, without waiting. */
+static int net_stage(trainer *t, int slot, size_t n)
+{
+    const float *x = t->bx[slot], *y = t->by[slot];
+    return t->group ? ps_replicas_stage(t->group, slot, x, y, n)
+                    : ps_model_stage(t->model, slot, x, y, n);
+}
+
+/* Issues a step on the batch staged in `slot`; a single model's gradient
+ * starts coming down into `grads` at once. */
+static int net_begin(trainer *t, int slot, float *grads)
+{
+    return t->group ? ps_replicas_step_begin(t->group, slot)
+                    : ps_model_step_staged_begin(t->model, slot, grads);
+}
+
+/* Waits for the step: its gradient is then in `grads` (a group reduces
+ * its replicas' and downloads the sum only now, a second wait). */
+static int net_end(trainer *t, float *grads, double *loss, size_t *correct)
 {
     if (t->group == NULL)
-        return ps_model_step_grads(t->model, t->bx, t->by, n, grads, loss,
-                                   correct);
-    int rc = ps_replicas_step(t->group, t->bx, t->by, n, loss, correct);
+        return ps_model_step_end(t->model, loss, correct);
+    int rc = ps_replicas_step_end(t->group, loss, correct);
     return rc == PS_OK ? ps_replicas_get_grads(t->group, grads) : rc;
 }
 
@@ -485,16 +506,19 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
     ps_train_emit(t->progress, &l);
 }
 
-/* Counts one step: the time of each phase between stamps us[0..3]
- * (start, data read, gradient taken, exchange done), then publishes. */
-static void count_step(trainer *t, const int64_t us[4], int epoch,
+/* Counts one step, given the microseconds of its phases (input: reading
+ * batches; compute: the rest until the gradient was in; wait: the
+ * exchange), then publishes. */
+static void count_step(trainer *t, const int64_t us[PS_PHASE_COUNT], int epoch,
                        uint64_t samples, double loss, double acc)
 {
     ps_worker_stats *s = &t->stats;
-    s->phase_s[PS_PHASE_INPUT] += (double)(us[1] - us[0]) / 1e6;
-    s->phase_s[PS_PHASE_COMPUTE] += (double)(us[2] - us[1]) / 1e6;
-    s->phase_s[PS_PHASE_WAIT] += (double)(us[3] - us[2]) / 1e6;
-    ps_prom_hist_observe(&s->step_s, (double)(us[3] - us[0]) / 1e6);
+    int64_t total = 0;
+    for (int i = 0; i < PS_PHASE_COUNT; i++) {
+        s->phase_s[i] += (double)us[i] / 1e6;
+        total += us[i];
+    }
+    ps_prom_hist_observe(&s->step_s, (double)total / 1e6);
     s->steps++;
     s->samples = samples;
     s->epoch = epoch;
@@ -563,10 +587,14 @@ static int setup_buffers(trainer *t, size_t dim)
     t->grads[0] = host_alloc(t, p);
     t->grads[1] = host_alloc(t, p);
     t->stage = cfg->push_every > 1 ? host_alloc(t, p) : NULL;
-    t->bx = host_alloc(t, cfg->batch * dim);
-    t->by = host_alloc(t, cfg->batch);
+    int batches = 1;
+    for (int i = 0; i < 2; i++) {
+        t->bx[i] = host_alloc(t, cfg->batch * dim);
+        t->by[i] = host_alloc(t, cfg->batch);
+        batches = batches && t->bx[i] && t->by[i];
+    }
     if (!t->tables || !t->ex.req || !t->params || !t->next || !t->grads[0] ||
-        !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !t->bx || !t->by)
+        !t->grads[1] || (cfg->push_every > 1 && !t->stage) || !batches)
         return fail(t, PS_ENOMEM, "out of memory for %zu parameters", p);
     if (t->client != NULL)
         return PS_OK;
@@ -593,8 +621,10 @@ static void teardown(trainer *t)
     host_free(t, t->grads[0]);
     host_free(t, t->grads[1]);
     host_free(t, t->stage);
-    host_free(t, t->bx);
-    host_free(t, t->by);
+    for (int i = 0; i < 2; i++) {
+        host_free(t, t->bx[i]);
+        host_free(t, t->by[i]);
+    }
     ps_device_list_close(t->bes, t->nbes);
     free(t->tables);
     free(t->ex.req);
@@ -626,18 +656,44 @@ static int exchange_step(trainer *t, int cur, uint64_t push, int epoch,
     return rc;
 }
 
-/* One step whose gradient goes into grads[cur]: as is, or added to the
- * group being accumulated (member `k` of it, from 0). */
-static int step_grads(trainer *t, size_t n, int cur, int k, double *loss,
-                      size_t *correct)
+/* Reads the next batch into host slot `slot` and stages it on the
+ * device; *n is 0 at the end of the epoch. *us: the time it took. */
+static int fetch(trainer *t, shuffler *sh, int slot, size_t *n, int64_t *us)
 {
-    if (k == 0)
-        return net_step_grads(t, n, t->grads[cur], loss, correct);
-    int rc = net_step_grads(t, n, t->stage, loss, correct);
-    float *g = t->grads[cur];
-    for (uint64_t i = 0; rc == PS_OK && i < t->nparams; i++)
-        g[i] += t->stage[i];
+    int64_t t0 = ps_now_us();
+    int rc = shuffler_next(sh, t->bx[slot], t->by[slot], t->cfg->batch, n,
+                           t->err, t->errlen);
+    if (rc == PS_OK && *n > 0 && (rc = net_stage(t, slot, *n)) != PS_OK)
+        fail(t, rc, "compute: %s", ps_strerror(rc));
+    *us = ps_now_us() - t0;
     return rc;
+}
+
+/* One step on the batch staged in `slot`, whose gradient goes into
+ * grads[cur]: as is, or added to the group being accumulated (member `k`
+ * of it, from 0). While the device computes, the next batch is fetched
+ * into the other slot: *next gets its rows, *input_us the time that took. */
+static int run_step(trainer *t, shuffler *sh, int slot, int cur, int k,
+                    size_t *next, int64_t *input_us, double *loss,
+                    size_t *correct)
+{
+    float *target = k == 0 ? t->grads[cur] : t->stage;
+    int rc = net_begin(t, slot, target);
+    if (rc != PS_OK)
+        return fail(t, rc, "compute: %s", ps_strerror(rc));
+    rc = fetch(t, sh, 1 - slot, next, input_us);
+    int end = net_end(t, target, loss, correct); /* waits even after a
+                                                    failed fetch */
+    if (rc != PS_OK)
+        return rc;
+    if (end != PS_OK)
+        return fail(t, end, "compute: %s", ps_strerror(end));
+    if (k > 0) {
+        float *g = t->grads[cur];
+        for (uint64_t i = 0; i < t->nparams; i++)
+            g[i] += t->stage[i];
+    }
+    return PS_OK;
 }
 
 /* Pushes the mean gradient of a group of `k` mini-batches. */
@@ -735,25 +791,25 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
         ep_loss = ep_correct = 0;
         if (epoch > 1)
             rc = shuffler_rewind(&sh, err, errlen);
-        while (rc == PS_OK) {
+        size_t n = 0;
+        int slot = 0;
+        int64_t us[PS_PHASE_COUNT] = {0}; /* of the step ahead */
+        if (rc == PS_OK)
+            rc = fetch(&t, &sh, slot, &n, &us[PS_PHASE_INPUT]);
+        while (rc == PS_OK && n > 0) {
             if (stop && *stop) {
                 rc = fail(&t, PS_ESHUTDOWN, "stopped by a signal");
                 break;
             }
-            size_t n;
-            int64_t us[4]; /* phase boundaries of this step */
-            us[0] = ps_now_us();
-            rc = shuffler_next(&sh, t.bx, t.by, cfg->batch, &n, err, errlen);
-            if (rc != PS_OK || n == 0)
+            size_t correct, next;
+            int64_t t0 = ps_now_us(), input;
+            rc = run_step(&t, &sh, slot, cur, group++, &next, &input, &loss,
+                          &correct);
+            if (rc != PS_OK)
                 break;
-            us[1] = ps_now_us();
-            size_t correct;
-            rc = step_grads(&t, n, cur, group++, &loss, &correct);
-            if (rc != PS_OK) {
-                fail(&t, rc, "compute: %s", ps_strerror(rc));
-                break;
-            }
-            us[2] = us[3] = ps_now_us();
+            int64_t t1 = ps_now_us(), t2 = t1;
+            us[PS_PHASE_INPUT] += input;
+            us[PS_PHASE_COMPUTE] = t1 - t0 - input;
             samples += n;
             ep_samples += n;
             line_samples += n;
@@ -775,11 +831,15 @@ int ps_train_run(const ps_train_cfg *cfg, FILE *progress,
                     break;
                 cur ^= 1;
                 group = 0;
-                us[3] = ps_now_us();
+                t2 = ps_now_us();
             }
+            us[PS_PHASE_WAIT] = t2 - t1;
             count_step(&t, us, epoch, samples, ep_loss / (double)ep_samples,
                        ep_correct / (double)ep_samples);
-            int64_t now = us[3];
+            us[PS_PHASE_INPUT] = 0;
+            n = next;
+            slot ^= 1;
+            int64_t now = t2;
             if ((double)(now - last_line) >= cfg->progress_every_s * 1e6) {
                 double dt = (double)(now - last_line) / 1e6;
                 emit(&t, "progress", epoch, samples,

@@ -1,7 +1,8 @@
 /* GPU tests of gpu/ (ctest label gpu): every operation of the CUDA backend
  * against the CPU backend on the same random inputs, each with its stated
  * tolerance; errors a kernel finds (index, label, CSR structure) reported
- * by sync; the MLP and sparse logistic regression forward/backward on both
+ * by sync; the copy stream's ordering; the MLP (one-call and pipelined
+ * steps) and sparse logistic regression forward/backward on both
  * backends; short training runs on the GPU reaching the CPU's accuracy;
  * and device groups (worker/replicas.h): one GPU through NCCL with a
  * single rank, and every visible GPU when there are two or more, against
@@ -11,7 +12,9 @@
  * missing and exits 77, which ctest counts as skipped.
  * SPARKPS_TEST_GPU_DEVICE names the device under test (default cuda:0);
  * "cpu" runs the whole file CPU against CPU, which checks the test itself
- * on a machine without a GPU. */
+ * on a machine without a GPU; "cpu-deferred" runs it against the CPU
+ * backend queued like a stream, which also checks that the tests keep the
+ * copy rules (backend.h) a GPU needs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -207,6 +210,56 @@ static void test_cuda_copy_offsets_roundtrip(void **state)
     ps_backend_host_free(be, pin_in);
     ps_backend_host_free(be, pin_out);
     ps_backend_host_free(be, NULL);
+}
+
+/* The copy stream on 4 MiB buffers (long enough for the copies to really
+ * run beside the kernels): an upload_ahead seen after its fence, a
+ * download_ahead bringing the value at its point of issue while a later
+ * kernel runs. Exact: doubling, halving and adding small integers. */
+static void test_cuda_copy_stream_orders_copies(void **state)
+{
+    fixture *f = *state;
+    ps_backend *be = f->be[DEV];
+    enum { N = 1 << 20 };
+    float *va = ps_backend_host_alloc(be, N * sizeof(float));
+    float *vb = ps_backend_host_alloc(be, N * sizeof(float));
+    float *ha = ps_backend_host_alloc(be, N * sizeof(float));
+    float *hb = ps_backend_host_alloc(be, N * sizeof(float));
+    ps_buf *a = dev_alloc(be, N * sizeof(float));
+    ps_buf *b = dev_alloc(be, N * sizeof(float));
+
+    assert_true(va && vb && ha && hb);
+    for (size_t i = 0; i < N; i++) {
+        va[i] = (float)(i % 1000);
+        vb[i] = (float)(i % 777);
+    }
+    assert_int_equal(ps_backend_upload(be, a, 0, va, N * sizeof(float)),
+                     PS_OK);
+    assert_int_equal(
+        ps_backend_upload_ahead(be, b, 0, vb, N * sizeof(float)), PS_OK);
+    assert_int_equal(ps_backend_scale(be, a, 0, N, 2.0f), PS_OK);
+    assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+    assert_int_equal(ps_backend_axpy(be, N, 1.0f, a, 0, b, 0), PS_OK);
+    assert_int_equal(
+        ps_backend_download_ahead(be, b, 0, hb, N * sizeof(float)), PS_OK);
+    assert_int_equal(ps_backend_scale(be, a, 0, N, 0.5f), PS_OK);
+    assert_int_equal(ps_backend_download(be, a, 0, ha, N * sizeof(float)),
+                     PS_OK);
+    assert_int_equal(ps_backend_sync(be), PS_OK);
+    for (size_t i = 0; i < N; i++) {
+        if (hb[i] != 2.0f * va[i] + vb[i] || ha[i] != va[i]) {
+            print_error("element %zu: b %g (want %g), a %g (want %g)\n", i,
+                        (double)hb[i], (double)(2.0f * va[i] + vb[i]),
+                        (double)ha[i], (double)va[i]);
+            fail();
+        }
+    }
+    ps_backend_buf_free(be, a);
+    ps_backend_buf_free(be, b);
+    ps_backend_host_free(be, va);
+    ps_backend_host_free(be, vb);
+    ps_backend_host_free(be, ha);
+    ps_backend_host_free(be, hb);
 }
 
 /* ---- sgemm: all transposes, offsets, leading dimensions wider than the
@@ -731,14 +784,15 @@ static void test_cuda_sigmoid_xent_and_sigmoid_match_cpu(void **state)
 /* ---- errors found by kernels: reported by sync, then cleared ---- */
 
 /* The CPU refuses at the call; the GPU skips the bad rows and its sync
- * returns the code; the next sync is clean and the backend still works. */
+ * returns the code (so does "cpu-deferred", whose calls run at sync); the
+ * next sync is clean and the backend still works. */
 static void expect_deferred(fixture *f, int call_rc, int want)
 {
     ps_backend *be = f->be[DEV];
     float one = 0.0f;
     ps_buf *b;
 
-    if (!is_gpu(f)) {
+    if (!is_gpu(f) && strcmp(ps_backend_name(be), "cpu-deferred") != 0) {
         assert_int_equal(call_rc, want);
         return;
     }
@@ -884,6 +938,84 @@ static void test_cuda_mlp_step_matches_cpu(void **state)
     }
     free(p);
     free(x);
+}
+
+/* Pipelined steps on the device (the next batch staged on the copy stream
+ * while a step computes, the gradient coming down layer by layer, all
+ * through pinned memory) against one-call steps on the CPU, over five
+ * batches with the weights moving between them; tolerances as above. */
+static void test_cuda_mlp_pipelined_steps_match_cpu(void **state)
+{
+    fixture *f = *state;
+    enum { N = 64, IN = 784, C = 10, STEPS = 5 };
+    ps_backend *be = f->be[DEV];
+    ps_model *m[2];
+    float *x[2], *y[2], *p, *g[2];
+    size_t np;
+
+    for (int d = 0; d < 2; d++)
+        m[d] = model_on(f->be[d], "mlp:784-256-128-10", IN, C, N);
+    p = model_params(m[CPU]);
+    np = ps_model_num_params(m[CPU]);
+    g[CPU] = alloc_f(np);
+    g[DEV] = ps_backend_host_alloc(be, np * sizeof(float));
+    for (int s = 0; s < 2; s++) {
+        x[s] = ps_backend_host_alloc(be, N * IN * sizeof(float));
+        y[s] = ps_backend_host_alloc(be, N * sizeof(float));
+        assert_true(x[s] && y[s]);
+    }
+    assert_non_null(g[DEV]);
+    /* Batch i sits in host slot i % 2; batch i + 1 is written there while
+     * step i computes. */
+    for (size_t i = 0; i < STEPS; i++) {
+        int slot = (int)(i % 2);
+        double loss[2], gmax = 0.0;
+        size_t correct[2];
+
+        if (i == 0) {
+            for (size_t k = 0; k < N * IN; k++)
+                x[0][k] = 0.5f * (frand() + 1.0f);
+            for (size_t k = 0; k < N; k++)
+                y[0][k] = (float)urand(C);
+            assert_int_equal(ps_model_set_params(m[DEV], p), PS_OK);
+            assert_int_equal(ps_model_stage(m[DEV], 0, x[0], y[0], N), PS_OK);
+        }
+        assert_int_equal(ps_model_set_params(m[CPU], p), PS_OK);
+        assert_int_equal(ps_model_step_grads(m[CPU], x[slot], y[slot], N,
+                                             g[CPU], &loss[CPU],
+                                             &correct[CPU]),
+                         PS_OK);
+        assert_int_equal(ps_model_step_staged_begin(m[DEV], slot, g[DEV]),
+                         PS_OK);
+        if (i + 1 < STEPS) {
+            int next = 1 - slot;
+            for (size_t k = 0; k < N * IN; k++)
+                x[next][k] = 0.5f * (frand() + 1.0f);
+            for (size_t k = 0; k < N; k++)
+                y[next][k] = (float)urand(C);
+            assert_int_equal(ps_model_stage(m[DEV], next, x[next], y[next], N),
+                             PS_OK);
+        }
+        assert_int_equal(ps_model_step_end(m[DEV], &loss[DEV], &correct[DEV]),
+                         PS_OK);
+        assert_near(loss[DEV], loss[CPU], 1e-5);
+        assert_int_equal(correct[DEV], correct[CPU]);
+        for (size_t k = 0; k < np; k++)
+            gmax = fmax(gmax, fabs(g[CPU][k]));
+        check_close("pipelined grads", g[DEV], g[CPU], np, 1e-3, 1e-4 * gmax);
+        for (size_t k = 0; k < np; k++)
+            p[k] -= 0.1f * g[CPU][k];
+        assert_int_equal(ps_model_set_params(m[DEV], p), PS_OK);
+    }
+    for (int s = 0; s < 2; s++) {
+        ps_backend_host_free(be, x[s]);
+        ps_backend_host_free(be, y[s]);
+    }
+    ps_backend_host_free(be, g[DEV]);
+    free(g[CPU]);
+    free(p);
+    for (int d = 0; d < 2; d++)
+        ps_model_free(m[d]);
 }
 
 static ps_logreg *logreg_on(ps_backend *be, const char *spec, size_t batch)
@@ -1125,6 +1257,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_cuda_open_name_and_bad_device),
         T(test_cuda_copy_offsets_roundtrip),
+        T(test_cuda_copy_stream_orders_copies),
         T(test_cuda_sgemm_all_transposes_match_cpu),
         T(test_cuda_add_bias_exact),
         T(test_cuda_relu_fwd_bwd_exact),
@@ -1138,6 +1271,7 @@ int main(void)
         T(test_cuda_sigmoid_xent_and_sigmoid_match_cpu),
         T(test_cuda_bad_index_label_csr_reported_at_sync),
         T(test_cuda_mlp_step_matches_cpu),
+        T(test_cuda_mlp_pipelined_steps_match_cpu),
         T(test_cuda_logreg_step_matches_cpu),
         T(test_cuda_mlp_trains_blobs_like_cpu),
         T(test_cuda_group_of_one_nccl_matches_cpu),

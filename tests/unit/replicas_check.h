@@ -61,8 +61,9 @@ static inline void rc_check_grads(const float *got, const float *want,
 }
 
 /* Steps group g and model one (same spec, max_batch >= n) on the same n
- * rows with the same weights; compares loss, correct count, gradient,
- * eval and predict within tol (RC_TOL on the CPU). */
+ * rows with the same weights; compares loss, correct count, gradient
+ * (one-call and pipelined steps), eval and predict within tol (RC_TOL on
+ * the CPU). */
 static inline void rc_compare(ps_replicas *g, ps_model *one, size_t n,
                               double tol)
 {
@@ -94,6 +95,14 @@ static inline void rc_compare(ps_replicas *g, ps_model *one, size_t n,
     rc_check_grads(g2, g1, np, tol);
     /* A second download hands out the same sum (not summed again). */
     assert_int_equal(ps_replicas_get_grads(g, g2), PS_OK);
+    rc_check_grads(g2, g1, np, tol);
+    /* The pipelined calls give the same step, here through input slot 1. */
+    assert_int_equal(ps_replicas_stage(g, 1, x, y, n), PS_OK);
+    assert_int_equal(ps_replicas_step_begin(g, 1), PS_OK);
+    assert_int_equal(ps_replicas_step_end(g, &l2, &c2), PS_OK);
+    assert_int_equal(ps_replicas_get_grads(g, g2), PS_OK);
+    assert_near(l2, l1, tol);
+    assert_int_equal(c2, c1);
     rc_check_grads(g2, g1, np, tol);
 
     assert_int_equal(ps_model_eval(one, x, y, n, &l1, &c1), PS_OK);

@@ -5,7 +5,9 @@
  * parsed and malformed ones refused, and a model gives bit-identical
  * step / gradient / eval / predict results on "cpu" and "cpu-deferred",
  * also through the trainer's one-wait calls (set_params_async,
- * step_grads). */
+ * step_grads). The copy stream (upload_ahead, copy_fence, download_ahead)
+ * gives in-order results used by its rules, and each breach of them shows
+ * in the deferred backend's results. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +133,94 @@ static void test_deferred_error_at_sync(void **state)
     ps_backend_buf_free(be, w);
     ps_backend_buf_free(be, idx);
     ps_backend_buf_free(be, out);
+    ps_backend_free(be);
+}
+
+/* The copy stream used by the rules gives the in-order results on the
+ * CPU backend (plain copies) and the deferred one (copies at the fence and
+ * at the end of sync). */
+static void test_copy_stream_rules_give_in_order_results(void **state)
+{
+    const char *devices[] = {"cpu", "cpu-deferred"};
+
+    (void)state;
+    for (size_t d = 0; d < 2; d++) {
+        ps_backend *be = open_dev(devices[d]);
+        ps_buf *a = NULL, *b = NULL;
+        float va[4] = {1, 2, 3, 4}, vb[4] = {10, 20, 30, 40};
+        float ha[4] = {0}, hb[4] = {0};
+
+        assert_int_equal(ps_backend_buf_alloc(be, sizeof(va), &a), PS_OK);
+        assert_int_equal(ps_backend_buf_alloc(be, sizeof(vb), &b), PS_OK);
+        assert_int_equal(ps_backend_upload(be, a, 0, va, sizeof(va)), PS_OK);
+        assert_int_equal(ps_backend_upload_ahead(be, b, 0, vb, sizeof(vb)),
+                         PS_OK);
+        assert_int_equal(ps_backend_scale(be, a, 0, 4, 2.0f), PS_OK);
+        assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+        assert_int_equal(ps_backend_axpy(be, 4, 1.0f, a, 0, b, 0), PS_OK);
+        assert_int_equal(ps_backend_download_ahead(be, b, 0, hb, sizeof(hb)),
+                         PS_OK);
+        assert_int_equal(ps_backend_scale(be, a, 0, 4, 0.5f), PS_OK);
+        assert_int_equal(ps_backend_download(be, a, 0, ha, sizeof(ha)), PS_OK);
+        assert_int_equal(ps_backend_sync(be), PS_OK);
+        for (size_t i = 0; i < 4; i++) {
+            assert_true(hb[i] == 12.0f * (float)(i + 1));
+            assert_true(ha[i] == va[i]);
+        }
+        /* The wrappers check copy-stream operands like the in-order ones. */
+        assert_int_equal(ps_backend_upload_ahead(be, b, 4, vb, sizeof(vb)),
+                         PS_ERANGE);
+        assert_int_equal(ps_backend_upload_ahead(be, b, 0, NULL, 4), PS_EINVAL);
+        assert_int_equal(ps_backend_download_ahead(be, b, 0, hb, 17),
+                         PS_ERANGE);
+        assert_int_equal(ps_backend_download_ahead(be, b, 0, NULL, 4),
+                         PS_EINVAL);
+        assert_int_equal(ps_backend_upload_ahead(be, b, 0, NULL, 0), PS_OK);
+        ps_backend_buf_free(be, a);
+        ps_backend_buf_free(be, b);
+        ps_backend_free(be);
+    }
+}
+
+/* Each breach of the copy stream's rules changes the deferred backend's
+ * results, so tests of code built on it catch them without a GPU. */
+static void test_deferred_copy_stream_shows_breaches(void **state)
+{
+    ps_backend *be = open_dev("cpu-deferred");
+    ps_buf *a = NULL, *b = NULL;
+    float va[2] = {1, 2}, vb[2] = {10, 20}, ha[2] = {0}, hb[2] = {0};
+
+    (void)state;
+    assert_int_equal(ps_backend_buf_alloc(be, sizeof(va), &a), PS_OK);
+    assert_int_equal(ps_backend_buf_alloc(be, sizeof(vb), &b), PS_OK);
+
+    /* Read before the fence: the staged range is NaN until it. */
+    assert_int_equal(ps_backend_upload(be, a, 0, va, sizeof(va)), PS_OK);
+    assert_int_equal(ps_backend_upload_ahead(be, b, 0, vb, sizeof(vb)), PS_OK);
+    assert_int_equal(ps_backend_axpy(be, 2, 1.0f, b, 0, a, 0), PS_OK);
+    assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+    assert_int_equal(ps_backend_download(be, a, 0, ha, sizeof(ha)), PS_OK);
+    assert_int_equal(ps_backend_sync(be), PS_OK);
+    assert_true(isnan(ha[0]) && isnan(ha[1]));
+
+    /* The host array refilled before sync: the copy reads it at the fence. */
+    assert_int_equal(ps_backend_upload_ahead(be, b, 0, vb, sizeof(vb)), PS_OK);
+    vb[0] = 99;
+    assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+    assert_int_equal(ps_backend_download(be, b, 0, hb, sizeof(hb)), PS_OK);
+    assert_int_equal(ps_backend_sync(be), PS_OK);
+    assert_true(hb[0] == 99.0f && hb[1] == 20.0f);
+
+    /* A range written after its download_ahead, before sync: the download
+     * runs last and brings the later value. */
+    assert_int_equal(ps_backend_download_ahead(be, b, 0, hb, sizeof(hb)),
+                     PS_OK);
+    assert_int_equal(ps_backend_fill(be, b, 0, 2, 7.0f), PS_OK);
+    assert_true(hb[0] == 99.0f); /* nothing written before sync */
+    assert_int_equal(ps_backend_sync(be), PS_OK);
+    assert_true(hb[0] == 7.0f && hb[1] == 7.0f);
+    ps_backend_buf_free(be, a);
+    ps_backend_buf_free(be, b);
     ps_backend_free(be);
 }
 
@@ -289,6 +379,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deferred_parse_and_name),
+        cmocka_unit_test(test_copy_stream_rules_give_in_order_results),
+        cmocka_unit_test(test_deferred_copy_stream_shows_breaches),
         cmocka_unit_test(test_deferred_copies_wait_for_sync),
         cmocka_unit_test(test_deferred_fetch_stats_and_free_sync),
         cmocka_unit_test(test_deferred_error_at_sync),

@@ -1,7 +1,8 @@
 /* Unit tests for worker/model.c on the CPU backend: table layout, spec
  * errors, analytic gradients against central finite differences of the
- * evaluated loss, predicted probabilities, and plain SGD fitting a small
- * separable problem. */
+ * evaluated loss, predicted probabilities, plain SGD fitting a small
+ * separable problem, and pipelined steps (staging the next batch into the
+ * other input slot) matching one-call steps bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,6 +201,117 @@ static void test_model_step_bad_input_einval(void **state)
     ps_model_free(m);
 }
 
+/* ---- pipelined steps (input slots) ---- */
+
+enum { PIPE_STEPS = 5, PIPE_IN = 6, PIPE_CLASSES = 3, PIPE_BATCH = 4 };
+
+/* Batch i of the pipeline tests: sizes vary, the last one short. */
+static size_t pipe_batch(size_t i, float *x, float *y)
+{
+    static const size_t rows[PIPE_STEPS] = {4, 3, 4, 2, 1};
+    for (size_t r = 0; r < rows[i]; r++) {
+        for (size_t j = 0; j < PIPE_IN; j++)
+            x[r * PIPE_IN + j] = (float)urand();
+        y[r] = (float)((r + i) % PIPE_CLASSES);
+    }
+    return rows[i];
+}
+
+/* Staging the next batch while a step computes, the gradient coming down
+ * during the step, gives bit for bit what one-call steps give, step after
+ * step with the weights moving between them. */
+static void test_model_staged_pipeline_matches_one_call_steps(void **state)
+{
+    const char *spec = "mlp:6-5-4-3";
+    ps_model *a = new_model(*state, spec, PIPE_IN, PIPE_CLASSES, PIPE_BATCH);
+    ps_model *b = new_model(*state, spec, PIPE_IN, PIPE_CLASSES, PIPE_BATCH);
+    size_t np = (size_t)ps_model_num_params(a);
+    float *p = random_params(a), *ga = malloc(np * sizeof(float)),
+          *gb = malloc(np * sizeof(float));
+    float x[PIPE_STEPS][PIPE_BATCH * PIPE_IN], y[PIPE_STEPS][PIPE_BATCH];
+    size_t n[PIPE_STEPS];
+
+    assert_non_null(ga);
+    assert_non_null(gb);
+    for (size_t i = 0; i < PIPE_STEPS; i++)
+        n[i] = pipe_batch(i, x[i], y[i]);
+    assert_int_equal(ps_model_set_params(a, p), PS_OK);
+    assert_int_equal(ps_model_set_params(b, p), PS_OK);
+    assert_int_equal(ps_model_stage(b, 0, x[0], y[0], n[0]), PS_OK);
+    for (size_t i = 0; i < PIPE_STEPS; i++) {
+        int slot = (int)(i % 2);
+        double la, lb;
+        size_t ca, cb;
+
+        assert_int_equal(ps_model_step_grads(a, x[i], y[i], n[i], ga, &la, &ca),
+                         PS_OK);
+        assert_int_equal(ps_model_step_staged_begin(b, slot, gb), PS_OK);
+        if (i + 1 < PIPE_STEPS)
+            assert_int_equal(
+                ps_model_stage(b, 1 - slot, x[i + 1], y[i + 1], n[i + 1]),
+                PS_OK);
+        assert_int_equal(ps_model_step_end(b, &lb, &cb), PS_OK);
+        assert_true(la == lb);
+        assert_int_equal(ca, cb);
+        assert_memory_equal(ga, gb, np * sizeof(float));
+        for (size_t k = 0; k < np; k++)
+            p[k] -= 0.5f * ga[k];
+        assert_int_equal(ps_model_set_params(a, p), PS_OK);
+        assert_int_equal(ps_model_set_params(b, p), PS_OK);
+    }
+    free(p);
+    free(ga);
+    free(gb);
+    ps_model_free(a);
+    ps_model_free(b);
+}
+
+/* A slot holds one staged batch and is not restaged while a step on it
+ * runs; the one-call forms keep off a staged slot 0; bad batches are
+ * refused at staging. Refusals lose nothing already staged. */
+static void test_model_stage_refusals(void **state)
+{
+    ps_model *m = new_model(*state, "softmax", PIPE_IN, PIPE_CLASSES, 4);
+    float *p = random_params(m), x[2][4 * PIPE_IN], y[2][4], g[64];
+    double loss, want_loss;
+    size_t correct, n0 = pipe_batch(0, x[0], y[0]);
+
+    (void)pipe_batch(1, x[1], y[1]);
+    assert_true(ps_model_num_params(m) <= 64);
+    assert_int_equal(ps_model_set_params(m, p), PS_OK);
+    assert_int_equal(ps_model_step_grads(m, x[0], y[0], n0, g, &want_loss,
+                                         &correct),
+                     PS_OK);
+    assert_int_equal(ps_model_stage(m, 2, x[0], y[0], n0), PS_EINVAL);
+    assert_int_equal(ps_model_stage(m, -1, x[0], y[0], n0), PS_EINVAL);
+    assert_int_equal(ps_model_stage(m, 0, x[0], NULL, n0), PS_EINVAL);
+    assert_int_equal(ps_model_stage(m, 0, x[0], y[0], 5), PS_EINVAL);
+    assert_int_equal(ps_model_stage(m, 0, x[0], y[0], 0), PS_EINVAL);
+    y[1][0] = 3.0f; /* == classes */
+    assert_int_equal(ps_model_stage(m, 1, x[1], y[1], 2), PS_EINVAL);
+    y[1][0] = 1.0f;
+    assert_int_equal(ps_model_step_staged_begin(m, 0, g), PS_EINVAL);
+    assert_int_equal(ps_model_step_staged_begin(m, 3, g), PS_EINVAL);
+
+    assert_int_equal(ps_model_stage(m, 0, x[0], y[0], n0), PS_OK);
+    assert_int_equal(ps_model_stage(m, 0, x[1], y[1], 2), PS_EINVAL);
+    assert_int_equal(ps_model_eval(m, x[1], y[1], 2, &loss, &correct),
+                     PS_EINVAL);
+    assert_int_equal(ps_model_step(m, x[1], y[1], 2, &loss, &correct),
+                     PS_EINVAL);
+    assert_int_equal(ps_model_step_staged_begin(m, 0, NULL), PS_OK);
+    assert_int_equal(ps_model_stage(m, 0, x[1], y[1], 2), PS_EINVAL); /* busy */
+    assert_int_equal(ps_model_stage(m, 1, x[1], y[1], 2), PS_OK);
+    assert_int_equal(ps_model_step_end(m, &loss, &correct), PS_OK);
+    assert_true(loss == want_loss); /* the batch staged first */
+    assert_int_equal(ps_model_step_staged_begin(m, 1, NULL), PS_OK);
+    assert_int_equal(ps_model_step_end(m, &loss, &correct), PS_OK);
+    assert_int_equal(ps_model_eval(m, x[0], y[0], n0, &loss, &correct), PS_OK);
+    assert_true(loss == want_loss);
+    free(p);
+    ps_model_free(m);
+}
+
 /* ---- gradients ---- */
 
 /* ReLU pre-activations of the hidden layers for params p, in double; the
@@ -394,6 +506,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_model_new_bad_spec_einval, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_model_step_bad_input_einval, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_model_staged_pipeline_matches_one_call_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_stage_refusals, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_model_grads_softmax_match_finite_differences, setup, teardown),
