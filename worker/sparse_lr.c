@@ -191,13 +191,24 @@ void ps_logreg_batch_init(ps_logreg_batch *lb)
     memset(lb, 0, sizeof(*lb));
 }
 
+/* Frees the arrays the device reads (allocated only once be is set). */
+static void free_uploaded(ps_logreg_batch *lb)
+{
+    if (lb->be == NULL)
+        return;
+    ps_backend_host_free(lb->be, lb->rowptr);
+    ps_backend_host_free(lb->be, lb->col);
+    ps_backend_host_free(lb->be, lb->val);
+    ps_backend_host_free(lb->be, lb->y);
+    lb->rowptr = lb->col = NULL;
+    lb->val = lb->y = NULL;
+    lb->cap_rows = 0;
+}
+
 void ps_logreg_batch_free(ps_logreg_batch *lb)
 {
+    free_uploaded(lb);
     free(lb->keys);
-    free(lb->rowptr);
-    free(lb->col);
-    free(lb->val);
-    free(lb->y);
     free(lb->slot_key);
     free(lb->slot_pos);
     free(lb->used);
@@ -213,13 +224,32 @@ static int grow(void **p, size_t n, size_t size)
     return PS_OK;
 }
 
+/* An array the device reads, in be's host memory, replaced by a larger
+ * one; its contents are not kept (a build rewrites them all). */
+static int regrow_host(ps_backend *be, void **p, size_t n, size_t size)
+{
+    void *q = ps_backend_host_alloc(be, n * size);
+    if (q == NULL)
+        return PS_ENOMEM;
+    ps_backend_host_free(be, *p);
+    *p = q;
+    return PS_OK;
+}
+
 /* Capacity for rows and nnz entries; the hash gets >= 2 slots per entry
  * (a power of two, all empty). */
-static int batch_reserve(ps_logreg_batch *lb, size_t rows, size_t nnz)
+static int batch_reserve(ps_logreg_batch *lb, ps_backend *be, size_t rows,
+                         size_t nnz)
 {
+    if (lb->be != be) { /* a batch moved to another model's backend */
+        free_uploaded(lb);
+        lb->be = be;
+        lb->cap_nnz = 0;
+    }
     if (rows > lb->cap_rows) {
-        if (grow((void **)&lb->rowptr, rows + 1, sizeof(uint32_t)) ||
-            grow((void **)&lb->y, rows, sizeof(float)))
+        if (regrow_host(be, (void **)&lb->rowptr, rows + 1,
+                        sizeof(uint32_t)) ||
+            regrow_host(be, (void **)&lb->y, rows, sizeof(float)))
             return PS_ENOMEM;
         lb->cap_rows = rows;
     }
@@ -230,8 +260,8 @@ static int batch_reserve(ps_logreg_batch *lb, size_t rows, size_t nnz)
         while (slots < 2 * cap)
             slots *= 2;
         if (grow((void **)&lb->keys, cap, sizeof(uint64_t)) ||
-            grow((void **)&lb->col, cap, sizeof(uint32_t)) ||
-            grow((void **)&lb->val, cap, sizeof(float)) ||
+            regrow_host(be, (void **)&lb->col, cap, sizeof(uint32_t)) ||
+            regrow_host(be, (void **)&lb->val, cap, sizeof(float)) ||
             grow((void **)&lb->used, cap, sizeof(uint32_t)) ||
             grow((void **)&lb->slot_key, slots, sizeof(uint64_t)))
             return PS_ENOMEM;
@@ -291,7 +321,7 @@ int ps_logreg_batch_build(const ps_logreg *m, ps_logreg_batch *lb,
                         (double)b->y[i]);
                 return PS_EINVAL;
             }
-    if ((rc = batch_reserve(lb, b->n, nnz + 1)) != PS_OK) {
+    if ((rc = batch_reserve(lb, m->be, b->n, nnz + 1)) != PS_OK) {
         ps_errf(err, errlen, PS_OK,
                 "logreg: out of memory for a batch of %zu entries", nnz);
         return rc;

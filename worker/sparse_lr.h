@@ -43,6 +43,8 @@ typedef struct ps_logreg_batch {
     float *val;       /* nnz feature values (1 for the bias) */
     float *y;         /* n labels, 0 or 1 */
     /* private: capacities and the key -> position hash of the build */
+    ps_backend *be; /* rowptr, col, val and y are its host memory (pinned
+                       on a GPU), for the uploads; NULL before a build */
     size_t cap_rows, cap_nnz, nslots;
     uint64_t *slot_key;
     uint32_t *slot_pos; /* position + 1; 0: empty */

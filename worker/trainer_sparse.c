@@ -265,16 +265,26 @@ static int define_table(strainer *t)
     return PS_OK;
 }
 
-/* Room for the weights and gradient of every key of s->lb. */
+/* Room for the weights and gradient of every key of s->lb, in the
+ * backend's host memory (pinned on a GPU: they are uploaded and
+ * downloaded every step). Their old contents go: a pull refills them. */
 static int slot_reserve(strainer *t, slot *s)
 {
     size_t need = s->lb.nuniq;
     if (need <= s->cap)
         return PS_OK;
     size_t cap = s->lb.cap_nnz > need ? s->lb.cap_nnz : need;
-    if (grow((void **)&s->w, cap, sizeof(float)) ||
-        grow((void **)&s->grad, cap, sizeof(float)))
+    float *w = ps_backend_host_alloc(t->be, cap * sizeof(float));
+    float *g = ps_backend_host_alloc(t->be, cap * sizeof(float));
+    if (w == NULL || g == NULL) {
+        ps_backend_host_free(t->be, w);
+        ps_backend_host_free(t->be, g);
         return fail(t, PS_ENOMEM, "out of memory for %zu keys", cap);
+    }
+    ps_backend_host_free(t->be, s->w);
+    ps_backend_host_free(t->be, s->grad);
+    s->w = w;
+    s->grad = g;
     s->cap = cap;
     return PS_OK;
 }
@@ -463,11 +473,13 @@ static int setup(strainer *t)
     return define_table(t);
 }
 
-static void slot_free(slot *s)
+static void slot_free(strainer *t, slot *s)
 {
     ps_logreg_batch_free(&s->lb);
-    free(s->w);
-    free(s->grad);
+    if (t->be != NULL) { /* else nothing was allocated */
+        ps_backend_host_free(t->be, s->w);
+        ps_backend_host_free(t->be, s->grad);
+    }
 }
 
 /* Every request in flight completes before its arrays are freed. */
@@ -500,10 +512,11 @@ static void teardown(strainer *t)
     }
     ps_client_free(t->client);
     ps_logreg_free(t->model);
+    /* The slots' host memory is the backend's: freed before it. */
+    slot_free(t, &t->s[0]);
+    slot_free(t, &t->s[1]);
+    slot_free(t, &t->ev);
     ps_backend_free(t->be);
-    slot_free(&t->s[0]);
-    slot_free(&t->s[1]);
-    slot_free(&t->ev);
     sh_free(&t->sh);
     free(t->scores);
     free(t->labels);

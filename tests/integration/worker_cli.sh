@@ -150,19 +150,24 @@ fi
 figures() { # the done line's loss/accuracy fields
     tail -n1 "$1" | grep -o '"\(loss\|accuracy\|test_loss\|test_accuracy\)":[^,]*' | tr '\n' ' '
 }
-train_figures() { # NAME DEVICE EXTRA...: one server, one worker, 2 epochs
-    local name=$1 dev=$2 st
-    shift 2
+train_run() { # NAME WORKER-ARGS...: one server, one worker
+    local name=$1 st
+    shift
     "$server" --listen tcp://127.0.0.1:0 >"$dir/srv-$name.out" 2>/dev/null &
     local s=$!
     for _ in $(seq 500); do [ -s "$dir/srv-$name.out" ] && break; sleep 0.01; done
-    "$w" --servers "$(head -n1 "$dir/srv-$name.out")" --format csv --data "$dir/blobs.csv" \
-        --eval "$dir/blobs_test.csv" --model mlp:4-16-3 --batch 32 --epochs 2 \
-        --lr 0.01 --seed 7 --device "$dev" "$@" >"$dir/$name.out" 2>"$dir/$name.err"
+    "$w" --servers "$(head -n1 "$dir/srv-$name.out")" "$@" >"$dir/$name.out" 2>"$dir/$name.err"
     st=$?
     kill "$s"
     wait "$s" 2>/dev/null
     [ "$st" -eq 0 ] || { cat "$dir/$name.err" >&2; return 1; }
+}
+train_figures() { # NAME DEVICE EXTRA...: the MLP on blobs, 2 epochs
+    local name=$1 dev=$2
+    shift 2
+    train_run "$name" --format csv --data "$dir/blobs.csv" \
+        --eval "$dir/blobs_test.csv" --model mlp:4-16-3 --batch 32 --epochs 2 \
+        --lr 0.01 --seed 7 --device "$dev" "$@"
 }
 same_figures() { # CASE A B: the runs A and B reported identical figures
     local fa fb
@@ -183,6 +188,16 @@ for extra in "" "--overlap --push-every 2"; do
     same_figures "deferred-same-figures$tag" "dev-cpu$tag" "dev-cpu-deferred$tag"
     same_figures "deferred-group-same-figures$tag" "dev-cpu,cpu$tag" "dev-cpu-deferred,cpu-deferred$tag"
 done
+# logreg: its batch arrays, pulled weights and gradient live in the
+# backend's host memory too.
+awk 'BEGIN { srand(5); for (i = 0; i < 600; i++) { y = i % 2; f = 1 + int(rand() * 40);
+    printf "%d %d:%.3f %d:1 %d:1\n", y, f, rand(), 100 + y, 200 + int(rand() * 30) } }' >"$dir/sparse.svm"
+for dev in cpu cpu-deferred; do
+    train_run "lr-$dev" --format libsvm --data "$dir/sparse.svm" --eval "$dir/sparse.svm" \
+        --model logreg:12 --batch 16 --epochs 2 --lr 0.1 --seed 7 --device "$dev" ||
+        fail "logreg $dev: training failed"
+done
+same_figures deferred-logreg-same-figures lr-cpu lr-cpu-deferred
 for dev in cpu cpu-deferred cpu-deferred,cpu-deferred; do
     "$w" --compute-only --format csv --data "$dir/blobs.csv" --eval "$dir/blobs_test.csv" \
         --model mlp:4-16-3 --batch 32 --epochs 1 --seed 7 --device "$dev" \

@@ -1,8 +1,9 @@
 /* Unit tests for worker/sparse_lr.c on the CPU backend: spec parsing, the
  * feature hash, batch building (distinct keys, bias entry, label check,
  * growth past the first capacity), analytic gradients against central
- * finite differences of the evaluated loss, predict through a lookup, and
- * plain SGD fitting a separable problem. */
+ * finite differences of the evaluated loss, predict through a lookup,
+ * a batch moving to another model's backend (its uploaded arrays are that
+ * backend's host memory), and plain SGD fitting a separable problem. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -349,6 +350,55 @@ static void test_logreg_sgd_fits_separable(void **state)
     ps_logreg_free(m);
 }
 
+/* A batch's uploaded arrays are its model backend's host memory; built
+ * again for a model on another backend they move there, and both models
+ * compute the same step from it (the deferred backend reads them at
+ * sync, so a freed or stale array would show). */
+static void test_logreg_batch_follows_its_backend(void **state)
+{
+    ps_backend *other = NULL;
+    enum { N = 6 };
+    size_t rowptr[N + 1], e = 0;
+    uint64_t idx[2 * N];
+    float val[2 * N], y[N], w[64], g[2][64];
+    double loss[2];
+    size_t correct[2];
+    char err[256] = "";
+    ps_logreg_batch lb;
+
+    assert_int_equal(ps_backend_open("cpu-deferred", &other, NULL, 0), PS_OK);
+    ps_backend *bes[2] = {*state, other};
+    ps_logreg *m[2] = {new_model(bes[0], "logreg:8", N),
+                       new_model(bes[1], "logreg:8", N)};
+    rowptr[0] = 0;
+    for (size_t i = 0; i < N; i++) {
+        y[i] = (float)(i % 2);
+        idx[e] = i, val[e++] = 1.0f;
+        idx[e] = 100 + i % 3, val[e++] = 0.5f;
+        rowptr[i + 1] = e;
+    }
+    ps_batch b = {N, 0, NULL, y, rowptr, idx, val};
+    for (size_t i = 0; i < 64; i++)
+        w[i] = (float)urand();
+    ps_logreg_batch_init(&lb);
+    for (int d = 0; d < 2; d++) {
+        assert_int_equal(
+            ps_logreg_batch_build(m[d], &lb, &b, 1, err, sizeof(err)), PS_OK);
+        assert_ptr_equal(lb.be, bes[d]);
+        assert_true(lb.nuniq <= 64);
+        assert_int_equal(
+            ps_logreg_step(m[d], &lb, w, g[d], &loss[d], &correct[d]), PS_OK);
+    }
+    assert_true(loss[0] == loss[1]);
+    assert_int_equal(correct[0], correct[1]);
+    assert_memory_equal(g[0], g[1], lb.nuniq * sizeof(float));
+    ps_logreg_batch_free(&lb);
+    ps_logreg_batch_free(&lb); /* twice is harmless */
+    ps_logreg_free(m[0]);
+    ps_logreg_free(m[1]);
+    ps_backend_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +410,8 @@ int main(void)
             test_logreg_grads_match_finite_differences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logreg_predict_matches_eval, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_logreg_batch_follows_its_backend,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_logreg_sgd_fits_separable, setup,
                                         teardown),
     };
