@@ -32,6 +32,13 @@ static void slice(const ps_replicas *g, size_t n, size_t i, size_t *off,
     *off = i * base + (i < extra ? i : extra);
 }
 
+/* Replicas with rows in an n-row batch: the first min(n, N); the rest sit
+ * the step out. */
+static size_t active(const ps_replicas *g, size_t n)
+{
+    return n < g->n ? n : g->n;
+}
+
 int ps_replicas_new(ps_replicas **out, const char *spec, size_t input_dim,
                     size_t classes, ps_backend *const *bes, size_t n,
                     size_t max_batch, char *err, size_t errlen)
@@ -133,13 +140,11 @@ int ps_replicas_stage(ps_replicas *g, int slot, const float *x, const float *y,
     if (x == NULL || y == NULL || n < 1 || n > g->max_batch || slot < 0 ||
         slot > 1 || g->staged[slot] != 0)
         return PS_EINVAL;
-    for (size_t i = 0; i < g->n; i++) {
+    for (size_t i = 0; i < active(g, n); i++) {
         size_t off, len;
         int rc;
 
         slice(g, n, i, &off, &len);
-        if (len == 0)
-            break; /* later slices are empty too */
         if ((rc = ps_model_stage(g->models[i], slot, x + off * dim, y + off,
                                  len)) != PS_OK) {
             while (i-- > 0) /* all or nothing: the slot stays usable */
@@ -162,15 +167,12 @@ int ps_replicas_step_begin(ps_replicas *g, int slot)
     g->staged[slot] = 0;
     /* Issue every replica's step before waiting for any: the devices
      * compute at once. */
-    for (g->begun = 0; g->begun < g->n; g->begun++) {
-        size_t off, len;
-        slice(g, g->rows, g->begun, &off, &len);
-        if (len == 0 || (rc = ps_model_step_staged_begin(
-                             g->models[g->begun], slot, NULL)) != PS_OK)
+    for (g->begun = 0; g->begun < active(g, g->rows); g->begun++)
+        if ((rc = ps_model_step_staged_begin(g->models[g->begun], slot,
+                                             NULL)) != PS_OK)
             break;
-    }
     if (rc != PS_OK) { /* the failed one has waited already */
-        for (size_t i = g->begun + 1; i < g->n; i++)
+        for (size_t i = g->begun + 1; i < active(g, g->rows); i++)
             ps_model_unstage(g->models[i], slot);
         (void)ps_replicas_step_end(g, NULL, NULL);
     }
@@ -267,14 +269,12 @@ int ps_replicas_eval(ps_replicas *g, const float *x, const float *y, size_t n,
 
     if (x == NULL || y == NULL || n < 1 || n > g->max_batch)
         return PS_EINVAL;
-    for (size_t i = 0; i < g->n; i++) {
+    for (size_t i = 0; i < active(g, n); i++) {
         size_t off, len, c = 0;
         double l = 0;
         int rc;
 
         slice(g, n, i, &off, &len);
-        if (len == 0)
-            break;
         if ((rc = ps_model_eval(g->models[i], x + off * dim, y + off, len, &l,
                                 &c)) != PS_OK)
             return rc;
@@ -295,13 +295,11 @@ int ps_replicas_predict(ps_replicas *g, const float *x, size_t n, float *probs)
 
     if (x == NULL || probs == NULL || n < 1 || n > g->max_batch)
         return PS_EINVAL;
-    for (size_t i = 0; i < g->n; i++) {
+    for (size_t i = 0; i < active(g, n); i++) {
         size_t off, len;
         int rc;
 
         slice(g, n, i, &off, &len);
-        if (len == 0)
-            break;
         if ((rc = ps_model_predict(g->models[i], x + off * dim, len,
                                    probs + off * classes)) != PS_OK)
             return rc;
