@@ -9,10 +9,10 @@
  * stream's (upload_ahead, download_ahead), which events order against it:
  * a fence makes the compute stream wait for the copies issued so far, and
  * a download_ahead makes the copy stream wait for the compute issued so
- * far. Both are non-blocking streams; sync waits for both. Errors of kernels are a device int (the first ps_err a kernel
- * raised) that sync copies back, reports and clears; errors of CUDA calls
- * are returned at once and logged with CUDA's text, because the ps_err code
- * alone would lose it. */
+ * far. Both are non-blocking streams; sync waits for both. Errors of kernels
+ * are a device int (the first ps_err a kernel raised) that sync copies back,
+ * reports and clears; errors of CUDA calls are returned at once and logged with
+ * CUDA's text, because the ps_err code alone would lose it. */
 #include "backend_cuda.h"
 #include "kernels.h"
 

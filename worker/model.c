@@ -349,8 +349,7 @@ static ps_mat act_mat(ps_buf *buf, size_t cols)
 
 /* Checks a batch and sends it up to `slot` on the copy stream; y may be
  * NULL (predict). */
-static int load(ps_model *m, int slot, const float *x, const float *y,
-                size_t n)
+static int load(ps_model *m, int slot, const float *x, const float *y, size_t n)
 {
     ps_backend *be = m->be;
     int rc;
@@ -367,9 +366,8 @@ static int load(ps_model *m, int slot, const float *x, const float *y,
                                           n * sizeof(float))) != PS_OK)
             return drain(m, rc);
     }
-    if ((rc = ps_backend_upload_ahead(be, m->x[slot], 0, x,
-                                      n * m->widths[0] * sizeof(float))) !=
-        PS_OK)
+    if ((rc = ps_backend_upload_ahead(
+             be, m->x[slot], 0, x, n * m->widths[0] * sizeof(float))) != PS_OK)
         return drain(m, rc); /* the caller may free y once we return */
     m->staged[slot] = n;
     return PS_OK;
@@ -434,8 +432,7 @@ static int download_layer(ps_model *m, size_t l, float *grads)
     size_t floats = (size_t)(w->len + m->tables[2 * l + 1].len);
 
     return ps_backend_download_ahead(m->be, m->grads, w->offset * sizeof(float),
-                                     grads + w->offset,
-                                     floats * sizeof(float));
+                                     grads + w->offset, floats * sizeof(float));
 }
 
 int ps_model_step_staged_begin(ps_model *m, int slot, float *grads)

@@ -247,8 +247,7 @@ static int batch_reserve(ps_logreg_batch *lb, ps_backend *be, size_t rows,
         lb->cap_nnz = 0;
     }
     if (rows > lb->cap_rows) {
-        if (regrow_host(be, (void **)&lb->rowptr, rows + 1,
-                        sizeof(uint32_t)) ||
+        if (regrow_host(be, (void **)&lb->rowptr, rows + 1, sizeof(uint32_t)) ||
             regrow_host(be, (void **)&lb->y, rows, sizeof(float)))
             return PS_ENOMEM;
         lb->cap_rows = rows;

@@ -279,9 +279,8 @@ static void test_model_stage_refusals(void **state)
     (void)pipe_batch(1, x[1], y[1]);
     assert_true(ps_model_num_params(m) <= 64);
     assert_int_equal(ps_model_set_params(m, p), PS_OK);
-    assert_int_equal(ps_model_step_grads(m, x[0], y[0], n0, g, &want_loss,
-                                         &correct),
-                     PS_OK);
+    assert_int_equal(
+        ps_model_step_grads(m, x[0], y[0], n0, g, &want_loss, &correct), PS_OK);
     assert_int_equal(ps_model_stage(m, 2, x[0], y[0], n0), PS_EINVAL);
     assert_int_equal(ps_model_stage(m, -1, x[0], y[0], n0), PS_EINVAL);
     assert_int_equal(ps_model_stage(m, 0, x[0], NULL, n0), PS_EINVAL);
