@@ -150,11 +150,18 @@ static int net_end(trainer *t, float *grads, double *loss, size_t *correct)
     return rc == PS_OK ? ps_replicas_get_grads(t->group, grads) : rc;
 }
 
+/* Evaluates a batch the data reader handed out, through host slot 0 (the
+ * backend's host memory: pinned on a GPU, where an upload from ordinary
+ * memory would stage through a bounce buffer anyway). Waits, so the slot
+ * is free again when it returns. */
 static int net_eval(trainer *t, const ps_batch *b, double *loss,
                     size_t *correct)
 {
-    return t->group ? ps_replicas_eval(t->group, b->x, b->y, b->n, loss, correct)
-                    : ps_model_eval(t->model, b->x, b->y, b->n, loss, correct);
+    float *x = t->bx[0], *y = t->by[0];
+    memcpy(x, b->x, b->n * ps_model_input_dim(t->model) * sizeof(float));
+    memcpy(y, b->y, b->n * sizeof(float));
+    return t->group ? ps_replicas_eval(t->group, x, y, b->n, loss, correct)
+                    : ps_model_eval(t->model, x, y, b->n, loss, correct);
 }
 
 /* Opens --device: one backend and its model, or a group of replicas. */
