@@ -1,7 +1,8 @@
 /* The communicator registry and its host fallback; see comm.h.
  *
  * Host fallback: one host buffer per rank, max_floats each, allocated
- * once. A reduction downloads every rank's buffer, adds them in rank order
+ * once from that rank's backend (pinned on a GPU: its copies then run at
+ * full speed, with no staging copy in the driver). A reduction downloads every rank's buffer, adds them in rank order
  * into rank 0's copy (so the result does not depend on timing) and uploads
  * it to rank 0; a broadcast downloads rank 0 once and uploads to the rest.
  * Each waits for its copies (the host buffers are reused at once). */
@@ -72,7 +73,8 @@ static void host_destroy(ps_comm *c)
     host_ctx *h = c->ctx;
 
     for (size_t i = 0; h != NULL && i < c->n; i++)
-        free(h->scratch[i]);
+        if (h->scratch[i] != NULL)
+            ps_backend_host_free(c->bes[i], h->scratch[i]);
     free(h);
 }
 
@@ -82,14 +84,15 @@ static const ps_comm_ops host_ops = {host_reduce_sum, host_broadcast,
 static int host_init(ps_comm *c, char *err, size_t errlen)
 {
     host_ctx *h = calloc(1, sizeof(*h));
+    int failed = h == NULL;
 
     c->ops = &host_ops;
-    c->ctx = h;
+    c->ctx = h; /* host_destroy frees what was allocated */
     c->kind = "host";
-    for (size_t i = 0; h != NULL && i < c->n; i++)
-        if ((h->scratch[i] = malloc(c->max_floats * sizeof(float))) == NULL)
-            h = NULL;
-    if (h == NULL) {
+    for (size_t i = 0; !failed && i < c->n; i++)
+        failed = (h->scratch[i] = ps_backend_host_alloc(
+                      c->bes[i], c->max_floats * sizeof(float))) == NULL;
+    if (failed) {
         ps_errf(err, errlen, PS_OK,
                 "device group: out of memory for %zu host buffers of %zu "
                 "floats",
