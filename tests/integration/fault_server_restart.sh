@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault test (1) of the reliability issue: one of two servers is killed
-# (SIGKILL) in the middle of training and restarted on the same port with
-# --restore latest; the workers' requests time out, are retried against the
+# (SIGSTOP, so requests are in flight to it, then SIGKILL) in the middle of
+# training and restarted on the same port with --restore latest; the workers' requests time out, are retried against the
 # restarted server, and training completes with the accuracy floor of
 # train_fmnist.sh (MLP 784-256-128-10 on Fashion-MNIST, 2 servers, 2
 # workers, ps-train's defaults, 2 epochs: the lower of the two workers'
@@ -107,6 +107,13 @@ if [ "$fault" = 1 ]; then
         s=${s:-0}
     done
     killed_at=$s
+    # Stopped first, the shard reads nothing more, so each worker's next
+    # request to it is surely in flight (in the dead server's socket) when
+    # the kill comes, and the timeout and retry path must run. Killed
+    # between two requests, a server back within milliseconds could take
+    # the next ones from libzmq's queue and no request would be lost.
+    kill -STOP "${srv_pid[1]}"
+    sleep 0.5
     kill -KILL "${srv_pid[1]}"
     wait "${srv_pid[1]}" 2>/dev/null
     echo "killed shard 1 (SIGKILL) at worker 0's sample $killed_at" >&2
