@@ -20,6 +20,7 @@ struct ps_replicas {
     size_t begun;     /* replicas whose step is issued, not ended */
     int have_grads;   /* a step has run since set_params */
     int reduced;      /* its gradient sits summed in replica 0 */
+    int coming_down;  /* the begun step's sum is being downloaded */
 };
 
 /* Replica i's rows of an n-row batch: [*off, *off + *len). */
@@ -156,7 +157,9 @@ int ps_replicas_stage(ps_replicas *g, int slot, const float *x, const float *y,
     return PS_OK;
 }
 
-int ps_replicas_step_begin(ps_replicas *g, int slot)
+static int reduce(ps_replicas *g);
+
+int ps_replicas_step_begin(ps_replicas *g, int slot, float *grads)
 {
     int rc = PS_OK;
 
@@ -175,6 +178,24 @@ int ps_replicas_step_begin(ps_replicas *g, int slot)
         for (size_t i = g->begun + 1; i < active(g, g->rows); i++)
             ps_model_unstage(g->models[i], slot);
         (void)ps_replicas_step_end(g, NULL, NULL);
+        return rc;
+    }
+    if (grads == NULL)
+        return PS_OK;
+    /* The sum queues behind the steps, and its download behind the sum,
+     * so step_end's wait is the step's only one (the host fallback's
+     * reduction waits for the steps here). */
+    rc = reduce(g);
+    if (rc == PS_OK) {
+        ps_model *m = g->models[0];
+        rc = ps_backend_download_ahead(
+            ps_model_backend(m), ps_model_grads_buf(m), 0, grads,
+            ps_model_num_params(m) * sizeof(float));
+    }
+    g->coming_down = rc == PS_OK;
+    if (rc != PS_OK) {
+        (void)ps_replicas_step_end(g, NULL, NULL);
+        g->have_grads = 0; /* partly weighed or summed: spoilt */
     }
     return rc;
 }
@@ -199,6 +220,8 @@ int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
     if (g->begun == 0)
         rc = PS_EINVAL; /* no step begun */
     g->begun = 0;
+    g->reduced = g->coming_down;
+    g->coming_down = 0;
     if (rc != PS_OK)
         return rc;
     if (loss != NULL)
@@ -206,7 +229,6 @@ int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
     if (correct != NULL)
         *correct = right;
     g->have_grads = 1;
-    g->reduced = 0;
     return PS_OK;
 }
 
@@ -216,7 +238,7 @@ int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,
     int rc = ps_replicas_stage(g, 0, x, y, n);
 
     if (rc == PS_OK)
-        rc = ps_replicas_step_begin(g, 0);
+        rc = ps_replicas_step_begin(g, 0, NULL);
     return rc == PS_OK ? ps_replicas_step_end(g, loss, correct) : rc;
 }
 
@@ -237,21 +259,26 @@ static int weigh(ps_replicas *g, size_t i, size_t count)
                             (float)((double)len / (double)g->rows));
 }
 
-int ps_replicas_get_grads(ps_replicas *g, float *grads)
+/* Sums the weighted gradients of the last step into replica 0. */
+static int reduce(ps_replicas *g)
 {
     ps_buf *bufs[PS_COMM_MAX_RANKS];
     size_t count = ps_model_num_params(g->models[0]);
     int rc = PS_OK;
 
+    for (size_t i = 0; rc == PS_OK && i < g->n; i++) {
+        rc = weigh(g, i, count);
+        bufs[i] = ps_model_grads_buf(g->models[i]);
+    }
+    return rc == PS_OK ? ps_comm_reduce_sum(g->comm, bufs, count) : rc;
+}
+
+int ps_replicas_get_grads(ps_replicas *g, float *grads)
+{
     if (grads == NULL || !g->have_grads)
         return PS_EINVAL;
     if (!g->reduced) {
-        for (size_t i = 0; rc == PS_OK && i < g->n; i++) {
-            rc = weigh(g, i, count);
-            bufs[i] = ps_model_grads_buf(g->models[i]);
-        }
-        if (rc == PS_OK)
-            rc = ps_comm_reduce_sum(g->comm, bufs, count);
+        int rc = reduce(g);
         if (rc != PS_OK) {
             g->have_grads = 0; /* the replicas' gradients are spoilt */
             return rc;

@@ -52,12 +52,14 @@ int ps_replicas_step(ps_replicas *g, const float *x, const float *y, size_t n,
                      double *loss, size_t *correct);
 /* The pipelined step (see ps_model_stage): stage splits the batch and
  * issues each slice's upload into that slot of its replica; step_begin
- * issues every replica's step on the batch staged in `slot`; step_end
- * waits for them all and combines loss and correct count. Then get_grads
- * as after ps_replicas_step. */
+ * issues every replica's step on the batch staged in `slot` and, when
+ * grads is not NULL, the reduction and the sum's download into grads
+ * behind them (read grads only after step_end; with the host fallback
+ * step_begin waits for the steps); step_end waits for it all and combines
+ * loss and correct count. get_grads works as after ps_replicas_step. */
 int ps_replicas_stage(ps_replicas *g, int slot, const float *x, const float *y,
                       size_t n);
-int ps_replicas_step_begin(ps_replicas *g, int slot);
+int ps_replicas_step_begin(ps_replicas *g, int slot, float *grads);
 int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct);
 int ps_replicas_get_grads(ps_replicas *g, float *grads);
 int ps_replicas_eval(ps_replicas *g, const float *x, const float *y, size_t n,

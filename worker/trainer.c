@@ -132,22 +132,20 @@ static int net_stage(trainer *t, int slot, size_t n)
                     : ps_model_stage(t->model, slot, x, y, n);
 }
 
-/* Issues a step on the batch staged in `slot`; a single model's gradient
- * starts coming down into `grads` at once. */
+/* Issues a step on the batch staged in `slot`, and the download of its
+ * gradient into `grads` behind it (a group's: summed over its replicas). */
 static int net_begin(trainer *t, int slot, float *grads)
 {
-    return t->group ? ps_replicas_step_begin(t->group, slot)
+    return t->group ? ps_replicas_step_begin(t->group, slot, grads)
                     : ps_model_step_staged_begin(t->model, slot, grads);
 }
 
-/* Waits for the step: its gradient is then in `grads` (a group reduces
- * its replicas' and downloads the sum only now, a second wait). */
-static int net_end(trainer *t, float *grads, double *loss, size_t *correct)
+/* Waits for the step: its gradient is then in the `grads` given to
+ * net_begin. The step's one wait. */
+static int net_end(trainer *t, double *loss, size_t *correct)
 {
-    if (t->group == NULL)
-        return ps_model_step_end(t->model, loss, correct);
-    int rc = ps_replicas_step_end(t->group, loss, correct);
-    return rc == PS_OK ? ps_replicas_get_grads(t->group, grads) : rc;
+    return t->group ? ps_replicas_step_end(t->group, loss, correct)
+                    : ps_model_step_end(t->model, loss, correct);
 }
 
 /* Evaluates a batch the data reader handed out, through host slot 0 (the
@@ -689,8 +687,8 @@ static int run_step(trainer *t, shuffler *sh, int slot, int cur, int k,
     if (rc != PS_OK)
         return fail(t, rc, "compute: %s", ps_strerror(rc));
     rc = fetch(t, sh, 1 - slot, next, input_us);
-    int end = net_end(t, target, loss, correct); /* waits even after a
-                                                    failed fetch */
+    int end = net_end(t, loss, correct); /* waits even after a failed
+                                            fetch */
     if (rc != PS_OK)
         return rc;
     if (end != PS_OK)

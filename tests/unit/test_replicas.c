@@ -118,18 +118,18 @@ static void test_group_refuses_bad_input(void **state)
      * twice; a label refused at staging stages nothing. */
     y[3] = 0;
     assert_int_equal(ps_replicas_stage(g, 2, x, y, 4), PS_EINVAL);
-    assert_int_equal(ps_replicas_step_begin(g, 0), PS_EINVAL);
+    assert_int_equal(ps_replicas_step_begin(g, 0, NULL), PS_EINVAL);
     assert_int_equal(ps_replicas_step_end(g, &l, &c), PS_EINVAL);
     assert_int_equal(ps_replicas_stage(g, 0, x, y, 4), PS_OK);
     assert_int_equal(ps_replicas_stage(g, 0, x, y, 4), PS_EINVAL);
     float bad[4] = {0, 0, 0, -1}; /* y is staged: unchanged until sync */
     assert_int_equal(ps_replicas_stage(g, 1, x, bad, 4), PS_EINVAL);
-    assert_int_equal(ps_replicas_step_begin(g, 1), PS_EINVAL);
-    assert_int_equal(ps_replicas_step_begin(g, 0), PS_OK);
+    assert_int_equal(ps_replicas_step_begin(g, 1, out), PS_EINVAL);
+    assert_int_equal(ps_replicas_step_begin(g, 0, NULL), PS_OK);
     assert_int_equal(ps_replicas_step_end(g, &l, &c), PS_OK);
     /* Replica 0 had staged its slice of the refused batch: dropped. */
     assert_int_equal(ps_replicas_stage(g, 1, x, y, 4), PS_OK);
-    assert_int_equal(ps_replicas_step_begin(g, 1), PS_OK);
+    assert_int_equal(ps_replicas_step_begin(g, 1, out), PS_OK);
     assert_int_equal(ps_replicas_step_end(g, &l, &c), PS_OK);
     ps_replicas_free(g);
     g = NULL;
