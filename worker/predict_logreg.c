@@ -116,7 +116,10 @@ int ps_predict_logreg(const ps_predict_cfg *cfg, const ps_st_file *f,
         rc = ps_backend_open(cfg->device, &be, err, errlen);
     if (rc == PS_OK)
         rc = ps_logreg_new(&m, spec, be, cfg->batch, err, errlen);
-    if (rc == PS_OK && (probs = malloc(cfg->batch * sizeof(float))) == NULL)
+    /* Downloaded into every batch: pinned on a GPU. */
+    if (rc == PS_OK &&
+        (probs = ps_backend_host_alloc(be, cfg->batch * sizeof(float))) ==
+            NULL)
         rc = ps_errf(err, errlen, PS_ENOMEM, "out of memory");
     while (rc == PS_OK) {
         ps_batch b;
@@ -137,7 +140,8 @@ int ps_predict_logreg(const ps_predict_cfg *cfg, const ps_st_file *f,
         res->rows += b.n;
     }
     res->accuracy = res->rows ? (double)correct / (double)res->rows : 0;
-    free(probs);
+    if (be != NULL)
+        ps_backend_host_free(be, probs);
     ps_logreg_free(m);
     ps_backend_free(be);
     ps_data_close(data);

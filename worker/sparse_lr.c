@@ -31,7 +31,8 @@ struct ps_logreg {
     ps_buf *w, *g;              /* cap_nnz floats: nuniq <= nnz */
     ps_buf *stats;              /* loss, correct */
     ps_logreg_batch scratch;    /* predict's batch */
-    float *scratch_w;           /* predict's weights, scratch.cap_nnz */
+    float *scratch_w;           /* predict's weights, scratch.cap_nnz
+                                   (be's host memory: uploaded) */
     size_t scratch_w_cap;
 };
 
@@ -175,7 +176,7 @@ void ps_logreg_free(ps_logreg *m)
     free_dev(m);
     ps_backend_buf_free(m->be, m->stats);
     ps_logreg_batch_free(&m->scratch);
-    free(m->scratch_w);
+    ps_backend_host_free(m->be, m->scratch_w);
     free(m);
 }
 
@@ -439,7 +440,8 @@ int ps_logreg_predict(ps_logreg *m, const ps_batch *b, ps_logreg_lookup lookup,
     if ((rc = ps_logreg_batch_build(m, lb, b, 0, NULL, 0)) != PS_OK)
         return rc;
     if (lb->nuniq > m->scratch_w_cap) {
-        if (grow((void **)&m->scratch_w, lb->cap_nnz, sizeof(float)))
+        if (regrow_host(m->be, (void **)&m->scratch_w, lb->cap_nnz,
+                        sizeof(float)))
             return PS_ENOMEM;
         m->scratch_w_cap = lb->cap_nnz;
     }

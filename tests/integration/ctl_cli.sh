@@ -250,6 +250,14 @@ if awk -F, 'NR == FNR { split($0, a, " "); y[FNR] = a[1]; next }
     { if (NF != 3 || ($2 + $3) < 0.999 || ($2 + $3) > 1.001) bad++; ok += ($1 == y[FNR]); n++ }
     END { printf "logreg predict accuracy %.3f over %d rows\n", ok / n, n; exit !(n == 4000 && !bad && ok / n >= 0.95) }' \
     "$dir/lr.svm" "$dir/lr.pred"; then echo "ok   predict-logreg"; else fail "predict-logreg"; fi
+# The same on cpu-deferred (copies at sync, host buffers NaN at first):
+# identical output, or the predictor broke the backend's copy contract.
+"$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
+    --device cpu-deferred --batch 300 --out "$dir/lr-deferred.pred" 2>"$dir/lr.err" &&
+    "$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
+        --batch 300 --out "$dir/lr-300.pred" 2>>"$dir/lr.err" &&
+    cmp -s "$dir/lr-300.pred" "$dir/lr-deferred.pred" && cmp -s "$dir/lr.pred" "$dir/lr-300.pred" &&
+    echo "ok   predict-logreg-deferred" || fail "predict-logreg-deferred: $(cat "$dir/lr.err")"
 expect predict-missing-tensor 1 "no tensor 'fc1.bias'" -- "$w" predict --model-file "$dir/partial.safetensors" --format csv --data "$dir/train.csv" --out "$dir/bad.out"
 [ -e "$dir/bad.out" ] && fail "failed predict left its output file"
 expect predict-no-model-meta 1 "no \"model\" in the metadata" -- "$w" predict --model-file "$dir/nometa.safetensors" --format csv --data "$dir/train.csv"
