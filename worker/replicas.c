@@ -206,6 +206,8 @@ int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
     double sum = 0;
     int rc = PS_OK;
 
+    if (g->begun == 0)
+        return PS_EINVAL; /* no step begun: the last one's gradient stays */
     for (size_t i = 0; i < g->begun; i++) {
         size_t off, len, c = 0;
         double l = 0;
@@ -217,8 +219,6 @@ int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
         sum += l * (double)len;
         right += c;
     }
-    if (g->begun == 0)
-        rc = PS_EINVAL; /* no step begun */
     g->begun = 0;
     g->reduced = g->coming_down;
     g->coming_down = 0;

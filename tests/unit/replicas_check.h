@@ -114,7 +114,11 @@ static inline void rc_compare(ps_replicas *g, ps_model *one, size_t n,
     assert_near(l2, l1, tol);
     assert_int_equal(c2, c1);
     rc_check_grads(g2, g1, np, tol);
-    /* ... and get_grads hands out that sum again, not a second one. */
+    /* ... and get_grads hands out that sum again, not a second one, also
+     * after a step_end with no step begun. */
+    assert_int_equal(ps_replicas_get_grads(g, g2), PS_OK);
+    rc_check_grads(g2, g1, np, tol);
+    assert_int_equal(ps_replicas_step_end(g, &l2, &c2), PS_EINVAL);
     assert_int_equal(ps_replicas_get_grads(g, g2), PS_OK);
     rc_check_grads(g2, g1, np, tol);
 
