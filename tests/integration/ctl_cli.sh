@@ -252,12 +252,15 @@ if awk -F, 'NR == FNR { split($0, a, " "); y[FNR] = a[1]; next }
     "$dir/lr.svm" "$dir/lr.pred"; then echo "ok   predict-logreg"; else fail "predict-logreg"; fi
 # The same on cpu-deferred (copies at sync, host buffers NaN at first):
 # identical output, or the predictor broke the backend's copy contract.
-"$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
+if "$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
     --device cpu-deferred --batch 300 --out "$dir/lr-deferred.pred" 2>"$dir/lr.err" &&
     "$w" predict --model-file "$dir/lr.safetensors" --format libsvm --data "$dir/lr.svm" \
         --batch 300 --out "$dir/lr-300.pred" 2>>"$dir/lr.err" &&
-    cmp -s "$dir/lr-300.pred" "$dir/lr-deferred.pred" && cmp -s "$dir/lr.pred" "$dir/lr-300.pred" &&
-    echo "ok   predict-logreg-deferred" || fail "predict-logreg-deferred: $(cat "$dir/lr.err")"
+    cmp -s "$dir/lr-300.pred" "$dir/lr-deferred.pred" && cmp -s "$dir/lr.pred" "$dir/lr-300.pred"; then
+    echo "ok   predict-logreg-deferred"
+else
+    fail "predict-logreg-deferred: $(cat "$dir/lr.err")"
+fi
 expect predict-missing-tensor 1 "no tensor 'fc1.bias'" -- "$w" predict --model-file "$dir/partial.safetensors" --format csv --data "$dir/train.csv" --out "$dir/bad.out"
 [ -e "$dir/bad.out" ] && fail "failed predict left its output file"
 expect predict-no-model-meta 1 "no \"model\" in the metadata" -- "$w" predict --model-file "$dir/nometa.safetensors" --format csv --data "$dir/train.csv"
