@@ -20,7 +20,6 @@ struct ps_replicas {
     size_t begun;     /* replicas whose step is issued, not ended */
     int have_grads;   /* a step has run since set_params */
     int reduced;      /* its gradient sits summed in replica 0 */
-    int coming_down;  /* the begun step's sum is being downloaded */
 };
 
 /* Replica i's rows of an n-row batch: [*off, *off + *len). */
@@ -164,6 +163,7 @@ int ps_replicas_step_begin(ps_replicas *g, int slot, float *grads)
     int rc = PS_OK;
 
     g->have_grads = 0;
+    g->reduced = 0;
     if (slot < 0 || slot > 1 || g->staged[slot] == 0)
         return PS_EINVAL;
     g->rows = g->staged[slot];
@@ -192,7 +192,7 @@ int ps_replicas_step_begin(ps_replicas *g, int slot, float *grads)
             ps_model_backend(m), ps_model_grads_buf(m), 0, grads,
             ps_model_num_params(m) * sizeof(float));
     }
-    g->coming_down = rc == PS_OK;
+    g->reduced = rc == PS_OK; /* counts once step_end sets have_grads */
     if (rc != PS_OK) {
         (void)ps_replicas_step_end(g, NULL, NULL);
         g->have_grads = 0; /* partly weighed or summed: spoilt */
@@ -220,8 +220,6 @@ int ps_replicas_step_end(ps_replicas *g, double *loss, size_t *correct)
         right += c;
     }
     g->begun = 0;
-    g->reduced = g->coming_down;
-    g->coming_down = 0;
     if (rc != PS_OK)
         return rc;
     if (loss != NULL)

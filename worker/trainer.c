@@ -517,19 +517,8 @@ static void emit(trainer *t, const char *event, int epoch, uint64_t samples,
 static void count_step(trainer *t, const int64_t us[PS_PHASE_COUNT], int epoch,
                        uint64_t samples, double loss, double acc)
 {
-    ps_worker_stats *s = &t->stats;
-    int64_t total = 0;
-    for (int i = 0; i < PS_PHASE_COUNT; i++) {
-        s->phase_s[i] += (double)us[i] / 1e6;
-        total += us[i];
-    }
-    ps_prom_hist_observe(&s->step_s, (double)total / 1e6);
-    s->steps++;
-    s->samples = samples;
-    s->epoch = epoch;
-    s->loss = loss;
-    s->accuracy = acc;
-    ps_train_publish(t->cfg, t->client, s);
+    ps_worker_stats_step(&t->stats, us, epoch, samples, loss, acc);
+    ps_train_publish(t->cfg, t->client, &t->stats);
 }
 
 /* ---- setup ---- */

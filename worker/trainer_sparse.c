@@ -590,20 +590,16 @@ static void clock_reset(strainer *t)
 /* Counts the step that just ended and publishes the figures. */
 static void count_step(strainer *t, int epoch, const tally *k)
 {
-    ps_worker_stats *st = &t->stats;
     int64_t dur = ps_now_us() - t->clk.mark;
     int64_t timed = t->clk.wait_us + t->clk.compute_us;
-    int64_t input = dur > timed ? dur - timed : 0;
-    st->phase_s[PS_PHASE_WAIT] += (double)t->clk.wait_us / 1e6;
-    st->phase_s[PS_PHASE_COMPUTE] += (double)t->clk.compute_us / 1e6;
-    st->phase_s[PS_PHASE_INPUT] += (double)input / 1e6;
-    ps_prom_hist_observe(&st->step_s, (double)(timed + input) / 1e6);
-    st->steps++;
-    st->samples = k->samples;
-    st->epoch = epoch;
-    st->loss = k->ep_loss / (double)k->ep_samples;
-    st->accuracy = k->ep_correct / (double)k->ep_samples;
-    ps_train_publish(t->cfg, t->client, st);
+    int64_t us[PS_PHASE_COUNT] = {0};
+    us[PS_PHASE_WAIT] = t->clk.wait_us;
+    us[PS_PHASE_COMPUTE] = t->clk.compute_us;
+    us[PS_PHASE_INPUT] = dur > timed ? dur - timed : 0;
+    ps_worker_stats_step(&t->stats, us, epoch, k->samples,
+                         k->ep_loss / (double)k->ep_samples,
+                         k->ep_correct / (double)k->ep_samples);
+    ps_train_publish(t->cfg, t->client, &t->stats);
     clock_reset(t);
 }
 

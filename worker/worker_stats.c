@@ -30,6 +30,23 @@ void ps_worker_stats_init(ps_worker_stats *s, int worker_id, int attempt,
     ps_prom_hist_init(&s->step_s, step_bounds, NBOUNDS);
 }
 
+void ps_worker_stats_step(ps_worker_stats *s,
+                          const int64_t us[PS_PHASE_COUNT], int epoch,
+                          uint64_t samples, double loss, double accuracy)
+{
+    int64_t total = 0;
+    for (int i = 0; i < PS_PHASE_COUNT; i++) {
+        s->phase_s[i] += (double)us[i] / 1e6;
+        total += us[i];
+    }
+    ps_prom_hist_observe(&s->step_s, (double)total / 1e6);
+    s->steps++;
+    s->samples = samples;
+    s->epoch = epoch;
+    s->loss = loss;
+    s->accuracy = accuracy;
+}
+
 double ps_worker_stats_wait_share(const ps_worker_stats *s)
 {
     double total = 0;

@@ -53,6 +53,12 @@ typedef struct ps_worker_stats {
 void ps_worker_stats_init(ps_worker_stats *s, int worker_id, int attempt,
                           const char *device, const char *model);
 
+/* Counts one step: the microseconds of each of its phases (their sum is
+ * the step's duration), and the progress after it. */
+void ps_worker_stats_step(ps_worker_stats *s, const int64_t us[PS_PHASE_COUNT],
+                          int epoch, uint64_t samples, double loss,
+                          double accuracy);
+
 /* wait / (compute + wait + input); NAN before any time was counted. */
 double ps_worker_stats_wait_share(const ps_worker_stats *s);
 
