@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "exact_load.h"
 #include "harness.h"
 #include "http_client.h"
 #include "sparkps.h"
@@ -337,93 +338,7 @@ static void test_http_bad_requests_server_survives(void **state)
 
 /* ---- scraping under exact-sum traffic ---- */
 
-#define CLIENTS 3
-#define STEPS 150
-#define DENSE_LEN 1001 /* odd: the shard boundary splits pushes */
-#define NKEYS 64
-#define DIM 4
-#define INFLIGHT 4
 #define SCRAPERS 4
-
-static float grad_value(int c, int k, uint64_t i)
-{
-    return (float)((int)((c * 7 + k * 3 + (int)(i % 1000)) % 5) - 2);
-}
-
-static uint64_t key_of(int j)
-{
-    return 0x9e3779b97f4a7c15ULL * (uint64_t)(j + 1);
-}
-
-static ps_table_spec table_spec(int sparse)
-{
-    ps_table_spec s;
-    memset(&s, 0, sizeof(s));
-    s.name = sparse ? "emb" : "w";
-    s.kind = sparse ? PS_SPARSE : PS_DENSE;
-    s.len = sparse ? 0 : DENSE_LEN;
-    s.dim = sparse ? DIM : 0;
-    s.optim.kind = PS_OPT_SGD;
-    s.optim.lr = 1.0;
-    return s;
-}
-
-typedef struct pusher {
-    const char *servers;
-    int client;
-    int failures;
-} pusher;
-
-static void *pusher_main(void *arg)
-{
-    pusher *p = arg;
-    ps_client *c = connect_as(p->servers, -1, "exact");
-    int dense, sparse;
-    ps_table_spec ds = table_spec(0), ss = table_spec(1);
-    if (c == NULL || ps_client_define(c, &ds, &dense) != PS_OK ||
-        ps_client_define(c, &ss, &sparse) != PS_OK) {
-        p->failures++;
-        ps_client_free(c);
-        return NULL;
-    }
-    static float grads[CLIENTS][INFLIGHT][DENSE_LEN];
-    static float sgrads[CLIENTS][INFLIGHT][NKEYS * DIM];
-    static float outs[CLIENTS][INFLIGHT][DENSE_LEN];
-    uint64_t keys[NKEYS];
-    for (int j = 0; j < NKEYS; j++)
-        keys[j] = key_of(j);
-    ps_request *pending[INFLIGHT][2] = {{NULL}};
-    for (int k = 0; k < STEPS; k++) {
-        int slot = k % INFLIGHT;
-        for (int t = 0; t < 2; t++) {
-            if (pending[slot][t] &&
-                ps_client_wait(c, pending[slot][t], -1) != PS_OK)
-                p->failures++;
-            pending[slot][t] = NULL;
-        }
-        float *g = grads[p->client][slot], *sg = sgrads[p->client][slot];
-        for (uint64_t i = 0; i < DENSE_LEN; i++)
-            g[i] = grad_value(p->client, k, i);
-        for (int i = 0; i < NKEYS * DIM; i++)
-            sg[i] = grad_value(p->client, k, (uint64_t)i + 7);
-        int rc =
-            k % 2
-                ? ps_client_push(c, dense, 0, DENSE_LEN, g, &pending[slot][0])
-                : ps_client_pushpull(c, dense, 0, DENSE_LEN, g,
-                                     outs[p->client][slot], &pending[slot][0]);
-        if (rc == PS_OK)
-            rc = ps_client_push_sparse(c, sparse, keys, NKEYS, sg,
-                                       &pending[slot][1]);
-        if (rc != PS_OK)
-            p->failures++;
-    }
-    for (int s = 0; s < INFLIGHT; s++)
-        for (int t = 0; t < 2; t++)
-            if (pending[s][t] && ps_client_wait(c, pending[s][t], -1) != PS_OK)
-                p->failures++;
-    ps_client_free(c);
-    return NULL;
-}
 
 typedef struct scraper {
     const char *url;
@@ -456,45 +371,6 @@ static void *scraper_main(void *arg)
     return NULL;
 }
 
-static void check_exact(const char *servers)
-{
-    ps_client *c = connect_as(servers, -1, "exact");
-    assert_non_null(c);
-    int dense, sparse;
-    ps_table_spec ds = table_spec(0), ss = table_spec(1);
-    assert_int_equal(ps_client_define(c, &ds, &dense), PS_OK);
-    assert_int_equal(ps_client_define(c, &ss, &sparse), PS_OK);
-    static float got[DENSE_LEN];
-    ps_request *req;
-    assert_int_equal(ps_client_pull(c, dense, 0, DENSE_LEN, got, &req), PS_OK);
-    assert_int_equal(ps_client_wait(c, req, -1), PS_OK);
-    for (uint64_t i = 0; i < DENSE_LEN; i++) {
-        float want = 0;
-        for (int cl = 0; cl < CLIENTS; cl++)
-            for (int k = 0; k < STEPS; k++)
-                want -= grad_value(cl, k, i);
-        if (got[i] != want)
-            fail_msg("dense element %llu: got %g, want %g",
-                     (unsigned long long)i, got[i], want);
-    }
-    uint64_t keys[NKEYS];
-    float sgot[NKEYS * DIM];
-    for (int j = 0; j < NKEYS; j++)
-        keys[j] = key_of(j);
-    assert_int_equal(ps_client_pull_sparse(c, sparse, keys, NKEYS, sgot, &req),
-                     PS_OK);
-    assert_int_equal(ps_client_wait(c, req, -1), PS_OK);
-    for (int i = 0; i < NKEYS * DIM; i++) {
-        float want = 0;
-        for (int cl = 0; cl < CLIENTS; cl++)
-            for (int k = 0; k < STEPS; k++)
-                want -= grad_value(cl, k, (uint64_t)i + 7);
-        if (sgot[i] != want)
-            fail_msg("sparse value %d: got %g, want %g", i, sgot[i], want);
-    }
-    ps_client_free(c);
-}
-
 static void test_http_scrapes_under_exact_sum_traffic(void **state)
 {
     (void)state;
@@ -503,7 +379,7 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
     assert_int_equal(ps_cluster_start(&cl, 2, extra), 0);
     atomic_int stop = 0, started = 0;
     scraper sc[SCRAPERS];
-    pthread_t st[SCRAPERS], pt[CLIENTS];
+    pthread_t st[SCRAPERS];
     for (int i = 0; i < SCRAPERS; i++) {
         sc[i] = (scraper){cl.srv[i % 2].http,
                           i < 2 ? "/metrics" : "/status",
@@ -522,13 +398,9 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
             break;
         usleep(1000);
     }
-    pusher pu[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
-        pu[i] = (pusher){cl.servers, i, 0};
-        pthread_create(&pt[i], NULL, pusher_main, &pu[i]);
-    }
-    for (int i = 0; i < CLIENTS; i++)
-        pthread_join(pt[i], NULL);
+    exact_load load;
+    exact_load_start(&load, cl.servers, 0);
+    int load_failures = exact_load_join(&load, NULL);
     atomic_store(&stop, 1);
     for (int i = 0; i < SCRAPERS; i++) {
         pthread_join(st[i], NULL);
@@ -537,11 +409,10 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
         assert_int_equal(sc[i].failures, 0);
         assert_true(sc[i].scrapes >= 1);
     }
-    for (int i = 0; i < CLIENTS; i++)
-        assert_int_equal(pu[i].failures, 0);
-    check_exact(cl.servers);
+    assert_int_equal(load_failures, 0);
+    exact_load_check(cl.servers);
     /* Every shard took part in every dense request (the range spans both)
-     * and counted each: STEPS/2 pushes and STEPS/2 pushpulls per client,
+     * and counted each: EXACT_STEPS/2 pushes and as many pushpulls per client,
      * plus the sparse pushes holding its keys. */
     double sparse_pushes = 0;
     for (int shard = 0; shard < 2; shard++) {
@@ -553,9 +424,9 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
             sample(r.body, "sparkps_requests_total{type=\"pushpull\"}");
         print_message("shard %d: push %.0f pushpull %.0f\n", shard, push,
                       pushpull);
-        assert_true(pushpull >= CLIENTS * STEPS / 2);
-        assert_true(push >= CLIENTS * STEPS / 2);
-        sparse_pushes += push - CLIENTS * STEPS / 2;
+        assert_true(pushpull >= EXACT_CLIENTS * EXACT_STEPS / 2);
+        assert_true(push >= EXACT_CLIENTS * EXACT_STEPS / 2);
+        sparse_pushes += push - EXACT_CLIENTS * EXACT_STEPS / 2;
         assert_true(
             sample(r.body,
                    "sparkps_request_duration_seconds_count{type=\"push\"}") ==
@@ -565,7 +436,7 @@ static void test_http_scrapes_under_exact_sum_traffic(void **state)
         hc_reply_free(&r);
     }
     /* Each sparse push reached at least one shard. */
-    assert_true(sparse_pushes >= CLIENTS * STEPS);
+    assert_true(sparse_pushes >= EXACT_CLIENTS * EXACT_STEPS);
     assert_int_equal(ps_cluster_stop(&cl), 0);
 }
 
