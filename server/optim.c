@@ -357,22 +357,32 @@ void ps_optim_apply(const ps_optim_cfg *c, float *w, float *state,
     }
 }
 
+/* Non-zero when a value's exponent is all ones (Inf or NaN). Adding the
+ * lowest exponent bit to the exponent carries into bit 31 exactly then, so
+ * the loop is and, add and or, which GCC vectorises; the obvious compare
+ * it leaves scalar (a compare-and-or reduction), and that made the check a
+ * sixth of a 1 MiB pushpull's server time. */
 static inline uint32_t nonfinite_span(const float *restrict v, size_t n)
 {
-    uint32_t bad = 0;
+    uint32_t carry = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &v[i], sizeof(u));
-        bad |= (u & 0x7f800000u) == 0x7f800000u; /* exponent all ones */
+        carry |= (u & 0x7f800000u) + 0x00800000u;
     }
-    return bad;
+    return carry & 0x80000000u;
 }
+
+/* Floats per check: a constant trip count too long for GCC to unroll
+ * whole, so it vectorises the loop instead (unrolled to BLOCK, it tried to
+ * vectorise the straight-line code and gave up on the reduction). */
+#define FINITE_SPAN 256
 
 int ps_all_finite(const float *v, size_t n)
 {
     size_t i = 0;
-    for (; i + BLOCK <= n; i += BLOCK)
-        if (nonfinite_span(v + i, BLOCK)) /* one branch per block */
+    for (; i + FINITE_SPAN <= n; i += FINITE_SPAN)
+        if (nonfinite_span(v + i, FINITE_SPAN)) /* one branch per span */
             return 0;
     return nonfinite_span(v + i, n - i) == 0;
 }

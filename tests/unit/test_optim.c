@@ -557,6 +557,29 @@ static void test_optim_all_finite_detects_nan_inf(void **st)
     }
 }
 
+/* Every exponent, both signs, the mantissa's extremes: the bit trick in
+ * ps_all_finite agrees with isfinite on each, alone and inside a block. */
+static void test_optim_all_finite_every_exponent(void **st)
+{
+    (void)st;
+    const uint32_t mantissas[] = {0, 1, 0x400000, 0x7fffff};
+    float block[40];
+    for (uint32_t e = 0; e < 256; e++)
+        for (uint32_t sign = 0; sign < 2; sign++)
+            for (size_t m = 0; m < 4; m++) {
+                uint32_t u = sign << 31 | e << 23 | mantissas[m];
+                float x;
+                memcpy(&x, &u, sizeof(x));
+                int want = isfinite(x) != 0;
+                if (ps_all_finite(&x, 1) != want)
+                    fail_msg("bits 0x%08x: got %d, want %d", u, !want, want);
+                for (size_t i = 0; i < 40; i++)
+                    block[i] = 1.0f;
+                block[e % 40] = x;
+                assert_int_equal(ps_all_finite(block, 40), want);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_optim_fill_defaults_keeps_set_values),
         cmocka_unit_test(test_optim_check_rejects_bad_values),
         cmocka_unit_test(test_optim_all_finite_detects_nan_inf),
+        cmocka_unit_test(test_optim_all_finite_every_exponent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
