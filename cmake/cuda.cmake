@@ -52,10 +52,11 @@ if(NOT _ps_cuda STREQUAL "OFF")
 endif()
 
 if(SPARKPS_HAVE_CUDA)
-  # Ampere and Hopper (CUDA 13 dropped everything before sm_75); each entry
-  # also embeds PTX, so newer GPUs JIT-compile it.
+  # Turing (the T4 of many cloud GPU nodes), Ampere and Hopper: CUDA 13
+  # dropped everything before sm_75. Each entry also embeds PTX, so newer
+  # GPUs JIT-compile it; an older one is refused when the backend opens.
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    set(CMAKE_CUDA_ARCHITECTURES 75 80 90)
   endif()
   # One shared libcudart for the whole process (we link CUDA::cudart).
   if(NOT DEFINED CMAKE_CUDA_RUNTIME_LIBRARY)

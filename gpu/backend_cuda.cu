@@ -5,11 +5,14 @@
  * Threading: a backend is used by one host thread at a time, but not
  * always the same one, and a thread may drive backends on several GPUs, so
  * every entry point first makes the backend's device current. All work
- * goes to the backend's compute stream, in issue order, but for the copy
- * stream's (upload_ahead, download_ahead), which events order against it:
- * a fence makes the compute stream wait for the copies issued so far, and
- * a download_ahead makes the copy stream wait for the compute issued so
- * far. Both are non-blocking streams; sync waits for both. Errors of kernels
+ * goes to the backend's compute stream, in issue order, but for the ahead
+ * copies, which have a stream each way so that the next batch's upload
+ * never queues behind this step's gradient download (a stream runs in
+ * issue order, and the download waits for the backward pass). Events order
+ * them against compute: a fence makes the compute stream wait for the
+ * uploads issued so far, and a download_ahead makes the down stream wait
+ * for the compute issued so far. All three are non-blocking streams; sync
+ * waits for them all. Errors of kernels
  * are a device int (the first ps_err a kernel raised) that sync copies back,
  * reports and clears; errors of CUDA calls are returned at once and logged with
  * CUDA's text, because the ps_err code alone would lose it. */
@@ -33,8 +36,9 @@ namespace
 struct cuda_ctx {
     int device;
     cudaStream_t stream; /* compute, and the in-order copies */
-    cudaStream_t copy;   /* upload_ahead and download_ahead */
-    cudaEvent_t copied;  /* recorded on copy by a fence */
+    cudaStream_t up;     /* upload_ahead */
+    cudaStream_t down;   /* download_ahead */
+    cudaEvent_t copied;  /* recorded on up by a fence */
     cudaEvent_t issued;  /* recorded on stream by a download_ahead */
     cublasHandle_t blas;
     int *flag;       /* device: first ps_err a kernel raised, 0 if none */
@@ -102,18 +106,25 @@ void keep_first(cuda_ctx *c, int rc)
         c->pending = rc;
 }
 
-/* Waits for both streams; the first failure wins. */
+/* Waits for one stream, if it was made; a failure is kept unless an
+ * earlier one was. */
+void wait_stream(cudaStream_t s, const char *what, int *rc)
+{
+    int r;
+
+    if (s != NULL && (r = check(cudaStreamSynchronize(s), what)) != PS_OK &&
+        *rc == PS_OK)
+        *rc = r;
+}
+
+/* Waits for all three streams; the first failure wins. */
 int wait_streams(cuda_ctx *c)
 {
-    int rc = PS_OK, r;
+    int rc = PS_OK;
 
-    if (c->stream != NULL)
-        rc = check(cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
-    if (c->copy != NULL &&
-        (r = check(cudaStreamSynchronize(c->copy),
-                   "cudaStreamSynchronize(copy)")) != PS_OK &&
-        rc == PS_OK)
-        rc = r;
+    wait_stream(c->stream, "cudaStreamSynchronize", &rc);
+    wait_stream(c->up, "cudaStreamSynchronize(up)", &rc);
+    wait_stream(c->down, "cudaStreamSynchronize(down)", &rc);
     return rc;
 }
 
@@ -127,8 +138,10 @@ void release(cuda_ctx *c)
         (void)check(cudaEventDestroy(c->copied), "cudaEventDestroy");
     if (c->issued != NULL)
         (void)check(cudaEventDestroy(c->issued), "cudaEventDestroy");
-    if (c->copy != NULL)
-        (void)check(cudaStreamDestroy(c->copy), "cudaStreamDestroy");
+    if (c->up != NULL)
+        (void)check(cudaStreamDestroy(c->up), "cudaStreamDestroy");
+    if (c->down != NULL)
+        (void)check(cudaStreamDestroy(c->down), "cudaStreamDestroy");
     if (c->stream != NULL)
         (void)check(cudaStreamDestroy(c->stream), "cudaStreamDestroy");
     if (c->flag != NULL)
@@ -216,7 +229,7 @@ int cuda_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
     if (rc != PS_OK)
         return rc;
     return check(cudaMemcpyAsync((char *)dst->data + dst_off, src, bytes,
-                                 cudaMemcpyHostToDevice, ctx_of(be)->copy),
+                                 cudaMemcpyHostToDevice, ctx_of(be)->up),
                  "cudaMemcpyAsync(upload_ahead)");
 }
 
@@ -226,7 +239,7 @@ int cuda_copy_fence(ps_backend *be)
     int rc = enter(be);
 
     if (rc == PS_OK)
-        rc = check(cudaEventRecord(c->copied, c->copy), "cudaEventRecord");
+        rc = check(cudaEventRecord(c->copied, c->up), "cudaEventRecord");
     if (rc == PS_OK)
         rc = check(cudaStreamWaitEvent(c->stream, c->copied, 0),
                    "cudaStreamWaitEvent");
@@ -242,11 +255,11 @@ int cuda_download_ahead(ps_backend *be, const ps_buf *src, size_t src_off,
     if (rc == PS_OK)
         rc = check(cudaEventRecord(c->issued, c->stream), "cudaEventRecord");
     if (rc == PS_OK)
-        rc = check(cudaStreamWaitEvent(c->copy, c->issued, 0),
+        rc = check(cudaStreamWaitEvent(c->down, c->issued, 0),
                    "cudaStreamWaitEvent");
     if (rc == PS_OK)
         rc = check(cudaMemcpyAsync(dst, (const char *)src->data + src_off,
-                                   bytes, cudaMemcpyDeviceToHost, c->copy),
+                                   bytes, cudaMemcpyDeviceToHost, c->down),
                    "cudaMemcpyAsync(download_ahead)");
     return rc;
 }
@@ -579,6 +592,36 @@ const char *visible_devices()
     return v != NULL ? v : "unset";
 }
 
+/* The current device can run our kernels, or err says which architecture
+ * it is and which ones this build has: without the check, opening works
+ * (cuBLAS ships its own kernels) and the first step fails obscurely. */
+int check_kernel_image(int device, char *err, size_t errlen)
+{
+    int major = 0, minor = 0;
+    cudaError_t e = ps__cuda_kernels_loadable();
+
+    if (e == cudaSuccess)
+        return PS_OK;
+    (void)cudaGetLastError();
+    if (e != cudaErrorNoKernelImageForDevice &&
+        e != cudaErrorInvalidDeviceFunction) {
+        set_err(err, errlen, "device cuda:%d: loading the kernels: %s", device,
+                cudaGetErrorString(e));
+        return PS_ECUDA;
+    }
+    (void)cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                                 device);
+    (void)cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor,
+                                 device);
+    set_err(err, errlen,
+            "device cuda:%d is compute capability %d.%d, but this sparkps "
+            "was built for CUDA architectures %s only: rebuild with "
+            "-DCMAKE_CUDA_ARCHITECTURES=%d%d (%s)",
+            device, major, minor, PS_CUDA_ARCHS, major, minor,
+            cudaGetErrorString(e));
+    return PS_ECUDA;
+}
+
 } // namespace
 
 extern "C" int ps_cuda_device_count(int *count, char *err, size_t errlen)
@@ -596,6 +639,16 @@ extern "C" int ps_cuda_device_count(int *count, char *err, size_t errlen)
                 "no CUDA driver, or one older than the CUDA %d.%d runtime "
                 "sparkps was built with (cudaGetDeviceCount: %s)",
                 rt / 1000, rt % 1000 / 10, cudaGetErrorString(e));
+        return PS_ECUDA;
+    }
+    if (e == cudaErrorStubLibrary) {
+        (void)cudaGetLastError();
+        set_err(err, errlen,
+                "no CUDA driver: the libcuda found is the CUDA toolkit's "
+                "stub, which only links (install the NVIDIA driver, or take "
+                "the stubs directory off LD_LIBRARY_PATH) "
+                "(cudaGetDeviceCount: %s)",
+                cudaGetErrorString(e));
         return PS_ECUDA;
     }
     if (e == cudaErrorNoDevice || (e == cudaSuccess && n == 0)) {
@@ -663,9 +716,14 @@ extern "C" int ps_backend_cuda_new(int device, ps_backend **out, char *err,
         call = "cudaSetDevice";
         goto out;
     }
+    if ((rc = check_kernel_image(device, err, errlen)) != PS_OK)
+        goto out;
+    rc = PS_ECUDA;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) !=
             cudaSuccess ||
-        (e = cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking)) !=
+        (e = cudaStreamCreateWithFlags(&c->up, cudaStreamNonBlocking)) !=
+            cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&c->down, cudaStreamNonBlocking)) !=
             cudaSuccess) {
         call = "cudaStreamCreateWithFlags";
         goto out;

@@ -566,3 +566,12 @@ cudaError_t ps__cuda_sigmoid(cudaStream_t s, const float *x, float *y, size_t n)
     sigmoid_k<<<grid_for(n, kThreads), kThreads, 0, s>>>(x, y, n);
     return cudaGetLastError();
 }
+
+cudaError_t ps__cuda_kernels_loadable(void)
+{
+    cudaFuncAttributes attr;
+
+    /* Loading one kernel is enough: all were compiled for the same
+     * architectures. */
+    return cudaFuncGetAttributes(&attr, relu_fwd_k);
+}

@@ -64,4 +64,9 @@ cudaError_t ps__cuda_sigmoid_xent(cudaStream_t s, const float *z,
 cudaError_t ps__cuda_sigmoid(cudaStream_t s, const float *x, float *y,
                              size_t n);
 
+/* cudaSuccess when the current device can run this build's kernels;
+ * cudaErrorNoKernelImageForDevice when none of the architectures compiled
+ * in suits it (cuBLAS, which ships its own, would still work). */
+cudaError_t ps__cuda_kernels_loadable(void);
+
 #endif

@@ -92,6 +92,9 @@ void nccl_destroy(ps_comm *c)
             (void)cudaStreamSynchronize(n->streams[i]);
             (void)ncclCommDestroy(n->comms[i]);
         }
+    /* The unchecked calls above must not leave an error for the next
+     * launch check to report as its own. */
+    (void)cudaGetLastError();
     free(n);
 }
 
@@ -120,10 +123,12 @@ extern "C" int ps_comm_nccl_init(ps_comm *c, int *used, char *err,
     }
     if ((r = ncclCommInitAll(n->comms, (int)c->n, n->devices)) !=
         ncclSuccess) {
+        /* The last-error text names the cause (a /dev/shm too small in
+         * a container, say); the result code's alone rarely does. */
         ps_errf(err, errlen, PS_OK,
                 "device group: NCCL could not set up %zu GPU(s) "
-                "(ncclCommInitAll: %s)",
-                c->n, ncclGetErrorString(r));
+                "(ncclCommInitAll: %s: %s)",
+                c->n, ncclGetErrorString(r), ncclGetLastError(NULL));
         free(n);
         return PS_ECUDA;
     }

@@ -101,7 +101,8 @@ int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
 
 /* ---- The copy stream ----
  *
- * Copies that run beside compute, the way a GPU's second stream does: the
+ * Copies that run beside compute, the way a GPU's copy streams do (one
+ * each way on CUDA, so neither direction queues behind the other): the
  * next batch goes up while this one computes, and a layer's gradient comes
  * down while the layers below it still run backwards. Rules:
  *   upload_ahead   may write dst at any moment from this call until the
@@ -112,8 +113,9 @@ int ps_backend_download(ps_backend *be, const ps_buf *src, size_t src_off,
  *                  issued before it.
  *   download_ahead copies the range as the operations issued before it
  *                  left it, while later ones run: those must not write the
- *                  range, and dst must not be read, until the next sync.
- * Sync waits for the copy stream too. Backends without one (the CPU) make
+ *                  range, and dst must not be read, until the next sync
+ *                  (no fence orders a download).
+ * Sync waits for the copy streams too. Backends without one (the CPU) make
  * these plain in-order copies; "cpu-deferred" runs them at the latest
  * moment allowed and fills an upload_ahead's range with NaN at once, so a
  * breach of the rules shows in its results. */

@@ -11,12 +11,13 @@
  * so reading a never-written staging buffer shows too. The arithmetic is
  * the CPU backend's (it runs inside), so results match "cpu" bit for bit.
  *
- * The copy stream: upload_ahead fills its device range with NaN at once
- * (the earliest moment a real copy stream may write it) and reads its host
- * array only when the next fence runs (the latest); download_ahead runs
- * there too, or at the end of sync. An operation that reads a staged range
- * too early, or a caller that refills a staged host array too soon, gets
- * wrong numbers. */
+ * The ahead copies, a stream each way as on CUDA: upload_ahead fills its
+ * device range with NaN at once (the earliest moment a real copy may write
+ * it) and reads its host array only when the next fence runs (the latest);
+ * download_ahead runs at the end of sync (the latest), after every later
+ * operation. An operation that reads a staged range too early, one that
+ * writes a range still coming down, or a caller that refills a staged host
+ * array or reads a downloaded one too soon, gets wrong numbers. */
 #include "backend.h"
 
 #include "common/errmsg.h"
@@ -43,7 +44,7 @@ typedef enum op_kind {
     OP_CSR_MM_T,
     OP_SIGMOID_XENT,
     OP_SIGMOID,
-    OP_FENCE, /* runs the copy stream's calls issued before it */
+    OP_FENCE, /* runs the up stream's calls issued before it */
 } op_kind;
 
 /* One queued call: the union of every operation's arguments; which fields
@@ -68,8 +69,9 @@ typedef struct queue {
 typedef struct deferred {
     ps_backend *cpu; /* does the arithmetic */
     queue main;      /* the compute stream */
-    queue side;      /* the copy stream */
-    size_t side_run; /* side calls already run */
+    queue up;        /* upload_ahead's stream */
+    size_t up_run;   /* up calls already run */
+    queue down;      /* download_ahead's stream */
     int err;         /* first error of work run outside sync (buf_free) */
 } deferred;
 
@@ -164,16 +166,17 @@ static void keep_first(int *first, int rc)
         *first = rc;
 }
 
-/* Runs the copy stream's calls up to (not including) call `upto`. */
-static void run_side(deferred *d, size_t upto, int *first)
+/* Runs the up stream's calls up to (not including) call `upto`. */
+static void run_up(deferred *d, size_t upto, int *first)
 {
-    for (; d->side_run < upto; d->side_run++)
-        keep_first(first, run_call(d->cpu, &d->side.q[d->side_run]));
+    for (; d->up_run < upto; d->up_run++)
+        keep_first(first, run_call(d->cpu, &d->up.q[d->up_run]));
 }
 
-/* Runs the compute queue in order, the copy stream at its fences and
- * then the rest of it; the first error wins, later work still runs (as on
- * a stream, where a failed kernel does not stop the next one). */
+/* Runs the compute queue in order, the up stream at its fences, then the
+ * rest of the up stream and the whole down stream; the first error wins,
+ * later work still runs (as on a stream, where a failed kernel does not
+ * stop the next one). */
 static int def_sync(ps_backend *be)
 {
     deferred *d = ctx_of(be);
@@ -182,12 +185,14 @@ static int def_sync(ps_backend *be)
     for (size_t i = 0; i < d->main.n; i++) {
         const call *c = &d->main.q[i];
         if (c->op == OP_FENCE)
-            run_side(d, c->z[0], &first);
+            run_up(d, c->z[0], &first);
         else
             keep_first(&first, run_call(d->cpu, c));
     }
-    run_side(d, d->side.n, &first);
-    d->main.n = d->side.n = d->side_run = 0;
+    run_up(d, d->up.n, &first);
+    for (size_t i = 0; i < d->down.n; i++)
+        keep_first(&first, run_call(d->cpu, &d->down.q[i]));
+    d->main.n = d->up.n = d->up_run = d->down.n = 0;
     d->err = PS_OK;
     return first;
 }
@@ -199,7 +204,8 @@ static void def_destroy(ps_backend *be)
     (void)def_sync(be);
     ps_backend_free(d->cpu);
     free(d->main.q);
-    free(d->side.q);
+    free(d->up.q);
+    free(d->down.q);
     free(d);
     free(be);
 }
@@ -256,7 +262,7 @@ static int def_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
                             const void *src, size_t bytes)
 {
     call c = {.op = OP_UPLOAD, .b = {dst}, .z = {dst_off, bytes}, .src = src};
-    int rc = push_to(&ctx_of(be)->side, &c);
+    int rc = push_to(&ctx_of(be)->up, &c);
 
     if (rc == PS_OK) /* a CPU buffer's data is host memory */
         memset((char *)dst->data + dst_off, 0xff, bytes);
@@ -265,7 +271,7 @@ static int def_upload_ahead(ps_backend *be, ps_buf *dst, size_t dst_off,
 
 static int def_copy_fence(ps_backend *be)
 {
-    call c = {.op = OP_FENCE, .z = {ctx_of(be)->side.n}};
+    call c = {.op = OP_FENCE, .z = {ctx_of(be)->up.n}};
     return push(be, &c);
 }
 
@@ -274,7 +280,7 @@ static int def_download_ahead(ps_backend *be, const ps_buf *src,
 {
     call c = {
         .op = OP_DOWNLOAD, .b = {mut(src)}, .z = {src_off, bytes}, .dst = dst};
-    return push_to(&ctx_of(be)->side, &c);
+    return push_to(&ctx_of(be)->down, &c);
 }
 
 static int def_sgemm(ps_backend *be, int trans_a, int trans_b, size_t m,

@@ -168,7 +168,10 @@ static void test_cuda_open_name_and_bad_device(void **state)
 
     if (!is_gpu(f))
         skip();
-    assert_string_equal(ps_backend_name(f->be[DEV]), gpu_device);
+    /* "cuda" alone names cuda:0. */
+    assert_string_equal(ps_backend_name(f->be[DEV]),
+                        strcmp(gpu_device, "cuda") == 0 ? "cuda:0"
+                                                        : gpu_device);
     assert_int_equal(ps_cuda_device_count(&count, err, sizeof(err)), PS_OK);
     snprintf(dev, sizeof(dev), "cuda:%d", count);
     assert_int_equal(ps_backend_open(dev, &be, err, sizeof(err)), PS_ECUDA);
@@ -212,10 +215,12 @@ static void test_cuda_copy_offsets_roundtrip(void **state)
     ps_backend_host_free(be, NULL);
 }
 
-/* The copy stream on 4 MiB buffers (long enough for the copies to really
+/* The copy streams on 4 MiB buffers (long enough for the copies to really
  * run beside the kernels): an upload_ahead seen after its fence, a
  * download_ahead bringing the value at its point of issue while a later
- * kernel runs. Exact: doubling, halving and adding small integers. */
+ * kernel runs, and the trainer's order (a gradient's download_ahead, then
+ * the next batch's upload_ahead and its fence) with both directions in
+ * flight. Exact: doubling, halving, tripling and adding small integers. */
 static void test_cuda_copy_stream_orders_copies(void **state)
 {
     fixture *f = *state;
@@ -225,41 +230,56 @@ static void test_cuda_copy_stream_orders_copies(void **state)
     float *vb = ps_backend_host_alloc(be, N * sizeof(float));
     float *ha = ps_backend_host_alloc(be, N * sizeof(float));
     float *hb = ps_backend_host_alloc(be, N * sizeof(float));
+    float *vc = ps_backend_host_alloc(be, N * sizeof(float));
+    float *hc = ps_backend_host_alloc(be, N * sizeof(float));
     ps_buf *a = dev_alloc(be, N * sizeof(float));
     ps_buf *b = dev_alloc(be, N * sizeof(float));
+    ps_buf *c = dev_alloc(be, N * sizeof(float));
 
-    assert_true(va && vb && ha && hb);
+    assert_true(va && vb && ha && hb && vc && hc);
     for (size_t i = 0; i < N; i++) {
         va[i] = (float)(i % 1000);
         vb[i] = (float)(i % 777);
+        vc[i] = (float)(i % 555);
     }
-    assert_int_equal(ps_backend_upload(be, a, 0, va, N * sizeof(float)),
+    assert_int_equal(ps_backend_upload(be, a, 0, va, N * sizeof(float)), PS_OK);
+    assert_int_equal(ps_backend_upload_ahead(be, b, 0, vb, N * sizeof(float)),
                      PS_OK);
-    assert_int_equal(
-        ps_backend_upload_ahead(be, b, 0, vb, N * sizeof(float)), PS_OK);
     assert_int_equal(ps_backend_scale(be, a, 0, N, 2.0f), PS_OK);
     assert_int_equal(ps_backend_copy_fence(be), PS_OK);
     assert_int_equal(ps_backend_axpy(be, N, 1.0f, a, 0, b, 0), PS_OK);
-    assert_int_equal(
-        ps_backend_download_ahead(be, b, 0, hb, N * sizeof(float)), PS_OK);
+    assert_int_equal(ps_backend_download_ahead(be, b, 0, hb, N * sizeof(float)),
+                     PS_OK);
+    assert_int_equal(ps_backend_upload_ahead(be, c, 0, vc, N * sizeof(float)),
+                     PS_OK);
     assert_int_equal(ps_backend_scale(be, a, 0, N, 0.5f), PS_OK);
+    assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+    assert_int_equal(ps_backend_scale(be, c, 0, N, 3.0f), PS_OK);
     assert_int_equal(ps_backend_download(be, a, 0, ha, N * sizeof(float)),
+                     PS_OK);
+    assert_int_equal(ps_backend_download(be, c, 0, hc, N * sizeof(float)),
                      PS_OK);
     assert_int_equal(ps_backend_sync(be), PS_OK);
     for (size_t i = 0; i < N; i++) {
-        if (hb[i] != 2.0f * va[i] + vb[i] || ha[i] != va[i]) {
-            print_error("element %zu: b %g (want %g), a %g (want %g)\n", i,
-                        (double)hb[i], (double)(2.0f * va[i] + vb[i]),
-                        (double)ha[i], (double)va[i]);
+        if (hb[i] != 2.0f * va[i] + vb[i] || ha[i] != va[i] ||
+            hc[i] != 3.0f * vc[i]) {
+            print_error("element %zu: b %g (want %g), a %g (want %g), "
+                        "c %g (want %g)\n",
+                        i, (double)hb[i], (double)(2.0f * va[i] + vb[i]),
+                        (double)ha[i], (double)va[i], (double)hc[i],
+                        (double)(3.0f * vc[i]));
             fail();
         }
     }
     ps_backend_buf_free(be, a);
     ps_backend_buf_free(be, b);
+    ps_backend_buf_free(be, c);
     ps_backend_host_free(be, va);
     ps_backend_host_free(be, vb);
     ps_backend_host_free(be, ha);
     ps_backend_host_free(be, hb);
+    ps_backend_host_free(be, vc);
+    ps_backend_host_free(be, hc);
 }
 
 /* ---- sgemm: all transposes, offsets, leading dimensions wider than the
@@ -982,8 +1002,7 @@ static void test_cuda_mlp_pipelined_steps_match_cpu(void **state)
         }
         assert_int_equal(ps_model_set_params(m[CPU], p), PS_OK);
         assert_int_equal(ps_model_step_grads(m[CPU], x[slot], y[slot], N,
-                                             g[CPU], &loss[CPU],
-                                             &correct[CPU]),
+                                             g[CPU], &loss[CPU], &correct[CPU]),
                          PS_OK);
         assert_int_equal(ps_model_step_staged_begin(m[DEV], slot, g[DEV]),
                          PS_OK);
@@ -1215,8 +1234,7 @@ static void test_cuda_group_all_devices_matches_cpu(void **state)
     int count = 2;
 
     if (is_gpu(f)) {
-        assert_int_equal(ps_cuda_device_count(&count, err, sizeof(err)),
-                         PS_OK);
+        assert_int_equal(ps_cuda_device_count(&count, err, sizeof(err)), PS_OK);
         if (count < 2) {
             print_message("group of all GPUs: skipped, %d GPU visible "
                           "(UNVERIFIED until a machine with two is used)\n",

@@ -33,6 +33,14 @@ expect width-mismatch 1 "first width" -- "$w" --servers tcp://127.0.0.1:1 --form
 # build (without CUDA), the driver or the device (CUDA build, no GPU), or
 # the device number (cuda:99 on a machine with GPUs).
 expect_re cuda-unusable 1 "device cuda:99: (sparkps was built without CUDA|no CUDA driver|no CUDA device visible|CUDA unavailable)|device cuda:99 but only [0-9]+ CUDA device" -- "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:99
+# The CUDA toolkit's stub libcuda (found through LD_LIBRARY_PATH, a common
+# mistake) is named as such, on a GPU machine too: LD_LIBRARY_PATH comes
+# before the driver's own. Where the build has CUDA and the stub is there.
+stub=/usr/local/cuda/lib64/stubs/libcuda.so
+if [ -e "$stub" ] && ldd "$w" | grep -q libcudart; then
+    mkdir "$dir/stub" && ln -s "$stub" "$dir/stub/libcuda.so.1"
+    expect cuda-stub-driver 1 "no CUDA driver: the libcuda found is the CUDA toolkit's stub" -- env LD_LIBRARY_PATH="$dir/stub" "$w" --servers tcp://127.0.0.1:1 --format csv --data "$dir/good.csv" --model mlp:4-3 --device cuda:0
+fi
 # --device lists (a device group): each entry checked, a GPU listed twice
 # refused, a GPU that cannot be used named (cuda:0 first: the list opens in
 # order), and only the dense models train on several devices.

@@ -219,6 +219,14 @@ static void test_deferred_copy_stream_shows_breaches(void **state)
     assert_true(hb[0] == 99.0f); /* nothing written before sync */
     assert_int_equal(ps_backend_sync(be), PS_OK);
     assert_true(hb[0] == 7.0f && hb[1] == 7.0f);
+    /* Also past a later fence: downloads have their own stream, which no
+     * fence orders, so the next batch's upload never waits behind them. */
+    assert_int_equal(ps_backend_download_ahead(be, b, 0, hb, sizeof(hb)),
+                     PS_OK);
+    assert_int_equal(ps_backend_copy_fence(be), PS_OK);
+    assert_int_equal(ps_backend_fill(be, b, 0, 2, 5.0f), PS_OK);
+    assert_int_equal(ps_backend_sync(be), PS_OK);
+    assert_true(hb[0] == 5.0f && hb[1] == 5.0f);
     ps_backend_buf_free(be, a);
     ps_backend_buf_free(be, b);
     ps_backend_free(be);
