@@ -108,8 +108,11 @@ int ps_backend_open(const char *device, ps_backend **out, char *err,
 
 void ps_backend_free(ps_backend *be)
 {
-    if (be != NULL)
-        be->ops->destroy(be);
+    if (be == NULL)
+        return;
+    if (be->stats_host != NULL)
+        ps_backend_host_free(be, be->stats_host);
+    be->ops->destroy(be);
 }
 
 const char *ps_backend_name(const ps_backend *be)
@@ -245,8 +248,13 @@ int ps_backend_sync(ps_backend *be)
 int ps_backend_fetch_stats(ps_backend *be, const ps_buf *stats, size_t off,
                            double *loss, size_t *correct)
 {
-    float v[2];
-    int rc = ps_backend_download(be, stats, off * sizeof(float), v, sizeof(v));
+    float local[2];
+    if (be->stats_host == NULL)
+        be->stats_host = ps_backend_host_alloc(be, sizeof(local));
+    /* Without host memory of the backend's, ordinary memory still works. */
+    float *v = be->stats_host != NULL ? be->stats_host : local;
+    int rc = ps_backend_download(be, stats, off * sizeof(float), v,
+                                 sizeof(local));
     if (rc == PS_OK)
         rc = ps_backend_sync(be);
     if (rc != PS_OK)

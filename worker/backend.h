@@ -340,6 +340,10 @@ struct ps_backend {
     const ps_backend_ops *ops;
     void *ctx;     /* the implementation's state */
     char name[32]; /* what ps_backend_name returns */
+    /* Host memory (pinned on a GPU) fetch_stats downloads into, made on
+     * first use: a copy into ordinary memory would make the host wait
+     * for the stream before sync does, a second wait in every step. */
+    float *stats_host;
 };
 
 /* Constructors the registry calls. `threads` >= 1. */
