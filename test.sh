@@ -43,7 +43,7 @@ stage() {
 }
 
 stage "install dependencies" ./install-deps.sh
-stage "build (-Werror)" bash -c "cmake -S . -B build-ci -DSPARKPS_WERROR=ON >/dev/null && cmake --build build-ci -j$JOBS"
+stage "build (-Werror)" bash -c "cmake -S . -B build-ci -DSPARKPS_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-ci -j$JOBS"
 stage "unit tests" ctest --test-dir build-ci -L unit --output-on-failure -j"$JOBS"
 stage "install and link a user program" tests/install/check.sh build-ci
 stage "integration tests" ctest --test-dir build-ci -L integration --output-on-failure -j"$JOBS"

@@ -291,6 +291,13 @@ int ps_ckdir_rotate(ps_ckdir *d)
 static int map_file(const char *path, ps_ckpt_pick *pick, char *err,
                     size_t errlen)
 {
+    size_t len = strlen(path);
+    if (len >= sizeof(pick->path)) {
+        snprintf(err, errlen,
+                 "checkpoint path of %zu bytes is longer than %zu: %.64s...",
+                 len, sizeof(pick->path) - 1, path);
+        return PS_EINVAL;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sys_fail("cannot open", path, err, errlen);
@@ -314,7 +321,7 @@ static int map_file(const char *path, ps_ckpt_pick *pick, char *err,
         }
     }
     close(fd);
-    snprintf(pick->path, sizeof(pick->path), "%s", path);
+    memcpy(pick->path, path, len + 1);
     return rc;
 }
 

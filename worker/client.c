@@ -2050,7 +2050,7 @@ int ps_client_pushpull_sparse(ps_client *c, int table, const uint64_t *keys,
 int ps_client_assign(ps_client *c, int table, uint64_t offset, uint64_t count,
                      const float *values, int flags, size_t *skipped)
 {
-    ps_request *r;
+    ps_request *r = NULL; /* set when rc is PS_OK; -O3 cannot tell */
     int rc = dense_request(c, PS_MSG_ASSIGN, table, offset, count, values, NULL,
                            flags, &r);
     if (rc == PS_OK)

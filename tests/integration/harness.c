@@ -299,3 +299,15 @@ int ps_harness_define_sgd(ps_client *c, const char *name, uint64_t len,
     }
     return t;
 }
+
+uint64_t ps_harness_json_u64(const char *json, const char *after,
+                             const char *key)
+{
+    const char *p = after != NULL ? strstr(json, after) : json;
+    char pat[128];
+    if (p == NULL)
+        return UINT64_MAX;
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(p, pat);
+    return p != NULL ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+}

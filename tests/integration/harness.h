@@ -76,4 +76,12 @@ ps_client *ps_harness_connect(const ps_client_cfg *cfg);
 int ps_harness_define_sgd(ps_client *c, const char *name, uint64_t len,
                           double lr);
 
+/* The number after "key": in a status JSON, looking from the first
+ * occurrence of `after` on (NULL: from the start); UINT64_MAX when either
+ * is missing. Kept out of line: inlined next to the status call that
+ * filled the buffer, GCC 12 at -O3 took the result for a pointer into the
+ * caller's dead stack (-Wdangling-pointer). */
+uint64_t ps_harness_json_u64(const char *json, const char *after,
+                             const char *key);
+
 #endif

@@ -38,10 +38,7 @@
 
 static uint64_t json_u64(const char *json, const char *field)
 {
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", field);
-    const char *p = strstr(json, pat);
-    return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+    return ps_harness_json_u64(json, NULL, field);
 }
 
 static char *status_of(ps_client *c)
@@ -51,6 +48,16 @@ static char *status_of(ps_client *c)
     if (rc != PS_OK)
         fail_msg("status: %s (%s)", ps_errname(rc), ps_client_errmsg(c));
     return json;
+}
+
+/* The server's count of dropped peers, and whether worker 0 still counts
+ * as alive (not yet dropped by the worker timeout). */
+static void poll_status(ps_client *c, uint64_t *disconnected, int *alive)
+{
+    char *json = status_of(c);
+    *disconnected = json_u64(json, "peers_disconnected");
+    *alive = strstr(json, "\"id\":0,\"clock\":0,\"alive\":true") != NULL;
+    free(json);
 }
 
 /* The child: a raw DEALER saying HELLO as worker 0, then idle until
@@ -117,10 +124,7 @@ static void test_heartbeat_server_drops_stopped_client(void **state)
     int alive = 0;
     while (now == before && ps_now_ms() - t0 < WAIT_MS) {
         usleep(50000);
-        json = status_of(c);
-        now = json_u64(json, "peers_disconnected");
-        alive = strstr(json, "\"id\":0,\"clock\":0,\"alive\":true") != NULL;
-        free(json);
+        poll_status(c, &now, &alive);
     }
     int64_t took = ps_now_ms() - t0;
     print_message("server dropped the stopped client after %lld ms "

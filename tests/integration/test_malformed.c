@@ -299,24 +299,14 @@ static uint64_t json_table_u64(const char *json, const char *table,
 {
     char pat[64];
     snprintf(pat, sizeof(pat), "\"name\":\"%s\"", table);
-    const char *p = strstr(json, pat);
-    if (p == NULL)
-        return UINT64_MAX;
-    snprintf(pat, sizeof(pat), "\"%s\":", field);
-    p = strstr(p, pat);
-    return p ? strtoull(p + strlen(pat), NULL, 10) : UINT64_MAX;
+    return ps_harness_json_u64(json, pat, field);
 }
 
 /* An error counter of the status JSON; 0 when absent. */
 static uint64_t json_error_count(const char *json, const char *name)
 {
-    const char *p = strstr(json, "\"errors\":{");
-    if (p == NULL)
-        return 0;
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", name);
-    p = strstr(p, pat);
-    return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+    uint64_t n = ps_harness_json_u64(json, "\"errors\":{", name);
+    return n == UINT64_MAX ? 0 : n;
 }
 
 static int pull_dense(fx *x, float *out)

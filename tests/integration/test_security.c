@@ -97,12 +97,10 @@ static ps_client *allowed_client(const fx *f)
 /* A number in the status JSON: "name":N. */
 static uint64_t json_u64(const char *json, const char *name)
 {
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":", name);
-    const char *p = strstr(json, pat);
-    if (p == NULL)
+    uint64_t n = ps_harness_json_u64(json, NULL, name);
+    if (n == UINT64_MAX)
         fail_msg("%s not in the status: %s", name, json);
-    return strtoull(p + strlen(pat), NULL, 10);
+    return n;
 }
 
 static char *status_of(const fx *f)

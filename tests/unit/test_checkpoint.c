@@ -513,6 +513,34 @@ static void test_checkpoint_pick_file_names_file_and_reason(void **state)
     assert_non_null(strstr(err, "no such directory"));
 }
 
+/* A checkpoint whose path is too long to keep in the pick is refused by
+ * its length, not opened under a path cut short. */
+static void test_checkpoint_pick_refuses_overlong_path(void **state)
+{
+    fx *x = *state;
+    static const char part[] = "/dddddddddddddddddddddddddddddddddddddddddddddd"
+                               "dddddddddddddddddddddddddddddddddddddddddddddd"
+                               "dddddddddddddddddddddddddddddddddddddddddddddd";
+    char dir[2 * PS_CKPT_PATH_MAX], file[PS_CKPT_PATH_MAX], err[1024];
+    char target[3 * PS_CKPT_PATH_MAX];
+    size_t n = (size_t)snprintf(dir, sizeof(dir), "%s", x->dir), len;
+    while (n < PS_CKPT_PATH_MAX) { /* of components a name may be */
+        n += (size_t)snprintf(dir + n, sizeof(dir) - n, "%s", part);
+        assert_int_equal(mkdir(dir, 0700), 0);
+    }
+    write_ckpt(x->dir, &x->a, 1, 3, file);
+    unsigned char *buf = slurp(file, &len);
+    snprintf(target, sizeof(target), "%s%s", dir, strrchr(file, '/'));
+    assert_true(strlen(target) >= PS_CKPT_PATH_MAX);
+    spit(target, buf, len);
+    free(buf);
+    ps_ckpt_pick pick;
+    assert_int_equal(ps_ckpt_pick_source(target, SHARD, SHARDS, NULL, &pick,
+                                         err, sizeof(err)),
+                     PS_EINVAL);
+    assert_non_null(strstr(err, "is longer than 1023"));
+}
+
 /* The newest checkpoint is damaged: the previous one is restored. */
 static void test_checkpoint_dir_falls_back_to_previous_valid(void **state)
 {
@@ -809,6 +837,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_write_failure_reported,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_checkpoint_pick_refuses_overlong_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_dir_open_bad_paths,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
