@@ -12,10 +12,10 @@
  * them against compute: a fence makes the compute stream wait for the
  * uploads issued so far, and a download_ahead makes the down stream wait
  * for the compute issued so far. All three are non-blocking streams; sync
- * waits for them all. Errors of kernels
- * are a device int (the first ps_err a kernel raised) that sync copies back,
- * reports and clears; errors of CUDA calls are returned at once and logged with
- * CUDA's text, because the ps_err code alone would lose it. */
+ * waits for them all. Errors of kernels are a device int (the first ps_err
+ * a kernel raised) that sync copies back, reports and clears; errors of
+ * CUDA calls are returned at once and logged with CUDA's text, because the
+ * ps_err code alone would lose it. */
 #include "backend_cuda.h"
 #include "kernels.h"
 
