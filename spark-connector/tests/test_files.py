@@ -9,7 +9,7 @@ import sparkps
 from sparkps import PSCluster
 from sparkps.ml import PSClassificationModel, PSClassifier, read_safetensors_metadata
 
-from conftest import array_df, blobs, wait_no_processes
+from conftest import BLOBS_FIT, array_df, blobs, wait_no_processes
 
 AUC_FLOOR = 0.95  # separable by one feature; measured 1.0
 
@@ -61,8 +61,7 @@ def test_csv_files_through_the_classifier(spark, tmp_path):
     x, y = blobs(600, seed=4)
     path = str(tmp_path / "blobs.csv")
     write_csv(path, x, y)
-    clf = PSClassifier(modelSpec="mlp:4-16-3", epochs=25, batchSize=16, learningRate=0.01,
-                       numWorkers=2, showProgress=False)
+    clf = PSClassifier(modelSpec="mlp:4-16-3", numWorkers=2, showProgress=False, **BLOBS_FIT)
     model = clf.fitFiles(path, format="csv")
     assert isinstance(model, PSClassificationModel)
     assert sorted(r.rows for r in model.summary) == [300, 300]

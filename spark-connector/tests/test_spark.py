@@ -14,7 +14,7 @@ from sparkps.ml import PSClassificationModel, PSClassifier
 from sparkps.stream import SchemaError
 from sparkps.train import train_dataframe
 
-from conftest import array_df, blobs, sparkps_pids, vector_df, wait_no_processes
+from conftest import BLOBS_FIT, array_df, blobs, sparkps_pids, vector_df, wait_no_processes
 
 FMNIST_FLOOR = 0.80  # 12000 rows, 5 epochs, mlp:784-128-10; measured 0.84
 
@@ -95,8 +95,7 @@ def test_array_column_and_pipeline(spark):
 
     x, y = blobs(600)
     df = array_df(spark, x, y)
-    clf = PSClassifier(modelSpec="mlp:4-16-3", epochs=25, numWorkers=2, batchSize=16,
-                       learningRate=0.01, showProgress=False)
+    clf = PSClassifier(modelSpec="mlp:4-16-3", numWorkers=2, showProgress=False, **BLOBS_FIT)
     pm = Pipeline(stages=[clf]).fit(df)
     assert accuracy(pm.transform(df)) > 0.9
 
@@ -108,8 +107,8 @@ def test_numeric_columns_by_name(spark, tmp_path):
     x, y = blobs(400, seed=3)
     df = array_df(spark, x, y).select(
         "label", *[F.col("features")[i].alias(f"f{i}") for i in range(4)])
-    clf = PSClassifier(modelSpec="mlp:4-8-3", featureCols=["f0", "f1", "f2", "f3"], epochs=25,
-                       numWorkers=2, batchSize=16, learningRate=0.01, showProgress=False)
+    clf = PSClassifier(modelSpec="mlp:4-8-3", featureCols=["f0", "f1", "f2", "f3"], numWorkers=2,
+                       showProgress=False, **BLOBS_FIT)
     pm = Pipeline(stages=[SQLTransformer(statement="SELECT * FROM __THIS__"), clf]).fit(df)
     pm.save(str(tmp_path / "pipe"))
     again = PipelineModel.load(str(tmp_path / "pipe"))
@@ -216,8 +215,7 @@ def test_killed_worker_fails_the_stage_with_its_stderr(spark):
 def test_warm_start_and_standalone_cluster(spark, tmp_path):
     x, y = blobs(600, seed=7)
     df = array_df(spark, x, y).cache()
-    base = PSClassifier(modelSpec="mlp:4-16-3", epochs=25, batchSize=16, learningRate=0.01,
-                        showProgress=False).fit(df)
+    base = PSClassifier(modelSpec="mlp:4-16-3", showProgress=False, **BLOBS_FIT).fit(df)
     path = str(tmp_path / "base")
     base.save(path)
     assert accuracy(base.transform(df)) > 0.9
