@@ -29,9 +29,24 @@ def sparkps_pids():
     return [int(p) for p in out.stdout.split()]
 
 
+def running_tasks():
+    """Tasks running in this process's SparkContext (0 without one)."""
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if sc is None:
+        return 0
+    return sum(e.numRunningTasks() for e in sc._jsc.sc().statusTracker().getExecutorInfos())
+
+
 def wait_no_processes(timeout=20.0):
-    """Waits until no sparkps process is left; returns the leftovers."""
+    """Waits until Spark runs no task and no sparkps process is left;
+    returns the leftover processes. A failed fit raises before Spark has
+    stopped its other barrier task, which may still start a ps-worker: in
+    CI such a late worker 1 was taken by the next test for its own."""
     deadline = time.monotonic() + timeout
+    while running_tasks() and time.monotonic() < deadline:
+        time.sleep(0.05)
     while True:
         left = sparkps_pids()
         if not left or time.monotonic() > deadline:
@@ -66,6 +81,7 @@ def no_leftover_processes():
     yield
     left = wait_no_processes()
     assert not left, f"sparkps processes left behind: {left}"
+    assert running_tasks() == 0, "Spark tasks still running 20 s after the test"
 
 
 def _idx(path):
