@@ -297,7 +297,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                  MHD_RESPMEM_MUST_FREE);
 }
 
-static void on_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's error log: its own format and arguments. */
+__attribute__((format(printf, 2, 0))) static void
+on_log(void *cls, const char *fmt, va_list ap)
 {
     ps_http *h = cls;
     vsnprintf(h->last_error, sizeof(h->last_error), fmt, ap);
